@@ -1,0 +1,80 @@
+"""The registry's tables: every column and its type, defined once.
+
+Dict-like values (voxel counts, label sources, tumour records, scores, stage times)
+are JSON text columns: their keys depend on the label map, so a fixed column per
+class would tie the schema to one label map. Geometry lists are in SimpleITK's
+(x, y, z) order, as file headers and viewers show them.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+CASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
+    ("case_id", pa.string(), "unique case id (file stem or manifest id)"),
+    ("round", pa.int32(), "round number"),
+    ("role", pa.string(), "strong | partial | tumor_only | unlabeled | val | quarantined"),
+    ("annotated_classes", pa.list_(pa.int16()), "classes the input label covers"),
+    ("image_path", pa.string(), "image file or DICOM series folder"),
+    ("image_sha256", pa.string(), "sha256 of the image file (of all files, sorted, for a folder)"),
+    ("input_label_path", pa.string(), "partial label as given; null when unlabeled"),
+    ("input_label_sha256", pa.string(), "sha256 of the input label"),
+    ("label_path", pa.string(), "input label on the image grid (the input itself unless resampled)"),
+    ("label_resampled", pa.bool_(), "input label was resampled (nearest neighbour) onto the image grid"),
+    ("spacing", pa.list_(pa.float64()), "voxel spacing in mm, (x, y, z)"),
+    ("shape", pa.list_(pa.int32()), "image size in voxels, (x, y, z)"),
+    ("voxel_counts", pa.string(), "JSON: class id -> voxels of the input label"),
+    ("hybrid_label_path", pa.string(), "this round's hybrid label"),
+    ("hybrid_label_sha256", pa.string(), "sha256 of the hybrid label"),
+    ("label_sources", pa.string(), "JSON: class id -> gt | pseudo | ignore | none"),
+    ("tumors", pa.string(), "JSON: tumour attribution records"),
+    ("scores", pa.string(), "JSON: every uncertainty score computed this round"),
+    ("selection", pa.string(), "selection decision among unlabeled cases"),
+    ("selection_reason", pa.string(), "why, with the cut-off"),
+    ("quarantine_reason", pa.string(), "one line: why the case is unusable; null when fine"),
+]
+
+ROUND_COLUMNS: list[tuple[str, pa.DataType, str]] = [
+    ("round", pa.int32(), "round number"),
+    ("name", pa.string(), "round name from the config"),
+    ("kind", pa.string(), "intake | teacher | student | export"),
+    ("status", pa.string(), "running | completed | failed | superseded"),
+    ("parent_round", pa.int32(), "round whose model made this round's pseudo labels"),
+    ("config_json", pa.string(), "the pipeline config, JSON"),
+    ("config_sha256", pa.string(), "sha256 of config_json"),
+    ("model_dir", pa.string(), "trained model folder"),
+    ("stage_seconds", pa.string(), "JSON: stage -> seconds"),
+    ("counts", pa.string(), "JSON: cases per role, selection counts, ..."),
+    ("mean_metrics", pa.string(), "JSON: class -> mean DSC / NSD on val cases"),
+    ("code_version", pa.string(), "hybridlabel version (and git commit when known)"),
+    ("flow_run_id", pa.string(), "Prefect flow-run id"),
+    ("started_at", pa.timestamp("us", tz="UTC"), "round start"),
+    ("finished_at", pa.timestamp("us", tz="UTC"), "round end"),
+    ("superseded_at", pa.timestamp("us", tz="UTC"), "when a rerun moved this round aside"),
+]
+
+METRIC_COLUMNS: list[tuple[str, pa.DataType, str]] = [
+    ("case_id", pa.string(), "case"),
+    ("round", pa.int32(), "round"),
+    ("class_id", pa.int16(), "class id"),
+    ("class_name", pa.string(), "class name"),
+    ("dsc", pa.float64(), "Dice similarity coefficient"),
+    ("nsd", pa.float64(), "normalised surface Dice at the class tolerance"),
+    ("reference", pa.string(), "val_gt (held-out val case) | train_gt (partial ground truth)"),
+]
+
+TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
+    "cases": CASE_COLUMNS,
+    "rounds": ROUND_COLUMNS,
+    "metrics": METRIC_COLUMNS,
+}
+JSON_COLUMNS = {"voxel_counts", "label_sources", "tumors", "scores", "stage_seconds", "counts", "mean_metrics", "config_json"}
+ROUND_STATUSES = ("running", "completed", "failed", "superseded")
+
+
+def schema(table: str) -> pa.Schema:
+    return pa.schema([pa.field(name, dtype) for name, dtype, _ in TABLES[table]])
+
+
+def columns(table: str) -> list[str]:
+    return [name for name, _, _ in TABLES[table]]

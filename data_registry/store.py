@@ -1,0 +1,144 @@
+"""The Parquet case registry on disk: atomic round partitions, hive style.
+
+Layout under `<workdir>/registry/`: `{cases,rounds,metrics}/round=NNN/part-0.parquet`.
+A partition is written into a dot-prefixed temporary folder beside its final place and
+renamed into place, so a reader never sees half of it (pyarrow's dataset discovery also
+skips dot-prefixed names). A round is committed by writing its `rounds` partition last:
+cases and metrics of a round whose `rounds` row is missing or not `completed` are not
+part of a finished round. Superseded rounds are moved, never deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from data_registry.frames import empty_frame, from_arrow, to_arrow
+from data_registry.schema import ROUND_STATUSES, TABLES
+
+PART = "part-0.parquet"
+
+
+class RegistryError(RuntimeError):
+    """The registry is missing, damaged or asked for something it does not hold."""
+
+
+def partition_name(round_no: int) -> str:
+    return f"round={round_no:03d}"
+
+
+class Registry:
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.root = self.workdir / "registry"
+
+    # -- writing ------------------------------------------------------------------
+    def write_partition(self, table: str, round_no: int, df: pd.DataFrame) -> Path:
+        """Write one table's partition of a round atomically (replacing an older one)."""
+        if table not in TABLES:
+            raise RegistryError(f"unknown registry table {table!r}; expected one of {sorted(TABLES)}")
+        arrow = to_arrow(df, table)
+        table_dir = self.root / table
+        table_dir.mkdir(parents=True, exist_ok=True)
+        final = table_dir / partition_name(round_no)
+        tmp = table_dir / f".tmp-{partition_name(round_no)}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            pq.write_table(arrow, tmp / PART)
+            with open(tmp / PART, "rb") as fh:
+                os.fsync(fh.fileno())
+            if final.exists():
+                old = table_dir / f".old-{partition_name(round_no)}-{uuid.uuid4().hex[:8]}"
+                os.rename(final, old)
+                os.rename(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def commit_round(self, round_no: int, cases: pd.DataFrame, round_row: dict,
+                     metrics: pd.DataFrame | None = None) -> None:
+        """Write a round: metrics and cases first, its `rounds` row last (the commit mark)."""
+        if metrics is not None:
+            self.write_partition("metrics", round_no, metrics)
+        self.write_partition("cases", round_no, cases)
+        self.write_partition("rounds", round_no, pd.DataFrame([{**round_row, "round": round_no}]))
+
+    def set_round_status(self, round_no: int, status: str, **fields) -> None:
+        if status not in ROUND_STATUSES:
+            raise RegistryError(f"status {status!r} is not one of {ROUND_STATUSES}")
+        row = self.round_row(round_no) or {"round": round_no}
+        row.update(fields, status=status)
+        self.write_partition("rounds", round_no, pd.DataFrame([row]))
+
+    # -- reading ------------------------------------------------------------------
+    def _partitions(self, table: str) -> dict[int, Path]:
+        table_dir = self.root / table
+        if not table_dir.is_dir():
+            return {}
+        found = {}
+        for part in table_dir.iterdir():
+            if part.name.startswith("round=") and (part / PART).is_file():
+                found[int(part.name.split("=", 1)[1])] = part / PART
+        return dict(sorted(found.items()))
+
+    def read(self, table: str, round_no: int) -> pd.DataFrame:
+        path = self._partitions(table).get(round_no)
+        if path is None:
+            raise RegistryError(f"registry {self.root} holds no {table} partition for round {round_no}")
+        return from_arrow(pq.read_table(path))
+
+    def read_all(self, table: str) -> pd.DataFrame:
+        parts = [self.read(table, r) for r in self._partitions(table)]
+        return pd.concat(parts, ignore_index=True) if parts else empty_frame(table)
+
+    def round_row(self, round_no: int) -> dict | None:
+        if round_no not in self._partitions("rounds"):
+            return None
+        return self.read("rounds", round_no).iloc[0].to_dict()
+
+    def rounds(self) -> pd.DataFrame:
+        """Rows of the active rounds, in order."""
+        return self.read_all("rounds")
+
+    def is_complete(self, round_no: int) -> bool:
+        row = self.round_row(round_no)
+        return bool(row and row["status"] == "completed" and round_no in self._partitions("cases"))
+
+    # -- superseding ----------------------------------------------------------------
+    def supersede_from(self, round_no: int) -> list[int]:
+        """Move rounds >= round_no aside (kept under superseded/<stamp>/, marked superseded)."""
+        now = datetime.now(timezone.utc)
+        stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
+        moved: set[int] = set()
+        for table in TABLES:
+            for r, path in self._partitions(table).items():
+                if r < round_no:
+                    continue
+                if table == "rounds":
+                    row = self.read("rounds", r).iloc[0].to_dict()
+                    row.update(status="superseded", superseded_at=now)
+                    self.write_partition("rounds", r, pd.DataFrame([row]))
+                dest = self.root / "superseded" / stamp / table / path.parent.name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(path.parent, dest)
+                moved.add(r)
+        return sorted(moved)
+
+    def superseded_rounds(self) -> pd.DataFrame:
+        base = self.root / "superseded"
+        frames = []
+        if base.is_dir():
+            for stamp in sorted(base.iterdir()):
+                for part in sorted((stamp / "rounds").glob("round=*/" + PART)):
+                    frames.append(from_arrow(pq.read_table(part)))
+        return pd.concat(frames, ignore_index=True) if frames else empty_frame("rounds")

@@ -1,0 +1,73 @@
+"""What the CLI shows: rich tables of audits and rounds (presentation only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from rich.table import Table
+
+ROLE_STYLE = {"quarantined": "bold red", "val": "cyan", "strong": "green"}
+
+
+def audit_table(cases: pd.DataFrame) -> Table:
+    table = Table(title=f"intake audit: {len(cases)} cases")
+    for col in ("case", "role", "annotated", "spacing (mm)", "shape", "resampled", "quarantine reason"):
+        table.add_column(col, overflow="fold")
+    for row in cases.to_dict("records"):
+        spacing = row.get("spacing")
+        shape = row.get("shape")
+        table.add_row(
+            str(row["case_id"]), f"[{ROLE_STYLE.get(row['role'], '')}]{row['role']}",
+            " ".join(str(c) for c in (row.get("annotated_classes") or [])),
+            "x".join(f"{s:.3g}" for s in spacing) if isinstance(spacing, list) else "",
+            "x".join(str(s) for s in shape) if isinstance(shape, list) else "",
+            "yes" if row.get("label_resampled") else "",
+            row.get("quarantine_reason") or "",
+        )
+    roles = cases["role"].value_counts().sort_index()
+    table.caption = "  ".join(f"{role}: {n}" for role, n in roles.items())
+    return table
+
+
+def _rows(frame: pd.DataFrame) -> list[dict]:
+    out = []
+    for row in frame.to_dict("records"):
+        clean = {k: (None if (not isinstance(v, (list, dict)) and pd.isna(v)) else v) for k, v in row.items()}
+        for key in ("counts", "stage_seconds", "mean_metrics"):
+            if isinstance(clean.get(key), str):
+                clean[key] = json.loads(clean[key])
+        clean.pop("config_json", None)
+        out.append(clean)
+    return out
+
+
+def status_dict(workdir: Path) -> dict:
+    from data_registry.store import Registry
+
+    reg = Registry(workdir)
+    rounds = _rows(reg.rounds())
+    superseded = _rows(reg.superseded_rounds())
+    export = next((r.get("model_dir") for r in reversed(rounds)
+                   if r.get("kind") == "export" and r.get("status") == "completed"), None)
+    return {"workdir": str(workdir), "rounds": rounds, "superseded": superseded, "export": export}
+
+
+def rounds_table(info: dict) -> Table:
+    table = Table(title=f"rounds in {info['workdir']}")
+    for col in ("round", "name", "kind", "status", "cases per role", "started", "seconds"):
+        table.add_column(col)
+    style = {"completed": "green", "running": "yellow", "failed": "red", "superseded": "dim"}
+    for row in info["rounds"] + info["superseded"]:
+        counts = row.get("counts") or {}
+        roles = counts.get("roles", {})
+        seconds = sum((row.get("stage_seconds") or {}).values())
+        table.add_row(
+            str(row["round"]), str(row.get("name")), str(row.get("kind")),
+            f"[{style.get(row['status'], '')}]{row['status']}",
+            ", ".join(f"{k} {v}" for k, v in sorted(roles.items())),
+            str(row.get("started_at") or "")[:19], f"{seconds:.1f}" if seconds else "",
+        )
+    table.caption = f"export: {info['export'] or 'none yet'}"
+    return table

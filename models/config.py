@@ -1,0 +1,169 @@
+"""The pipeline configuration: one pydantic model, YAML on disk, passed down explicitly.
+
+Every threshold of the design is a field here with the design's default, and every
+field carries a description, which `hybridlabel init` writes as the YAML comment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM, FLARE23_TUMOR_ID
+
+Keep = Union[int, float]
+
+
+class ConfigError(ValueError):
+    """The config file is missing, is not YAML, or breaks a rule; the message says which."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LabelMapConfig(_Frozen):
+    labels: dict[int, str] = Field(
+        default_factory=lambda: dict(FLARE23_LABELS),
+        description="class id -> name; 0 must be background (FLARE23 ids by default)",
+    )
+    tumor_id: int = Field(FLARE23_TUMOR_ID, description="id of the (pan-cancer) tumour class")
+    nsd_tolerance_mm: dict[int, float] = Field(
+        default_factory=lambda: dict(FLARE23_NSD_TOLERANCE_MM),
+        description="NSD tolerance per class in mm (FLARE23 values)",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "LabelMapConfig":
+        if self.labels.get(0) != "background":
+            raise ValueError("labels must map 0 to 'background'")
+        if self.tumor_id not in self.labels:
+            raise ValueError(f"tumor_id {self.tumor_id} is not a key of labels")
+        if max(self.labels) > 254:
+            raise ValueError("class ids must be below 255 (255 is reserved for the ignore label)")
+        return self
+
+    @property
+    def organ_ids(self) -> tuple[int, ...]:
+        return tuple(sorted(c for c in self.labels if c not in (0, self.tumor_id)))
+
+
+class MergeConfig(_Frozen):
+    clean_gt: bool = Field(True, description="rule 1: clean the ground truth before merging")
+    min_component_mm3: float = Field(150.0, ge=0, description="components smaller than this (mm3, per class, 26-connected) are dropped")
+    max_tumor_organ_gap_mm: float = Field(20.0, ge=0, description="ground-truth tumour components farther than this from every organ are dropped")
+    largest_component_classes: list[int] = Field(
+        default_factory=lambda: list(range(1, 14)),
+        description="organ classes of the pseudo label reduced to their largest connected component",
+    )
+    attribution_mm: float = Field(5.0, ge=0, description="tumour components are dilated by this many mm to find their organ")
+    tumor_bearing_organ: Literal["pseudo", "gt"] = Field("pseudo", description="annotated organ with an attributed tumour: take the pseudo label (FLARE23) or the ground truth")
+    tumor_fallback: Literal["organ", "background", "ignore"] = Field("organ", description="pseudo tumour of a case that is not tumour-selected becomes this")
+    min_voxel_confidence: float | None = Field(None, ge=0, le=1, description="pseudo voxels with max probability below this become the ignore label; null = off")
+
+
+class SelectionConfig(_Frozen):
+    scorer: Literal["entropy", "disagreement"] = Field("entropy", description="uncertainty score used to rank unlabeled cases")
+    organ_keep: Keep = Field(0.55, description="unlabeled cases kept for organs: a count (int) or a fraction (float <= 1)")
+    tumor_keep: Keep = Field(0.1, description="of the organ-kept cases, those whose tumour pseudo labels are kept: count or fraction")
+
+    @field_validator("organ_keep", "tumor_keep")
+    @classmethod
+    def _keep(cls, v: Keep) -> Keep:
+        if isinstance(v, float) and not 0.0 <= v <= 1.0:
+            raise ValueError("a fraction must lie in [0, 1]; use an integer for a count")
+        if isinstance(v, int) and v < 0:
+            raise ValueError("a count must be >= 0")
+        return v
+
+
+class TrainingConfig(_Frozen):
+    network: Literal["default", "lightweight", "tiny"] = Field("default", description="plans variant: nnU-Net default, lightweight (16 features, 2 convs/stage), tiny (CPU tests)")
+    loss: Literal["naive", "target_adaptive", "merge_max"] = Field("target_adaptive", description="loss for partially labeled cases")
+    epochs: int = Field(1000, ge=1, description="training epochs")
+    iterations_per_epoch: int = Field(250, ge=1, description="training iterations per epoch")
+    val_iterations: int = Field(50, ge=0, description="validation iterations per epoch")
+    batch_size: int | None = Field(None, ge=1, description="batch size; null = nnU-Net's plans")
+    seed: int = Field(12345, description="random seed (bit-identical weights on CPU with nnUNet_n_proc_DA=0)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device; auto = cuda when present")
+
+
+class RoundSpec(_Frozen):
+    name: str = Field(description="round name, used in dataset and folder names")
+    kind: Literal["teacher", "student"] = Field("student", description="teacher = trained on strong cases only")
+    predict_roles: list[str] = Field(default_factory=lambda: ["partial", "tumor_only"], description="roles the previous model predicts in this round")
+    train_roles: list[str] = Field(default_factory=lambda: ["strong", "partial", "tumor_only"], description="roles the student trains on")
+    targets: Literal["organs", "organs+tumor"] = Field("organs", description="classes trained: organs only or organs and tumour")
+    tta: Literal["none", "flip4", "mirror8"] = Field("none", description="test-time augmentation when predicting pseudo labels")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="network and budget of this round's model")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or not all(ch.isalnum() or ch in "-_" for ch in v):
+            raise ValueError(f"round name {v!r} must be letters, digits, '-' or '_'")
+        return v
+
+
+def default_rounds() -> list[RoundSpec]:
+    """The FLARE23 schedule of the design."""
+    return [
+        RoundSpec(name="teacher", kind="teacher", predict_roles=[], train_roles=["strong"]),
+        RoundSpec(name="organ_student", predict_roles=["partial", "tumor_only"]),
+        RoundSpec(name="tumor_student", predict_roles=["partial", "tumor_only"], targets="organs+tumor"),
+        RoundSpec(
+            name="unlabeled_student",
+            predict_roles=["partial", "tumor_only", "unlabeled"],
+            train_roles=["strong", "partial", "tumor_only", "unlabeled"],
+            targets="organs+tumor",
+        ),
+    ]
+
+
+class PipelineConfig(_Frozen):
+    dataset: Path = Field(Path("data/raw"), description="nnU-Net raw folder (imagesTr/, labelsTr/); relative paths are relative to this file")
+    manifest: Path | None = Field(None, description="optional manifest CSV (case_id,image,label,annotated,role); default: <dataset>/manifest.csv when present")
+    label_map: LabelMapConfig = Field(default_factory=LabelMapConfig, description="label ids")
+    merge: MergeConfig = Field(default_factory=MergeConfig, description="hybrid label merge rules")
+    selection: SelectionConfig = Field(default_factory=SelectionConfig, description="uncertainty-based selection of unlabeled cases")
+    rounds: list[RoundSpec] = Field(default_factory=default_rounds, description="the rounds, in order; round 0 is the teacher")
+    task_runner: Literal["threads", "dask"] = Field("threads", description="Prefect task runner for per-case tasks")
+    dask_address: str | None = Field(None, description="Dask scheduler address; null = a local cluster")
+
+    @model_validator(mode="after")
+    def _check(self) -> "PipelineConfig":
+        if not self.rounds:
+            raise ValueError("rounds must hold at least the teacher")
+        if self.rounds[0].kind != "teacher":
+            raise ValueError("round 0 must be of kind 'teacher'")
+        names = [r.name for r in self.rounds]
+        if len(set(names)) != len(names):
+            raise ValueError(f"round names must be unique, got {names}")
+        return self
+
+
+def load_config(path: Path) -> PipelineConfig:
+    """Read a YAML config; relative dataset/manifest paths resolve against the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; write one with `hybridlabel init {path}`")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a YAML mapping of fields, got {type(data).__name__}")
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"config {path}: field {where}: {first['msg']} ({exc.error_count()} error(s) in all)") from None
+    base = path.resolve().parent
+    updates = {"dataset": (base / cfg.dataset) if not cfg.dataset.is_absolute() else cfg.dataset}
+    if cfg.manifest is not None and not cfg.manifest.is_absolute():
+        updates["manifest"] = base / cfg.manifest
+    return cfg.model_copy(update=updates)

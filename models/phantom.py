@@ -1,0 +1,185 @@
+"""Synthetic abdominal CT phantoms with complete and FLARE23-style partial labels (pure).
+
+Arrays are (z, y, x); spacing is given in the same order, in mm. Patient axes follow
+LPS as SimpleITK writes them: x grows to the patient's left, y to posterior, z to
+superior. Organ geometry is written in body-relative units (u, v, w): u and v in
+[-1, 1] across the body's left-right and antero-posterior semi-axes, w in units of
+ORGAN_HALF_HEIGHT_MM around the scan's centre, so a longer scan adds slices above and
+below the organs instead of stretching them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+ORGAN_HALF_HEIGHT_MM = 110.0
+AIR_HU, FAT_HU, BONE_HU = -1000.0, -100.0, 450.0
+
+
+@dataclass(frozen=True)
+class OrganShape:
+    label: int
+    hu: float
+    center: tuple[float, float, float]  # (u, v, w)
+    radii: tuple[float, float, float]  # (u, v, w); a tube ignores w and spans w_range
+    tube: bool = False
+    w_range: tuple[float, float] = (-1.0, 1.0)
+
+
+# Paint order matters: later shapes overwrite earlier ones where they touch.
+ORGANS: tuple[OrganShape, ...] = (
+    OrganShape(1, 60, (-0.45, -0.10, 0.35), (0.38, 0.45, 0.35)),  # liver
+    OrganShape(3, 50, (0.55, 0.30, 0.35), (0.15, 0.22, 0.22)),  # spleen
+    OrganShape(11, 25, (0.35, -0.25, 0.40), (0.25, 0.20, 0.25)),  # stomach
+    OrganShape(2, 160, (-0.40, 0.45, -0.10), (0.14, 0.16, 0.25)),  # right kidney
+    OrganShape(13, 160, (0.40, 0.45, -0.05), (0.14, 0.16, 0.25)),  # left kidney
+    OrganShape(4, 40, (0.05, 0.15, 0.00), (0.35, 0.08, 0.08)),  # pancreas
+    OrganShape(12, 35, (-0.12, 0.02, -0.15), (0.10, 0.10, 0.20)),  # duodenum
+    OrganShape(9, 10, (-0.30, -0.35, 0.05), (0.08, 0.10, 0.13)),  # gallbladder
+    OrganShape(7, 30, (-0.28, 0.38, 0.28), (0.05, 0.07, 0.10)),  # right adrenal
+    OrganShape(8, 30, (0.30, 0.38, 0.25), (0.05, 0.07, 0.10)),  # left adrenal
+    OrganShape(6, 130, (-0.15, 0.42, 0.0), (0.065, 0.065, 0.0), tube=True, w_range=(-1.0, 0.7)),  # IVC
+    OrganShape(5, 200, (0.08, 0.45, 0.0), (0.06, 0.06, 0.0), tube=True),  # aorta
+    OrganShape(10, 40, (0.05, 0.30, 0.0), (0.05, 0.05, 0.0), tube=True, w_range=(0.6, 1.2)),  # esophagus
+)
+SPINE = OrganShape(0, BONE_HU, (0.0, 0.75, 0.0), (0.12, 0.12, 0.0), tube=True, w_range=(-9.0, 9.0))
+TUMOR_HOSTS: tuple[tuple[int, float], ...] = ((1, 0.5), (2, 0.15), (13, 0.15), (4, 0.2))
+
+SIZES: dict[str, dict] = {
+    # ~ a 2-core CPU learns this in minutes: 40 x 64 x 80 voxels of 5 x 4 x 4 mm
+    "small": {"shape": (40, 64, 80), "spacing": (5.0, 4.0, 4.0)},
+    # FLARE-like in-plane grid for benchmarks
+    "flare": {"shape": (200, 512, 512), "spacing": (2.5, 0.8, 0.8)},
+}
+
+
+@dataclass
+class PhantomCase:
+    image: np.ndarray  # int16 HU, (z, y, x)
+    label: np.ndarray  # uint8, complete: 13 organs + tumour 14
+    organ_label: np.ndarray  # uint8, organs only: tumour voxels carry their host organ
+    spacing: tuple[float, float, float]  # (z, y, x) mm
+    tumors: list[dict] = field(default_factory=list)  # host organ and voxels per tumour
+
+
+def _body_axes_mm(shape, spacing) -> tuple[float, float]:
+    half_x = shape[2] * spacing[2] / 2.0
+    half_y = shape[1] * spacing[1] / 2.0
+    return 0.92 * half_x, 0.85 * half_y
+
+
+def _paint(target: np.ndarray, value, shape: OrganShape, jitter: np.ndarray, scale: float,
+           grid_shape, spacing, body_axes) -> np.ndarray:
+    """Return the boolean mask of one shape (computed in its bounding box only)."""
+    (nz, ny, nx), (sz, sy, sx) = grid_shape, spacing
+    bx, by = body_axes
+    cu, cv, cw = np.asarray(shape.center) + jitter
+    cx_mm = nx * sx / 2 + cu * bx
+    cy_mm = ny * sy / 2 + cv * by
+    cz_mm = nz * sz / 2 + cw * ORGAN_HALF_HEIGHT_MM
+    rx, ry = shape.radii[0] * bx * scale, shape.radii[1] * by * scale
+    if shape.tube:
+        z0 = nz * sz / 2 + shape.w_range[0] * ORGAN_HALF_HEIGHT_MM
+        z1 = nz * sz / 2 + shape.w_range[1] * ORGAN_HALF_HEIGHT_MM
+        rz, cz_mm = (z1 - z0) / 2, (z0 + z1) / 2
+    else:
+        rz = shape.radii[2] * ORGAN_HALF_HEIGHT_MM * scale
+    lo = [max(0, int((c - r) / s)) for c, r, s in ((cz_mm, rz, sz), (cy_mm, ry, sy), (cx_mm, rx, sx))]
+    hi = [min(n, int(np.ceil((c + r) / s)) + 1) for c, r, s, n in ((cz_mm, rz, sz, nz), (cy_mm, ry, sy, ny), (cx_mm, rx, sx, nx))]
+    mask = np.zeros(grid_shape, dtype=bool)
+    if any(h <= l for l, h in zip(lo, hi)):
+        return mask
+    z = ((np.arange(lo[0], hi[0]) + 0.5) * sz - cz_mm)[:, None, None]
+    y = ((np.arange(lo[1], hi[1]) + 0.5) * sy - cy_mm)[None, :, None]
+    x = ((np.arange(lo[2], hi[2]) + 0.5) * sx - cx_mm)[None, None, :]
+    inplane = (x / rx) ** 2 + (y / ry) ** 2
+    inside = (inplane <= 1.0) & (np.abs(z) <= rz) if shape.tube else inplane + (z / rz) ** 2 <= 1.0
+    box = (slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2]))
+    mask[box] = inside
+    target[box][inside] = value
+    return mask
+
+
+def generate_phantom(rng: np.random.Generator, size: str = "small",
+                     shape: tuple[int, int, int] | None = None) -> PhantomCase:
+    """One synthetic abdominal CT with its complete label; variation comes from `rng`."""
+    grid = tuple(shape or SIZES[size]["shape"])
+    spacing = tuple(float(s) for s in SIZES[size]["spacing"])
+    body_axes = _body_axes_mm(grid, spacing)
+    hu = np.full(grid, AIR_HU, dtype=np.float32)
+    organ_label = np.zeros(grid, dtype=np.uint8)
+
+    body = OrganShape(0, FAT_HU, (0.0, 0.0, 0.0), (1.0, 1.0, 0.0), tube=True, w_range=(-9.0, 9.0))
+    _paint(hu, FAT_HU, body, np.zeros(3), 1.0, grid, spacing, body_axes)
+    _paint(hu, BONE_HU, SPINE, np.zeros(3), 1.0, grid, spacing, body_axes)
+    shift = np.array([0.0, 0.0, rng.uniform(-0.1, 0.1)])  # scan coverage varies
+    host_hu: dict[int, float] = {}
+    for organ in ORGANS:
+        jitter = shift + rng.uniform(-0.03, 0.03, size=3)
+        organ_hu = organ.hu + rng.uniform(-8, 8)
+        mask = _paint(hu, organ_hu, organ, jitter, rng.uniform(0.88, 1.12), grid, spacing, body_axes)
+        organ_label[mask] = organ.label
+        host_hu[organ.label] = organ_hu
+
+    label = organ_label.copy()
+    tumors: list[dict] = []
+    hosts, weights = zip(*TUMOR_HOSTS)
+    for _ in range(int(rng.integers(0, 4))):
+        host = int(rng.choice(hosts, p=np.asarray(weights) / sum(weights)))
+        voxels = np.argwhere(ndimage.binary_erosion(organ_label == host, iterations=2))
+        if len(voxels) == 0:
+            continue
+        center = voxels[rng.integers(len(voxels))]
+        radius_mm = max(rng.uniform(8.0, 20.0), 2.5 * max(spacing[1:]))
+        lo = [max(0, int(c - radius_mm / s) - 1) for c, s in zip(center, spacing)]
+        hi = [min(n, int(c + radius_mm / s) + 2) for c, s, n in zip(center, spacing, grid)]
+        zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        ball = (((zz - center[0]) * spacing[0]) ** 2 + ((yy - center[1]) * spacing[1]) ** 2
+                + ((xx - center[2]) * spacing[2]) ** 2) <= radius_mm ** 2
+        box = (slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2]))
+        inside = ball & (organ_label[box] == host)  # tumours stay inside their organ
+        label[box][inside] = 14
+        hu[box][inside] = host_hu[host] - rng.uniform(20, 35)  # low contrast
+        tumors.append({"host": host, "voxels": int(inside.sum())})
+
+    hu = ndimage.gaussian_filter(hu, sigma=0.6)  # partial-volume softening of edges
+    hu += rng.normal(0.0, 12.0, size=grid).astype(np.float32)
+    image = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
+    return PhantomCase(image, label, organ_label, spacing, tumors)
+
+
+# FLARE23-like annotation patterns for partially labeled cases; tumour-only dominates.
+PARTIAL_PATTERNS: tuple[tuple[int, ...], ...] = (
+    (14,), (1, 14), (2, 13, 14), (14,), (4, 14), (14,),
+)
+
+
+def assign_roles(n_cases: int) -> list[tuple[str, tuple[int, ...] | None]]:
+    """Intended (role, annotated classes) per case index; None = no label at all."""
+    if n_cases < 5:
+        raise ValueError(f"a phantom cohort needs at least 5 cases (val, 2 strong, partial, unlabeled), got {n_cases}")
+    n_val = max(1, round(0.12 * n_cases))
+    n_strong = max(2, round(0.12 * n_cases))
+    n_unlabeled = max(1, round(0.25 * n_cases))
+    n_partial = n_cases - n_val - n_strong - n_unlabeled
+    organs = tuple(range(1, 14))
+    plan: list[tuple[str, tuple[int, ...] | None]] = []
+    plan += [("val", organs + (14,))] * n_val
+    plan += [("strong", organs)] * n_strong
+    for i in range(n_partial):
+        pattern = PARTIAL_PATTERNS[i % len(PARTIAL_PATTERNS)]
+        plan.append(("tumor_only" if pattern == (14,) else "partial", pattern))
+    plan += [("unlabeled", None)] * n_unlabeled
+    return plan
+
+
+def partial_label(case: PhantomCase, annotated: tuple[int, ...]) -> np.ndarray:
+    """The label an annotator covering only `annotated` would have drawn."""
+    # Without a tumour annotation, tumour voxels were drawn as their organ (FLARE22 style).
+    source = case.label if 14 in annotated else case.organ_label
+    keep = np.zeros(256, dtype=bool)
+    keep[list(annotated)] = True
+    return np.where(keep[source], source, 0).astype(np.uint8)
