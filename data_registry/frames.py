@@ -27,7 +27,11 @@ def from_arrow(tbl: pa.Table) -> pd.DataFrame:
     """Arrow -> pandas with list columns as Python lists (so frames compare by value)."""
     df = tbl.to_pandas(types_mapper={pa.int32(): pd.Int32Dtype(), pa.int16(): pd.Int16Dtype()}.get)
     for field in tbl.schema:
-        if pa.types.is_list(field.type):
+        if pa.types.is_string(field.type):
+            # missing text is None, not NaN (pandas 3 maps strings to a NaN-missing dtype)
+            df[field.name] = pd.Series([v if isinstance(v, str) else None for v in df[field.name]],
+                                       dtype=object, index=df.index)
+        elif pa.types.is_list(field.type):
             df[field.name] = [None if v is None else list(np.asarray(v).tolist()) for v in df[field.name]]
     return df
 

@@ -92,10 +92,18 @@ class Registry:
         return dict(sorted(found.items()))
 
     def read(self, table: str, round_no: int) -> pd.DataFrame:
-        path = self._partitions(table).get(round_no)
-        if path is None:
-            raise RegistryError(f"registry {self.root} holds no {table} partition for round {round_no}")
-        return from_arrow(pq.read_table(path))
+        for _ in range(3):
+            path = self._partitions(table).get(round_no)
+            if path is None:
+                break
+            try:
+                # One open file handle for the whole read: a concurrent replacement renames
+                # the folder away, and reopening by name could mix the old footer with new pages.
+                with open(path, "rb") as fh:
+                    return from_arrow(pq.read_table(fh))
+            except FileNotFoundError:
+                continue  # replaced between listing and opening: look again
+        raise RegistryError(f"registry {self.root} holds no {table} partition for round {round_no}")
 
     def read_all(self, table: str) -> pd.DataFrame:
         parts = [self.read(table, r) for r in self._partitions(table)]

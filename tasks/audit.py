@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from data_registry.frames import dumps
+from data_registry.frames import dumps, from_arrow, to_arrow
 from models.config import LabelMapConfig
 from models.geometry import compare_grids
 from models.intake import (
@@ -25,7 +25,7 @@ from models.intake import (
     resolve_annotated, voxel_counts,
 )
 from tasks.imageio import (
-    ImageReadError, grid_of, image_suffix, read_image, resample_label_onto, sha256_path,
+    ImageReadError, NonFiniteImageError, grid_of, image_suffix, read_image, resample_label_onto, sha256_path,
     strip_suffix, write_image,
 )
 
@@ -145,6 +145,8 @@ def _audit_into(row: dict, case: CaseInput, label_map: LabelMapConfig, resample_
         return f"label {case.label.name if case.label else ''} has no image; add imagesTr/{case.case_id}_0000 or remove the label"
     try:
         image = read_image(case.image)
+    except NonFiniteImageError as exc:
+        return str(exc)
     except ImageReadError as exc:
         return f"image unreadable: {exc}"
     row.update(spacing=list(image.GetSpacing()), shape=list(image.GetSize()))
@@ -199,7 +201,7 @@ def audit_dataset(dataset_dir: Path, label_map: LabelMapConfig, manifest: Path |
         rows.append(row)
         if on_case:
             on_case(row)
-    return pd.DataFrame(rows)
+    return from_arrow(to_arrow(pd.DataFrame(rows), "cases"))
 
 
 def summarize(cases: pd.DataFrame) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from models.geometry import Grid
-from tasks.nifti_check import nifti_truncation
+from tasks.nifti_check import nifti_problem
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
 # gzip level 1: ~3x faster writes than the default 6 for ~5-10% bigger label files.
@@ -24,6 +24,10 @@ NIFTI_COMPRESSION_LEVEL = 1
 
 class ImageReadError(RuntimeError):
     """An image could not be read; the message is one line, free of header content."""
+
+
+class NonFiniteImageError(ImageReadError):
+    """The file holds NaN or infinite voxels that the reader would have hidden."""
 
 
 def image_suffix(path: Path) -> str | None:
@@ -58,7 +62,10 @@ def read_image(path: Path) -> sitk.Image:
         image = reader.Execute()
     except RuntimeError as exc:
         raise ImageReadError(f"cannot read {path.name}: {_one_line(exc)}") from None
-    if image_suffix(path) in (".nii", ".nii.gz") and (why := nifti_truncation(path)):
+    if image_suffix(path) in (".nii", ".nii.gz") and (problem := nifti_problem(path)):
+        kind, why = problem
+        if kind == "nonfinite":
+            raise NonFiniteImageError(why)
         raise ImageReadError(f"cannot read {path.name}: {why}")
     return image
 

@@ -1,5 +1,6 @@
-"""Detect truncated NIfTI files, which ITK's NIfTI reader loads without complaint
-(it fills the missing voxels with zeros); MHA and NRRD readers raise by themselves."""
+"""Checks ITK's NIfTI reader cannot make: it loads a truncated file without complaint
+(filling the missing voxels with zeros) and silently turns NaN voxels into 0. MHA and
+NRRD readers raise on truncation by themselves, and keep NaN."""
 
 from __future__ import annotations
 
@@ -9,39 +10,65 @@ import zlib
 from math import prod
 from pathlib import Path
 
+import numpy as np
 
-def nifti_truncation(path: Path) -> str | None:
-    """None when the file holds all the voxel bytes its header announces, else why not."""
+# NIfTI datatype codes of floating-point voxels -> numpy type
+FLOAT_TYPES = {16: "f4", 64: "f8"}
+
+
+def nifti_problem(path: Path) -> tuple[str, str] | None:
+    """None when the file holds all the voxel bytes its header announces and every
+    floating-point voxel is finite; else (kind, one-line reason), kind = truncated | nonfinite."""
     path = Path(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
             header = fh.read(540)
-            needed = _needed_bytes(header)
-            if needed is None:
+            info = _header_info(header)
+            if info is None:
                 return None  # not a NIfTI header we know; leave the verdict to ITK
-            have = len(header)
+            needed, offset, endian, datatype = info
+            have, nonfinite = len(header), 0
+            carry = header[offset:] if offset < len(header) else b""
+            skipped = min(len(header), offset)
             while block := fh.read(1 << 22):
                 have += len(block)
+                if datatype in FLOAT_TYPES:
+                    if skipped < offset:  # header extensions before the voxels
+                        cut = min(len(block), offset - skipped)
+                        skipped += cut
+                        block = block[cut:]
+                    carry, nonfinite = _count_nonfinite(carry + block, endian + FLOAT_TYPES[datatype], nonfinite)
+            if datatype in FLOAT_TYPES and carry:
+                _, nonfinite = _count_nonfinite(carry, endian + FLOAT_TYPES[datatype], nonfinite)
     except (EOFError, OSError, zlib.error) as exc:
-        return f"file is truncated or corrupt ({exc.__class__.__name__}: {str(exc)[:80]})"
+        return "truncated", f"file is truncated or corrupt ({exc.__class__.__name__}: {str(exc)[:80]})"
     if have < needed:
-        return f"file is truncated: {have} of {needed} bytes"
+        return "truncated", f"file is truncated: {have} of {needed} bytes"
+    if nonfinite:
+        return "nonfinite", f"image has {nonfinite} NaN or infinite voxels; fix the conversion that wrote it"
     return None
 
 
-def _needed_bytes(header: bytes) -> int | None:
+def _count_nonfinite(data: bytes, dtype: str, count: int) -> tuple[bytes, int]:
+    size = np.dtype(dtype).itemsize
+    usable = len(data) - len(data) % size
+    values = np.frombuffer(data[:usable], dtype=dtype)
+    return data[usable:], count + int(values.size - np.count_nonzero(np.isfinite(values)))
+
+
+def _header_info(header: bytes) -> tuple[int, int, str, int] | None:
     if len(header) < 348:
         return None
     for endian in "<>":
         size = struct.unpack(endian + "i", header[:4])[0]
         if size == 348:
             dims = struct.unpack(endian + "8h", header[40:56])
-            bitpix = struct.unpack(endian + "h", header[72:74])[0]
+            datatype, bitpix = struct.unpack(endian + "2h", header[70:74])
             offset = int(struct.unpack(endian + "f", header[108:112])[0])
             break
         if size == 540 and len(header) >= 540:
-            bitpix = struct.unpack(endian + "h", header[14:16])[0]
+            datatype, bitpix = struct.unpack(endian + "2h", header[12:16])
             dims = struct.unpack(endian + "8q", header[16:80])
             offset = struct.unpack(endian + "q", header[168:176])[0]
             break
@@ -50,4 +77,5 @@ def _needed_bytes(header: bytes) -> int | None:
     ndim = dims[0]
     if not 1 <= ndim <= 7 or bitpix <= 0:
         return None
-    return max(offset, 348) + prod(max(1, d) for d in dims[1:ndim + 1]) * bitpix // 8
+    offset = max(offset, 348)
+    return offset + prod(max(1, d) for d in dims[1:ndim + 1]) * bitpix // 8, offset, endian, datatype

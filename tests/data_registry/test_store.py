@@ -1,0 +1,121 @@
+"""The registry: identical round trips, atomic partitions, superseding."""
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import time
+from datetime import datetime, timezone
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from data_registry.frames import from_arrow, to_arrow
+from data_registry.schema import columns, schema
+from data_registry.store import PART, Registry, RegistryError
+
+
+def cases_frame(n=5, round_no=0):
+    return pd.DataFrame([{
+        "case_id": f"c{i:03d}", "round": round_no, "role": ["strong", "partial", "unlabeled"][i % 3],
+        "annotated_classes": [1, 14] if i % 3 == 1 else [],
+        "image_path": f"/data/c{i}.nii.gz", "image_sha256": "ab" * 32, "spacing": [0.8, 0.8, 2.5],
+        "shape": [512, 512, 100 + i], "label_resampled": bool(i % 2),
+        "voxel_counts": json.dumps({"0": 10, "1": i}), "quarantine_reason": None if i != 4 else "bad",
+    } for i in range(n)])
+
+
+def round_row(name="teacher", status="completed"):
+    return {"name": name, "kind": "teacher", "status": status, "config_json": "{}",
+            "started_at": datetime(2026, 1, 1, tzinfo=timezone.utc), "stage_seconds": json.dumps({"a": 1.5})}
+
+
+def test_schema_is_the_single_source_of_columns():
+    arrow = to_arrow(cases_frame(), "cases")
+    assert arrow.schema == schema("cases")
+    assert list(from_arrow(arrow).columns) == columns("cases")
+    with pytest.raises(ValueError, match="not in the 'cases' schema"):
+        to_arrow(cases_frame().assign(surprise=1), "cases")
+
+
+def test_round_written_and_read_back_is_identical(tmp_path):
+    reg = Registry(tmp_path)
+    cases = from_arrow(to_arrow(cases_frame(), "cases"))
+    reg.commit_round(0, cases, round_row())
+    back = reg.read("cases", 0)
+    pd.testing.assert_frame_equal(back, cases)
+    assert pq.read_table(tmp_path / "registry" / "cases" / "round=000" / PART).equals(to_arrow(cases, "cases"))
+    assert reg.is_complete(0) and not reg.is_complete(1)
+    assert reg.round_row(0)["name"] == "teacher"
+
+
+def test_a_failed_write_leaves_no_visible_partition(tmp_path, monkeypatch):
+    reg = Registry(tmp_path)
+
+    def broken(table, path, **kw):
+        with open(path, "wb") as fh:
+            fh.write(b"PAR1 half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", broken)
+    with pytest.raises(OSError):
+        reg.commit_round(1, cases_frame(), round_row())
+    monkeypatch.undo()
+    assert not reg.is_complete(1)
+    with pytest.raises(RegistryError):
+        reg.read("cases", 1)
+    assert not any(p.name.startswith(".tmp") for p in (tmp_path / "registry" / "cases").iterdir())
+
+
+def _writer(workdir, stop_at):
+    reg = Registry(workdir)
+    for i in range(10_000):
+        reg.write_partition("cases", 0, cases_frame(n=200 + (i % 7)))
+        if time.time() > stop_at:
+            break
+
+
+def test_reader_never_sees_a_half_written_partition(tmp_path):
+    """A writer process rewrites a partition over and over and is SIGKILLed mid-way;
+    every read during and after returns a whole table or nothing."""
+    reg = Registry(tmp_path)
+    reg.write_partition("cases", 0, cases_frame(n=200))
+    proc = mp.get_context("fork").Process(target=_writer, args=(tmp_path, time.time() + 30))
+    proc.start()
+    reads = 0
+    deadline = time.time() + 2.0
+    while time.time() < deadline:
+        try:
+            frame = reg.read("cases", 0)
+        except RegistryError:
+            continue  # between the two renames of a replacement: absent, never partial
+        assert 200 <= len(frame) <= 206 and frame["case_id"].iloc[-1].startswith("c")
+        reads += 1
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    assert reads > 5
+    leftover = reg.read("cases", 0) if (tmp_path / "registry" / "cases" / "round=000").exists() else None
+    assert leftover is None or 200 <= len(leftover) <= 206
+
+
+def test_supersede_moves_rounds_aside_and_keeps_them(tmp_path):
+    reg = Registry(tmp_path)
+    for r in range(3):
+        reg.commit_round(r, cases_frame(round_no=r), round_row(name=f"r{r}"))
+    assert reg.supersede_from(1) == [1, 2]
+    assert list(reg.rounds()["round"]) == [0]
+    old = reg.superseded_rounds()
+    assert list(old["round"]) == [1, 2] and set(old["status"]) == {"superseded"}
+    assert old["superseded_at"].notna().all()
+    # the new round 1 is written fresh beside the kept old one
+    reg.commit_round(1, cases_frame(n=2, round_no=1), round_row(name="again"))
+    assert reg.round_row(1)["name"] == "again" and len(reg.read("cases", 1)) == 2
+
+
+def test_status_values_are_checked(tmp_path):
+    reg = Registry(tmp_path)
+    reg.set_round_status(0, "running", name="teacher")
+    assert reg.round_row(0)["status"] == "running" and not reg.is_complete(0)
+    with pytest.raises(RegistryError, match="not one of"):
+        reg.set_round_status(0, "done")
