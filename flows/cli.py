@@ -81,6 +81,75 @@ def audit(dataset_dir: Path = typer.Argument(..., help="nnU-Net raw folder (imag
         console.print(f"wrote {out}")
 
 
+def _class_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return sorted({int(t) for t in text.replace(" ", ",").split(",") if t})
+    except ValueError:
+        fail(f"--annotated {text!r} must be class ids separated by commas, e.g. 1,2,14")
+
+
+def _keep(text: str, option: str) -> int | float:
+    try:
+        value = float(text) if any(ch in text for ch in ".eE") else int(text)
+    except ValueError:
+        fail(f"{option} {text!r} must be a count (e.g. 1000) or a fraction (e.g. 0.55)")
+    if (isinstance(value, float) and not 0 <= value <= 1) or value < 0:
+        fail(f"{option} {text!r}: a fraction must lie in [0, 1], a count must be >= 0")
+    return value
+
+
+@app.command()
+def merge(pred: Path = typer.Option(..., "--pred", help="the teacher's label map (argmax)"),
+          out: Path = typer.Option(..., "--out", help="hybrid label to write (OUT.json gets the record)"),
+          label: Optional[Path] = typer.Option(None, "--label", help="partial ground truth; omit for an unlabeled case"),
+          probs: Optional[Path] = typer.Option(None, "--probs", help="class probabilities (.npz 'probabilities' (C,z,y,x), or .npy)"),
+          annotated: Optional[str] = typer.Option(None, "--annotated", help="annotated classes, e.g. 1,2,14 (default: classes present in --label)"),
+          tumor_selected: bool = typer.Option(True, "--tumor-selected/--tumor-not-selected", help="keep pseudo tumour (else the config's tumor_fallback)"),
+          config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (merge rules, label map)")) -> None:
+    """Merge ground truth and a pseudo label into a hybrid label (the design's merge rules)."""
+    from models.config import ConfigError, PipelineConfig, load_config
+    from tasks.imageio import ImageReadError
+    from tasks.merge import MergeInputError, merge_files
+
+    try:
+        cfg = load_config(config) if config else PipelineConfig()
+        out_path, json_path = merge_files(pred, out, cfg, label, probs, _class_list(annotated), tumor_selected)
+    except (ConfigError, ImageReadError, MergeInputError, OSError) as exc:
+        fail(str(exc))
+    record = json.loads(json_path.read_text())
+    console.print(f"wrote {out_path} and {json_path}: {len(record['tumors'])} tumour component(s); sources "
+                  + ", ".join(f"{k}:{v}" for k, v in record["sources"].items() if k != "0"), highlight=False)
+
+
+@app.command()
+def select(scores: Path = typer.Argument(..., help="Parquet (or CSV) with case_id and score columns"),
+           organ_keep: str = typer.Option(..., "--organ-keep", help="count (1000) or fraction (0.55) of cases kept for organs"),
+           tumor_keep: str = typer.Option(..., "--tumor-keep", help="count or fraction of the organ-kept cases whose tumour is kept"),
+           scorer: str = typer.Option("entropy", "--scorer", help="entropy or disagreement (columns organ_<scorer>, tumor_<scorer>)"),
+           out: Optional[Path] = typer.Option(None, "--out", help="decisions file (default: SCORES stem + .selection.parquet)")) -> None:
+    """Rank unlabeled cases by uncertainty and keep the confident ones."""
+    import pandas as pd
+
+    from flows.views import selection_table
+    from models.selection import select_confident_cases
+    from tasks.files import atomic_write_parquet
+
+    if not scores.is_file():
+        fail(f"scores file {scores} not found")
+    try:
+        frame = pd.read_csv(scores) if scores.suffix == ".csv" else pd.read_parquet(scores)
+        decisions = select_confident_cases(frame, _keep(organ_keep, "--organ-keep"), _keep(tumor_keep, "--tumor-keep"),
+                                           f"organ_{scorer}", f"tumor_{scorer}")
+    except (ValueError, OSError) as exc:
+        fail(f"{scores}: {exc}")
+    out = out or scores.with_name(scores.name.split(".")[0] + ".selection.parquet")
+    atomic_write_parquet(out, decisions)
+    console.print(selection_table(decisions))
+    console.print(f"wrote {out}")
+
+
 @app.command()
 def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="pipeline work folder"),
            as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table")) -> None:

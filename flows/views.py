@@ -71,3 +71,15 @@ def rounds_table(info: dict) -> Table:
         )
     table.caption = f"export: {info['export'] or 'none yet'}"
     return table
+
+
+def selection_table(decisions: pd.DataFrame) -> Table:
+    table = Table(title="selection of unlabeled cases")
+    for col in ("case", "organ score", "tumour score", "decision", "reason"):
+        table.add_column(col, overflow="fold")
+    style = {"tumor_kept": "green", "organ_kept": "yellow", "sits_out": "dim"}
+    for row in decisions.to_dict("records"):
+        table.add_row(row["case_id"], f"{row['organ_score']:.4f}", f"{row['tumor_score']:.4f}",
+                      f"[{style[row['decision']]}]{row['decision']}", row["reason"])
+    table.caption = "  ".join(f"{k}: {v}" for k, v in decisions["decision"].value_counts().sort_index().items())
+    return table

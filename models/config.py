@@ -42,9 +42,16 @@ class LabelMapConfig(_Frozen):
             raise ValueError("labels must map 0 to 'background'")
         if self.tumor_id not in self.labels:
             raise ValueError(f"tumor_id {self.tumor_id} is not a key of labels")
-        if max(self.labels) > 254:
-            raise ValueError("class ids must be below 255 (255 is reserved for the ignore label)")
+        if sorted(self.labels) != list(range(len(self.labels))):
+            raise ValueError("class ids must be consecutive from 0 (nnU-Net needs them so)")
+        if max(self.labels) > 253:
+            raise ValueError("class ids must be below 254 (the next id is the ignore label)")
         return self
+
+    @property
+    def ignore_id(self) -> int:
+        """nnU-Net's ignore label must be the highest label value: the id after the last class."""
+        return max(self.labels) + 1
 
     @property
     def organ_ids(self) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 
 runner = CliRunner()
-COMMANDS = ["init", "phantom", "audit", "status", "demo"]
+COMMANDS = ["init", "phantom", "audit", "status", "demo", "merge", "select"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
