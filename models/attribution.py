@@ -8,6 +8,8 @@ overlap of the undilated component, then the lower class id), or to `extra_organ
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from models.components import Components, distance_from, grown_box
@@ -15,13 +17,17 @@ from models.components import Components, distance_from, grown_box
 EXTRA_ORGAN = "extra_organ"
 
 
-def attribute_component(comps: Components, comp_id: int, organ_map: np.ndarray, spacing,
-                        attribution_mm: float, n_classes: int) -> dict:
-    """Attribution record of one tumour component against an organ map (0 = no organ)."""
-    box = grown_box(comps, comp_id, attribution_mm, spacing, comps.cc.shape)
-    inside = comps.cc[box] == comp_id
+OrganMapIn = Callable[[tuple[slice, ...]], np.ndarray]
+
+
+def attribute_component(comps: Components, comp_id: int, organ_map_in: OrganMapIn, spacing,
+                        attribution_mm: float, n_classes: int, shape) -> dict:
+    """Attribution record of one tumour component; `organ_map_in(box)` gives the organ
+    map (0 = no organ) inside a box, so it is only ever built around the tumour."""
+    box = grown_box(comps, comp_id, attribution_mm, spacing, shape)
+    inside = comps.mask_in(box, comp_id)
     dilated = distance_from(inside, spacing) <= attribution_mm
-    organs = organ_map[box]
+    organs = organ_map_in(box)
     ring = np.bincount(organs[dilated].ravel(), minlength=n_classes)
     core = np.bincount(organs[inside].ravel(), minlength=n_classes)
     ring[0] = core[0] = 0
@@ -39,8 +45,8 @@ def attribute_component(comps: Components, comp_id: int, organ_map: np.ndarray, 
     return record
 
 
-def attribute_tumors(comps: Components, tumor_id: int, organ_map: np.ndarray, spacing,
-                     attribution_mm: float, n_classes: int) -> list[dict]:
+def attribute_tumors(comps: Components, tumor_id: int, organ_map_in: OrganMapIn, spacing,
+                     attribution_mm: float, n_classes: int, shape) -> list[dict]:
     """Records for every tumour component of `comps`, in component order."""
-    return [attribute_component(comps, int(cid), organ_map, spacing, attribution_mm, n_classes)
+    return [attribute_component(comps, int(cid), organ_map_in, spacing, attribution_mm, n_classes, shape)
             for cid in comps.ids_of(tumor_id)]

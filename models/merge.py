@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import fastremap
 import numpy as np
 
 from models.attribution import EXTRA_ORGAN, attribute_tumors
 from models.components import (
-    Components, apply_keep, drop_small_components, find_components, foreground_box,
+    Components, apply_keep, component_box, drop_small_components, find_components, foreground_box,
     keep_largest_per_class, near_any,
 )
 from models.config import LabelMapConfig, MergeConfig
@@ -37,6 +38,14 @@ def _lut(ids: Iterable[int]) -> np.ndarray:
     return lut
 
 
+def _values(ids: Iterable[int]) -> np.ndarray:
+    """LUT mapping each listed class to itself and everything else to 0."""
+    lut = np.zeros(LUT_SIZE, dtype=np.uint8)
+    ids = list(ids)
+    lut[ids] = ids
+    return lut
+
+
 def merge_case(gt: np.ndarray | None, annotated: Iterable[int], pred: np.ndarray, spacing,
                merge: MergeConfig, labels: LabelMapConfig, max_prob: np.ndarray | None = None,
                tumor_selected: bool = True) -> MergeResult:
@@ -45,113 +54,152 @@ def merge_case(gt: np.ndarray | None, annotated: Iterable[int], pred: np.ndarray
         raise ValueError(f"ground truth shape {gt.shape} differs from prediction shape {pred.shape}")
     if max_prob is not None and max_prob.shape != pred.shape:
         raise ValueError(f"probability shape {max_prob.shape} differs from prediction shape {pred.shape}")
-    tumor, organs = labels.tumor_id, labels.organ_ids
     ann = set(int(c) for c in annotated) if gt is not None else set()
     all_known = set(labels.labels) - {0} <= ann
     hybrid = np.zeros(pred.shape, dtype=np.uint8)
-    gt_mask = np.zeros(pred.shape, dtype=bool)  # voxels whose label comes from G
     box = foreground_box(gt, pred)
     tumors: list[dict] = []
     attributed: set[int] = set()
     pseudo_tumor_kept = False
+    gt_counts: dict[int, int] = {}
+    totals: dict[int, int] | None = {}
+    gt_box = None
     if box is not None:
-        g = gt[box] if gt is not None else np.zeros(pred[box].shape, dtype=np.uint8)
-        p = _postprocess_prediction(pred[box], merge, organs)
-        g, g_comps = _clean_gt(g, p, ann, spacing, merge, labels)
-        out, from_gt, tumors, attributed, pseudo_tumor_kept = _merge_box(
+        # contiguous copies of the box: every later pass is over these, flat
+        g = np.ascontiguousarray(gt[box]) if gt is not None else np.zeros(pred[box].shape, np.uint8)
+        p = _postprocess_prediction(np.ascontiguousarray(pred[box]), merge, labels.organ_ids)
+        g, g_comps = _clean_gt(g, p, spacing, merge, labels)
+        out, gt_box, gt_counts, totals, tumors, attributed, pseudo_tumor_kept = _merge_box(
             g, g_comps, p, ann, spacing, merge, labels, tumor_selected)
-        hybrid[box], gt_mask[box] = out, from_gt
-    if all_known:
-        gt_mask[:] = True  # every class annotated: G's background is known background too
-    if merge.min_voxel_confidence is not None and max_prob is not None:
-        hybrid[(max_prob < merge.min_voxel_confidence) & ~gt_mask] = labels.ignore_id
+        hybrid[box] = out
+    if merge.min_voxel_confidence is not None and max_prob is not None and not all_known:
+        low = max_prob < merge.min_voxel_confidence
+        if gt_box is not None:
+            low[box] &= ~gt_box  # never G
+        hybrid[low] = labels.ignore_id
+        totals = None  # rule 6 touched voxels outside the gathered foreground: count anew
+    if totals is None:
+        values, counts = fastremap.unique(hybrid, return_counts=True)
+        totals = {int(v): int(n) for v, n in zip(values, counts)}
+    else:
+        totals = {**totals, 0: totals.get(0, 0) + hybrid.size - sum(totals.values())}
     sources = _sources(labels, ann, attributed, merge, tumor_selected, pseudo_tumor_kept)
-    return MergeResult(hybrid, sources, tumors, _counts(hybrid, gt_mask, labels))
+    return MergeResult(hybrid, sources, tumors, _counts(totals, gt_counts, all_known, labels))
 
 
 def _postprocess_prediction(p: np.ndarray, merge: MergeConfig, organs) -> np.ndarray:
     """Rule 2: largest component of each configured organ; tumour is never reduced."""
     classes = [c for c in merge.largest_component_classes if c in organs]
-    if not classes or not _lut(classes)[p].any():
+    if not classes or not p.any():
         return p
-    comps = find_components(p)
-    return apply_keep(p, comps, keep_largest_per_class(comps, classes))
+    comps = find_components(p, with_boxes=False)
+    keep = keep_largest_per_class(comps, classes)
+    return apply_keep(p, comps, keep) if not keep.all() else p
 
 
-def _clean_gt(g, p, ann, spacing, merge: MergeConfig, labels: LabelMapConfig
+def _clean_gt(g, p, spacing, merge: MergeConfig, labels: LabelMapConfig
               ) -> tuple[np.ndarray, Components | None]:
-    """Rule 1: drop small G components and G tumours far from every organ."""
-    if not g.any():
+    """Rule 1: drop small G components, then G tumours far from every organ. Returns the
+    cleaned G and the components of its tumour (with boxes, for attribution)."""
+    gbox = foreground_box(g)
+    if gbox is None:
         return g, None
-    comps = find_components(g)
-    keep = np.ones(comps.n + 1, dtype=bool)
+    tumor = labels.tumor_id
     if merge.clean_gt:
+        comps = find_components(g, gbox, with_boxes=False)
         keep = drop_small_components(comps, spacing, merge.min_component_mm3)
-        tumor_ids = [c for c in comps.ids_of(labels.tumor_id) if keep[c]]
-        if tumor_ids:
-            organ_lut = _lut(labels.organ_ids)
-            organ_mask = (organ_lut[g] & keep[comps.cc]) | organ_lut[p]
-            for cid in tumor_ids:
-                if not near_any(comps, int(cid), organ_mask, spacing, merge.max_tumor_organ_gap_mm):
-                    keep[cid] = False
-    cleaned = apply_keep(g, comps, keep)
-    comps.classes = np.where(keep, comps.classes, 0)  # dropped components belong to no class
-    return cleaned, comps
+        if not keep.all():
+            g = apply_keep(g, comps, keep)
+    is_tumor = (g == tumor).view(np.uint8)
+    tbox = foreground_box(is_tumor)
+    if tbox is None:
+        return g, None
+    tumors = find_components(is_tumor, tbox)
+    tumors.classes = np.where(tumors.classes > 0, tumor, 0)
+    if merge.clean_gt:
+        organ_lut = _lut(labels.organ_ids)
+        keep = np.ones(tumors.n + 1, dtype=bool)
+        for cid in range(1, tumors.n + 1):
+            keep[cid] = near_any(tumors, cid, lambda box: organ_lut[g[box]] | organ_lut[p[box]], spacing,
+                                 merge.max_tumor_organ_gap_mm, g.shape)
+        if not keep.all():
+            g = apply_keep(g, tumors, keep)
+            tumors.classes = np.where(keep, tumors.classes, 0)  # dropped: no class any more
+    return g, tumors
 
 
 def _merge_box(g, g_comps, p, ann, spacing, merge: MergeConfig, labels: LabelMapConfig,
                tumor_selected: bool):
     tumor, organs = labels.tumor_id, labels.organ_ids
     n_classes = max(labels.labels) + 2
-    unannotated_organs = _lut([c for c in organs if c not in ann])
+    organ_values = _values(organs)
+    unannotated_values = _values([c for c in organs if c not in ann])
     tumors: list[dict] = []
     # Rule 3: G tumours against G's organs, and P's unannotated organs elsewhere.
     if tumor in ann and g_comps is not None and (g_comps.classes == tumor).any():
-        organ_map = np.where(_lut(organs)[g], g, np.where(unannotated_organs[p], p, 0)).astype(np.uint8)
-        tumors = [{**r, "source": "gt", "kept": True}
-                  for r in attribute_tumors(g_comps, tumor, organ_map, spacing, merge.attribution_mm, n_classes)]
+        def organ_map_in(box):
+            sub = organ_values[g[box]]
+            return np.where(sub > 0, sub, unannotated_values[p[box]])
+
+        tumors = [{**r, "source": "gt", "kept": True} for r in attribute_tumors(
+            g_comps, tumor, organ_map_in, spacing, merge.attribution_mm, n_classes, g.shape)]
     attributed = {r["organ"] for r in tumors if r["organ"] != EXTRA_ORGAN}
-    # Rule 4: G organs, then pseudo fills (never over other G foreground).
+    # Rule 4 on the foreground voxels only (gathered flat): G organs, then pseudo fills.
     pseudo_owned = {c for c in attributed if c in ann} if merge.tumor_bearing_organ == "pseudo" else set()
-    gt_take = _lut([c for c in organs if c in ann and c not in pseudo_owned])
-    out = np.where(gt_take[g], g, 0).astype(np.uint8)
-    from_gt = gt_take[g]
-    fill = _lut([c for c in organs if c not in ann] + sorted(pseudo_owned))
-    fill_here = fill[p] & (out == 0) & ((g == 0) | (g == tumor) | (g == p))
-    out[fill_here] = p[fill_here]
-    # Rule 5: tumour.
-    pseudo_tumor_kept = False
-    if tumor in ann:
-        is_tumor = g == tumor
-        out[is_tumor] = tumor
+    take = _values([c for c in organs if c in ann and c not in pseudo_owned])
+    fill = _values([c for c in organs if c not in ann] + sorted(pseudo_owned))
+    fg = np.flatnonzero(np.bitwise_or(g, p).ravel())
+    gv, pv = g.ravel()[fg], p.ravel()[fg]
+    ov = take[gv]
+    candidate = fill[pv]
+    ok = (ov == 0) & (candidate != 0) & ((gv == 0) | (gv == tumor) | (gv == candidate))
+    ov[ok] = candidate[ok]
+    from_gt = take[gv] > 0
+    if tumor in ann:  # rule 5, annotated tumour: painted last, over everything
+        is_tumor = gv == tumor
+        ov[is_tumor] = tumor
         from_gt |= is_tumor
-    elif (p == tumor).any():
+    out = np.zeros(g.shape, dtype=np.uint8)
+    out.ravel()[fg] = ov
+    gt_box = None
+    if merge.min_voxel_confidence is not None:  # only rule 6 needs G's voxels as a volume
+        gt_box = np.zeros(g.shape, dtype=bool)
+        gt_box.ravel()[fg[from_gt]] = True
+    gt_values, gt_totals = fastremap.unique(ov[from_gt], return_counts=True) if from_gt.any() else ([], [])
+    gt_counts = {int(v): int(n) for v, n in zip(gt_values, gt_totals)}
+    pseudo_tumor_kept = False
+    if tumor not in ann and (pv == tumor).any():
         tumors, pseudo_tumor_kept = _pseudo_tumors(out, g, p, ann, spacing, merge, labels, tumor_selected, n_classes)
-    return out, from_gt, tumors, attributed, pseudo_tumor_kept
+    final_values, final_totals = fastremap.unique(out.ravel()[fg], return_counts=True)
+    fg_counts = {int(v): int(n) for v, n in zip(final_values, final_totals)}
+    return out, gt_box, gt_counts, fg_counts, tumors, attributed, pseudo_tumor_kept
 
 
 def _pseudo_tumors(out, g, p, ann, spacing, merge: MergeConfig, labels: LabelMapConfig, selected: bool, n_classes):
     """P's tumour components inside merged organs: kept, or replaced by the fallback."""
     tumor = labels.tumor_id
-    comps = find_components(np.where(p == tumor, p, 0).astype(np.uint8))
-    organ_map = np.where(_lut(labels.organ_ids)[out], out, 0).astype(np.uint8)
-    records = attribute_tumors(comps, tumor, organ_map, spacing, merge.attribution_mm, n_classes)
-    free = g == 0  # a pseudo tumour never overwrites G foreground
+    is_tumor = (p == tumor).view(np.uint8)
+    comps = find_components(is_tumor, foreground_box(is_tumor))
+    comps.classes = np.where(comps.classes > 0, tumor, 0)
+    organ_values = _values(labels.organ_ids)
+    records = attribute_tumors(comps, tumor, lambda box: organ_values[out[box]], spacing,
+                               merge.attribution_mm, n_classes, out.shape)
     kept_any = False
     for rec in records:
         inside_organ = rec["organ"] != EXTRA_ORGAN
         rec.update(source="pseudo", kept=bool(inside_organ and selected))
         if not inside_organ:
             continue  # tumour outside every organ is discarded
-        where = (comps.cc == rec["component"]) & free
+        box = component_box(comps, rec["component"])
+        where = comps.mask_in(box, rec["component"]) & (g[box] == 0)  # never over G foreground
         if selected:
-            out[where] = tumor
+            out[box][where] = tumor
             kept_any = True
         elif merge.tumor_fallback == "organ" and rec["organ"] not in ann:
             # an annotated organ is G's alone: where G says "not this organ", so be it
-            out[where] = rec["organ"]
+            out[box][where] = rec["organ"]
         elif merge.tumor_fallback == "ignore":
-            out[where] = labels.ignore_id
+            out[box][where] = labels.ignore_id
     return records, kept_any
 
 
@@ -170,11 +218,15 @@ def _sources(labels: LabelMapConfig, ann, attributed, merge: MergeConfig, select
     return sources
 
 
-def _counts(hybrid: np.ndarray, gt_mask: np.ndarray, labels: LabelMapConfig) -> dict[str, dict[str, int]]:
-    """Voxels per class and source, in one bincount over (label, from-G) pairs."""
-    pairs = np.bincount((hybrid.ravel().astype(np.int64) << 1) | gt_mask.ravel(), minlength=2 * LUT_SIZE)
+def _counts(totals: dict[int, int], gt_counts: dict[int, int], all_known: bool,
+            labels: LabelMapConfig) -> dict[str, dict[str, int]]:
+    """Voxels per class and source. G-sourced counts come from the gathered foreground;
+    G's background is known background only when every class is annotated."""
     counts: dict[str, dict[str, int]] = {}
-    for value in np.flatnonzero(pairs[0::2] + pairs[1::2]):
-        name = "ignore" if value == labels.ignore_id else str(int(value))
-        counts[name] = {k: int(v) for k, v in (("gt", pairs[2 * value + 1]), ("pseudo", pairs[2 * value])) if v}
+    for value, total in sorted(totals.items()):
+        if total == 0:
+            continue
+        name = "ignore" if value == labels.ignore_id else str(value)
+        gt_n = total if (value == 0 and all_known) else gt_counts.get(value, 0)
+        counts[name] = {k: v for k, v in (("gt", gt_n), ("pseudo", total - gt_n)) if v}
     return counts
