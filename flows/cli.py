@@ -120,7 +120,8 @@ def merge(pred: Path = typer.Option(..., "--pred", help="the teacher's label map
         fail(str(exc))
     record = json.loads(json_path.read_text())
     console.print(f"wrote {out_path} and {json_path}: {len(record['tumors'])} tumour component(s); sources "
-                  + ", ".join(f"{k}:{v}" for k, v in record["sources"].items() if k != "0"), highlight=False)
+                  + ", ".join(f"{k}:{v}" for k, v in sorted(record["sources"].items(), key=lambda kv: int(kv[0])) if k != "0"),
+                  highlight=False)
 
 
 @app.command()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import fastremap
 import numpy as np
 import SimpleITK as sitk
 
@@ -58,7 +59,7 @@ def merge_files(pred_path: Path, out_path: Path, config: PipelineConfig, label_p
         gt = _label_array(reference, "label")
     pred = _label_array(pred_img, "prediction")
     if annotated is None:
-        annotated = [int(c) for c in np.unique(gt) if c] if gt is not None else []
+        annotated = [int(c) for c in fastremap.unique(gt) if c] if gt is not None else []
     probs = load_probabilities(probs_path) if probs_path else None
     if probs is not None and probs.shape[1:] != pred.shape:
         raise MergeInputError(f"probabilities have shape {probs.shape[1:]} but the prediction {pred.shape}; "
