@@ -1,0 +1,61 @@
+"""Environments and command lines of nnU-Net subprocesses (pure builders).
+
+nnU-Net reads its `nnUNet_*` variables from the environment: they are set here for
+its subprocesses only, never in the caller's process.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from models.nnunet.plans import CONFIGURATION
+from models.nnunet.spec import SPEC_ENV, TRAINER_NAME
+
+TRAINERS_DIR = Path(__file__).resolve().parent / "trainers"
+
+
+def nnunet_env(root: Path, base: dict[str, str], n_proc: int = 2, n_proc_da: int | None = None,
+               spec_path: Path | None = None, compile_network: bool = False) -> dict[str, str]:
+    env = dict(base)
+    env.update({
+        "nnUNet_raw": str(Path(root) / "raw"),
+        "nnUNet_preprocessed": str(Path(root) / "preprocessed"),
+        "nnUNet_results": str(Path(root) / "results"),
+        "nnUNet_extTrainer": str(TRAINERS_DIR),
+        "nnUNet_def_n_proc": str(n_proc),
+        "nnUNet_compile": "true" if compile_network else "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    if n_proc_da is not None:  # 0 + seeds = bit-identical weights on CPU (planning needs > 0)
+        env["nnUNet_n_proc_DA"] = str(n_proc_da)
+    if spec_path is not None:
+        env[SPEC_ENV] = str(spec_path)
+    return env
+
+
+def _entry(module: str, func: str) -> list[str]:
+    # the console scripts' own entry points, run with this interpreter
+    return [sys.executable, "-c", f"import sys; from {module} import {func} as f; sys.argv[0] = '{func}'; f()"]
+
+
+def plan_command(dataset_id: int, n_proc: int = 2) -> list[str]:
+    """Fingerprint and plans only: the images are preprocessed by hybridlabel, once."""
+    return _entry("nnunetv2.experiment_planning.plan_and_preprocess_entrypoints", "plan_and_preprocess_entry") + [
+        "-d", str(dataset_id), "-c", CONFIGURATION, "--no_pp", "-npfp", str(n_proc)]
+
+
+def full_preprocess_command(dataset_id: int, plans: str = "nnUNetPlans", n_proc: int = 2) -> list[str]:
+    """nnU-Net's own preprocessing of a whole dataset (the reference of the benchmark)."""
+    return _entry("nnunetv2.experiment_planning.plan_and_preprocess_entrypoints", "preprocess_entry") + [
+        "-d", str(dataset_id), "-c", CONFIGURATION, "-plans_name", plans, "-np", str(n_proc)]
+
+
+def train_command(dataset_id: int, plans: str, device: str, continue_training: bool = False) -> list[str]:
+    cmd = _entry("nnunetv2.run.run_training", "run_training_entry") + [
+        str(dataset_id), CONFIGURATION, "all", "-tr", TRAINER_NAME, "-p", plans, "-device", device]
+    if continue_training:
+        cmd.append("--c")
+    return cmd

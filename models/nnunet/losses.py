@@ -1,0 +1,81 @@
+"""Partial-label losses: Dice + cross-entropy where each sample's unannotated classes
+are not punished as background (torch; no files, no Prefect).
+
+`target_adaptive`: the probabilities of the unannotated classes are summed into
+background before Dice + CE (the target-adaptive loss of partially labeled organ
+segmentation). `merge_max`: the largest logit among background and the unannotated
+classes stands for background, the unannotated channels are dropped. Both are computed
+in log space, so no probability is ever clipped. `annotated` is a (B, C) boolean
+tensor per sample (background is always treated as annotated); None = all annotated.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+Mode = Literal["target_adaptive", "merge_max"]
+
+
+def _expand(mask: torch.Tensor, ndim: int) -> torch.Tensor:
+    return mask.reshape(mask.shape + (1,) * (ndim - 2))
+
+
+def partial_log_probs(logits: torch.Tensor, annotated: torch.Tensor, mode: Mode) -> torch.Tensor:
+    """(B, C, ...) log-probabilities over {background, annotated classes}; -inf on the
+    unannotated channels."""
+    ann = annotated.clone().bool()
+    ann[:, 0] = True
+    background_like = _expand(~ann, logits.ndim).clone()
+    background_like[:, 0] = True  # background and every unannotated class
+    neg_inf = torch.finfo(logits.dtype).min
+    pooled = logits.masked_fill(~background_like, neg_inf)
+    drop = _expand(~ann, logits.ndim).expand_as(logits)
+    if mode == "target_adaptive":
+        lse_all = torch.logsumexp(logits, dim=1, keepdim=True)
+        log_q = logits - lse_all
+        log_q = torch.cat([torch.logsumexp(pooled, dim=1, keepdim=True) - lse_all, log_q[:, 1:]], dim=1)
+    elif mode == "merge_max":
+        z = torch.cat([pooled.amax(dim=1, keepdim=True), logits[:, 1:]], dim=1)
+        z = z.masked_fill(drop, neg_inf)
+        log_q = torch.log_softmax(z, dim=1)
+    else:
+        raise ValueError(f"unknown partial-label mode {mode!r}")
+    return log_q.masked_fill(drop, float("-inf"))
+
+
+class PartialLabelLoss(nn.Module):
+    """CE + soft Dice (foreground classes a sample annotates) on partial log-probabilities."""
+
+    def __init__(self, mode: Mode, ignore_label: int | None = None, smooth: float = 1e-5):
+        super().__init__()
+        self.mode, self.ignore_label, self.smooth = mode, ignore_label, smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor | None = None) -> torch.Tensor:
+        b, c = logits.shape[:2]
+        if annotated is None:
+            annotated = torch.ones((b, c), dtype=torch.bool, device=logits.device)
+        ann = annotated.to(logits.device).bool().clone()
+        ann[:, 0] = True
+        t = target[:, 0].long()
+        valid = torch.ones_like(t, dtype=torch.bool) if self.ignore_label is None else t != self.ignore_label
+        t = torch.where(valid, t, torch.zeros_like(t))
+        # a class the sample does not annotate cannot be a target: it is unknown, count it as background
+        t_ann = torch.gather(ann, 1, t.reshape(b, -1)).reshape(t.shape)
+        t = torch.where(t_ann, t, torch.zeros_like(t))
+        log_q = partial_log_probs(logits.float(), ann, self.mode)
+        picked = torch.gather(log_q, 1, t[:, None])[:, 0]
+        n_valid = valid.sum().clamp_min(1)
+        ce = -(picked * valid).sum() / n_valid
+        q = log_q.exp() * valid[:, None]
+        onehot = torch.zeros_like(q).scatter_(1, t[:, None], 1.0) * valid[:, None]
+        axes = tuple(range(2, logits.ndim))
+        intersect = (q * onehot).sum(axes)
+        denom = q.sum(axes) + onehot.sum(axes)
+        dice = (2 * intersect + self.smooth) / (denom + self.smooth).clamp_min(1e-8)
+        fg = ann.clone()
+        fg[:, 0] = False
+        dice_loss = -(dice * fg).sum() / fg.sum().clamp_min(1)
+        return ce + dice_loss

@@ -1,0 +1,95 @@
+"""nnU-Net trainer of hybridlabel: budgets and seed from the round's spec, and the
+partial-label losses. nnU-Net finds it through `nnUNet_extTrainer` (this folder)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.helpers import dummy_context
+from torch import autocast
+
+from models.nnunet.losses import PartialLabelLoss
+from models.nnunet.spec import TrainingSpec, spec_from_environment
+
+
+class HybridLabelTrainer(nnUNetTrainer):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        spec = spec_from_environment() or TrainingSpec(epochs=self.num_epochs,
+                                                       iterations_per_epoch=self.num_iterations_per_epoch,
+                                                       val_iterations=self.num_val_iterations_per_epoch, seed=12345)
+        self.spec = spec
+        self.num_epochs = spec.epochs
+        self.num_iterations_per_epoch = spec.iterations_per_epoch
+        # nnU-Net averages over the validation outputs of an epoch: at least one iteration
+        self.num_val_iterations_per_epoch = max(1, spec.val_iterations)
+        self.save_every = max(1, min(50, spec.epochs))
+        random.seed(spec.seed)
+        np.random.seed(spec.seed)
+        torch.manual_seed(spec.seed)
+
+    def _build_loss(self):
+        if self.spec.loss == "naive":
+            return super()._build_loss()
+        loss = PartialLabelLoss(self.spec.loss, ignore_label=self.label_manager.ignore_label)
+        if self.enable_deep_supervision:
+            scales = self._get_deep_supervision_scales()
+            weights = np.array([1 / (2 ** i) for i in range(len(scales))])
+            weights[-1] = 0
+            loss = DeepSupervisionWrapper(loss, weights / weights.sum())
+        return loss
+
+    def _annotated_mask(self, keys) -> torch.Tensor:
+        """(B, C) annotated classes of the batch's cases, from the spec, by case key."""
+        n_classes = self.label_manager.num_segmentation_heads
+        mask = torch.ones((len(keys), n_classes), dtype=torch.bool)
+        for i, key in enumerate(keys):
+            classes = self.spec.annotated.get(str(key))
+            if classes is not None:
+                mask[i] = False
+                mask[i, 0] = True
+                mask[i, [c for c in classes if c < n_classes]] = True
+        return mask.to(self.device)
+
+    def _loss(self, output, target, keys):
+        if self.spec.loss == "naive":
+            return self.loss(output, target)
+        mask = self._annotated_mask(keys)
+        if self.enable_deep_supervision:
+            return self.loss(output, target, [mask] * len(output))
+        return self.loss(output, target, mask)
+
+    def train_step(self, batch: dict) -> dict:
+        if self.spec.loss == "naive":
+            return super().train_step(batch)
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
+            else target.to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            output = self.network(data)
+            loss = self._loss(output, target, batch["keys"])
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.optimizer.step()
+        return {"loss": loss.detach().cpu().numpy()}
+
+    # validation_step is nnU-Net's: it calls self.loss(output, target) without a mask,
+    # and the partial loss then treats every class as annotated, as the online Dice does.
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        if self.spec.final_validation:
+            super().perform_actual_validation(save_probabilities)

@@ -1,0 +1,64 @@
+"""Train a round's model with nnU-Net in a subprocess (GPU memory is released with it,
+the `nnUNet_*` environment stays scoped to it), streaming its output to a logger."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from models.config import TrainingConfig
+from models.nnunet.commands import nnunet_env, train_command
+from models.nnunet.plans import BASE_PLANS, CONFIGURATION, plans_name, plans_variant
+from models.nnunet.spec import TRAINER_NAME, TrainingSpec
+from tasks.files import atomic_write_text
+from tasks.nnunet_preprocess import run_logged
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def write_plans_variant(preprocessed: Path, training: TrainingConfig) -> str:
+    """The round's plans file for its network size and batch size; returns its name."""
+    base = json.loads((Path(preprocessed) / f"{BASE_PLANS}.json").read_text())
+    name = plans_name(training.network)
+    if training.batch_size is not None and training.network == "default":
+        name = f"{BASE_PLANS}_bs{training.batch_size}"
+    variant = plans_variant(base, training.network, training.batch_size)
+    variant["plans_name"] = name
+    atomic_write_text(Path(preprocessed) / f"{name}.json", json.dumps(variant, indent=1))
+    return name
+
+
+def model_dir(root: Path, dataset: str, plans: str) -> Path:
+    return Path(root) / "results" / dataset / f"{TRAINER_NAME}__{plans}__{CONFIGURATION}"
+
+
+def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingConfig,
+                annotated: dict[str, list[int]] | None = None, log: Callable[[str], None] = print,
+                n_proc: int = 2) -> Path:
+    """Train (or finish training) the round's model; returns its model folder."""
+    preprocessed = Path(root) / "preprocessed" / dataset
+    plans = write_plans_variant(preprocessed, training)
+    out = model_dir(root, dataset, plans)
+    if (out / "fold_all" / "checkpoint_final.pth").exists():
+        log(f"model {out} is already trained; reusing it")
+        return out
+    spec = TrainingSpec(epochs=training.epochs, iterations_per_epoch=training.iterations_per_epoch,
+                        val_iterations=training.val_iterations, seed=training.seed, loss=training.loss,
+                        annotated=annotated or {})
+    spec_path = atomic_write_text(preprocessed / f"training_spec_{plans}.json", spec.to_json())
+    device = resolve_device(training.device)
+    env = nnunet_env(root, dict(os.environ), n_proc=n_proc, n_proc_da=0 if device == "cpu" else max(2, n_proc),
+                     spec_path=spec_path)
+    resume = (out / "fold_all" / "checkpoint_latest.pth").exists()
+    run_logged(train_command(dataset_id, plans, device, continue_training=resume), env, log)
+    if not (out / "fold_all" / "checkpoint_final.pth").exists():
+        raise RuntimeError(f"nnU-Net training ended without {out / 'fold_all' / 'checkpoint_final.pth'}")
+    return out
