@@ -1,0 +1,87 @@
+"""The partial-label losses against values computed by hand (numpy, not the code under test)."""
+
+import numpy as np
+import pytest
+import torch
+
+from models.nnunet.losses import PartialLabelLoss, partial_log_probs
+
+# two voxels, three classes (0 background, 1 annotated, 2 unannotated)
+LOGITS = np.array([[1.0, 2.0, 0.5], [0.2, 0.1, 3.0]])
+TARGET = np.array([0, 1])
+SMOOTH = 1e-5
+
+
+def as_tensors():
+    logits = torch.tensor(LOGITS.T, dtype=torch.float32).reshape(1, 3, 2, 1, 1)
+    target = torch.tensor(TARGET).reshape(1, 1, 2, 1, 1)
+    annotated = torch.tensor([[True, True, False]])
+    return logits, target, annotated
+
+
+def softmax(x):
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def expected_loss(q):
+    """CE over both voxels + soft Dice of class 1 (the only annotated foreground class)."""
+    ce = -np.mean([np.log(q[i, TARGET[i]]) for i in range(2)])
+    onehot = (TARGET == 1).astype(float)
+    dice = (2 * (q[:, 1] * onehot).sum() + SMOOTH) / (q[:, 1].sum() + onehot.sum() + SMOOTH)
+    return ce - dice
+
+
+def test_target_adaptive_sums_unannotated_probabilities_into_background():
+    p = np.array([softmax(v) for v in LOGITS])
+    q = np.stack([p[:, 0] + p[:, 2], p[:, 1], np.zeros(2)], axis=1)
+    logits, target, annotated = as_tensors()
+    got = partial_log_probs(logits, annotated, "target_adaptive").exp()[0, :, :, 0, 0].T.numpy()
+    np.testing.assert_allclose(got, q, rtol=1e-5)
+    loss = PartialLabelLoss("target_adaptive")(logits, target, annotated)
+    assert loss.item() == pytest.approx(expected_loss(q), rel=1e-5)
+
+
+def test_merge_max_uses_the_largest_background_like_logit():
+    q = np.array([softmax(np.array([max(v[0], v[2]), v[1]])) for v in LOGITS])
+    q = np.concatenate([q, np.zeros((2, 1))], axis=1)
+    logits, target, annotated = as_tensors()
+    got = partial_log_probs(logits, annotated, "merge_max").exp()[0, :, :, 0, 0].T.numpy()
+    np.testing.assert_allclose(got, q, rtol=1e-5)
+    loss = PartialLabelLoss("merge_max")(logits, target, annotated)
+    assert loss.item() == pytest.approx(expected_loss(q), rel=1e-5)
+
+
+def test_fully_annotated_reduces_to_softmax_ce_plus_dice():
+    logits, target, _ = as_tensors()
+    everything = torch.ones(1, 3, dtype=torch.bool)
+    p = np.array([softmax(v) for v in LOGITS])
+    ce = -np.mean([np.log(p[i, TARGET[i]]) for i in range(2)])
+    onehot = np.eye(3)[TARGET]
+    dice = [(2 * (p[:, c] * onehot[:, c]).sum() + SMOOTH) / (p[:, c].sum() + onehot[:, c].sum() + SMOOTH) for c in (1, 2)]
+    for mode in ("target_adaptive", "merge_max"):
+        loss = PartialLabelLoss(mode)(logits, target, everything)
+        assert loss.item() == pytest.approx(ce - np.mean(dice), rel=1e-5)
+
+
+def test_ignore_label_voxels_do_not_count():
+    logits, target, annotated = as_tensors()
+    ignored = target.clone()
+    ignored[0, 0, 1] = 3  # the second voxel is `ignore`
+    loss = PartialLabelLoss("target_adaptive", ignore_label=3)(logits, ignored, annotated)
+    p0 = softmax(LOGITS[0])
+    ce = -np.log(p0[0] + p0[2])
+    dice = SMOOTH / (p0[1] + SMOOTH)  # class 1 absent from the kept voxel
+    assert loss.item() == pytest.approx(ce - dice, rel=1e-4)
+
+
+def test_gradients_flow_and_unannotated_target_counts_as_background():
+    logits, target, annotated = as_tensors()
+    logits.requires_grad_(True)
+    stray = target.clone()
+    stray[0, 0, 0] = 2  # a class this sample does not annotate: unknown, taken as background
+    loss = PartialLabelLoss("merge_max")(logits, stray, annotated)
+    ref = PartialLabelLoss("merge_max")(logits, target, annotated)
+    assert loss.item() == pytest.approx(ref.item())
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
