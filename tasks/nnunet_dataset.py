@@ -66,3 +66,17 @@ def write_round_dataset(root: Path, dataset_id: int, name: str, cases: list[Trai
     spec = dataset_json(labels, len(cases), with_ignore=with_ignore, file_ending=FILE_ENDING, tumor=tumor)
     atomic_write_text(folder / "dataset.json", json.dumps(spec, indent=1))
     return folder
+
+
+def training_cases(cases, roles: list[str], label_column: str = "hybrid_label_path") -> list[TrainingCase]:
+    """The cases of a registry round (a `cases` frame) that train this round: their role is
+    in `roles`, they are not quarantined, and they have a label in `label_column`
+    (falling back to the input label for cases whose label is complete as given)."""
+    out = []
+    for row in cases.to_dict("records"):
+        if row["role"] not in roles or row.get("quarantine_reason"):
+            continue
+        label = row.get(label_column) or (row.get("label_path") if row["role"] in ("strong", "val") else None)
+        if label:
+            out.append(TrainingCase(row["case_id"], Path(row["image_path"]), Path(label)))
+    return sorted(out, key=lambda c: c.case_id)

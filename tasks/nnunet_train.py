@@ -44,9 +44,15 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
                 annotated: dict[str, list[int]] | None = None, log: Callable[[str], None] = print,
                 n_proc: int = 2) -> Path:
     """Train (or finish training) the round's model; returns its model folder."""
+    from models.nnunet.network import count_parameters
+
     preprocessed = Path(root) / "preprocessed" / dataset
     plans = write_plans_variant(preprocessed, training)
     out = model_dir(root, dataset, plans)
+    n_params = count_parameters(json.loads((preprocessed / f"{plans}.json").read_text()),
+                                json.loads((preprocessed / "dataset.json").read_text()))
+    log(f"network {training.network} ({plans}): {n_params:,} parameters; budget {training.epochs} epochs x "
+        f"{training.iterations_per_epoch} iterations")
     if (out / "fold_all" / "checkpoint_final.pth").exists():
         log(f"model {out} is already trained; reusing it")
         return out

@@ -59,19 +59,16 @@ def pick_device(device: str) -> torch.device:
 class Segmenter:
     def __init__(self, bundle: ModelBundle, device: str = "auto", tta: Tta = "none",
                  tile_step_size: float = 0.5):
-        from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
         from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-        from models.nnunet.trainers.hybridlabel_trainer import HybridLabelTrainer
+        from models.nnunet.network import build_network
 
         self.device = pick_device(device)
         plans_manager = PlansManager(bundle.plans)
         config = plans_manager.get_configuration(bundle.configuration)
-        n_in = determine_num_input_channels(plans_manager, config, bundle.dataset_json)
-        n_out = plans_manager.get_label_manager(bundle.dataset_json).num_segmentation_heads
-        network = HybridLabelTrainer.build_network_architecture(
-            plans_manager, config, n_in, n_out, enable_deep_supervision=False)
+        network = build_network(bundle.plans, bundle.dataset_json, bundle.configuration)
         network.load_state_dict(bundle.weights)
+        n_out = plans_manager.get_label_manager(bundle.dataset_json).num_segmentation_heads
         predictor = _predictor_class()(
             tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=tta != "none",
             perform_everything_on_device=self.device.type == "cuda", device=self.device,
