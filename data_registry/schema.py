@@ -29,6 +29,7 @@ CASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("label_sources", pa.string(), "JSON: class id -> gt | pseudo | ignore | none"),
     ("tumors", pa.string(), "JSON: tumour attribution records"),
     ("scores", pa.string(), "JSON: every uncertainty score computed this round"),
+    ("trained", pa.bool_(), "the case was in this round's training set"),
     ("selection", pa.string(), "selection decision among unlabeled cases"),
     ("selection_reason", pa.string(), "why, with the cut-off"),
     ("quarantine_reason", pa.string(), "one line: why the case is unusable; null when fine"),

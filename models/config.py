@@ -120,10 +120,11 @@ def default_rounds() -> list[RoundSpec]:
     return [
         RoundSpec(name="teacher", kind="teacher", predict_roles=[], train_roles=["strong"]),
         RoundSpec(name="organ_student", predict_roles=["partial", "tumor_only"]),
-        RoundSpec(name="tumor_student", predict_roles=["partial", "tumor_only"], targets="organs+tumor"),
+        # strong cases carry no tumour annotation: from the tumour rounds on they are predicted too
+        RoundSpec(name="tumor_student", predict_roles=["strong", "partial", "tumor_only"], targets="organs+tumor"),
         RoundSpec(
             name="unlabeled_student",
-            predict_roles=["partial", "tumor_only", "unlabeled"],
+            predict_roles=["strong", "partial", "tumor_only", "unlabeled"],
             train_roles=["strong", "partial", "tumor_only", "unlabeled"],
             targets="organs+tumor",
         ),
@@ -131,12 +132,16 @@ def default_rounds() -> list[RoundSpec]:
 
 
 class PipelineConfig(_Frozen):
+    name: str = Field("hybridlabel", description="project name, used in nnU-Net dataset names")
+    nnunet_dataset_id: int = Field(500, ge=1, le=899, description="nnU-Net dataset id of round 0; round r uses id + r")
     dataset: Path = Field(Path("data/raw"), description="nnU-Net raw folder (imagesTr/, labelsTr/); relative paths are relative to this file")
     manifest: Path | None = Field(None, description="optional manifest CSV (case_id,image,label,annotated,role); default: <dataset>/manifest.csv when present")
     label_map: LabelMapConfig = Field(default_factory=LabelMapConfig, description="label ids")
     merge: MergeConfig = Field(default_factory=MergeConfig, description="hybrid label merge rules")
     selection: SelectionConfig = Field(default_factory=SelectionConfig, description="uncertainty-based selection of unlabeled cases")
     rounds: list[RoundSpec] = Field(default_factory=default_rounds, description="the rounds, in order; round 0 is the teacher")
+    predict_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="device for pseudo-label prediction")
+    workers: int = Field(2, ge=1, description="per-case tasks run at once (threads or Dask workers)")
     task_runner: Literal["threads", "dask"] = Field("threads", description="Prefect task runner for per-case tasks")
     dask_address: str | None = Field(None, description="Dask scheduler address; null = a local cluster")
 
@@ -146,6 +151,10 @@ class PipelineConfig(_Frozen):
             raise ValueError("rounds must hold at least the teacher")
         if self.rounds[0].kind != "teacher":
             raise ValueError("round 0 must be of kind 'teacher'")
+        if not self.name.replace("_", "").isalnum():
+            raise ValueError(f"name {self.name!r} must be letters, digits and '_'")
+        if self.nnunet_dataset_id + len(self.rounds) > 999:
+            raise ValueError("nnunet_dataset_id + number of rounds must stay below 1000")
         names = [r.name for r in self.rounds]
         if len(set(names)) != len(names):
             raise ValueError(f"round names must be unique, got {names}")

@@ -66,8 +66,9 @@ def merge_case(gt: np.ndarray | None, annotated: Iterable[int], pred: np.ndarray
     gt_box = None
     if box is not None:
         # contiguous copies of the box: every later pass is over these, flat
-        g = np.ascontiguousarray(gt[box]) if gt is not None else np.zeros(pred[box].shape, np.uint8)
-        p = _postprocess_prediction(np.ascontiguousarray(pred[box]), merge, labels.organ_ids)
+        # contiguous, writable copies of the box (inputs may be read-only views of images)
+        g = np.require(gt[box], requirements=["C", "W"]) if gt is not None else np.zeros(pred[box].shape, np.uint8)
+        p = _postprocess_prediction(np.require(pred[box], requirements=["C", "W"]), merge, labels.organ_ids)
         g, g_comps = _clean_gt(g, p, spacing, merge, labels)
         out, gt_box, gt_counts, totals, tumors, attributed, pseudo_tumor_kept = _merge_box(
             g, g_comps, p, ann, spacing, merge, labels, tumor_selected)

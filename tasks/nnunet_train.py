@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,12 +54,18 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
                                 json.loads((preprocessed / "dataset.json").read_text()))
     log(f"network {training.network} ({plans}): {n_params:,} parameters; budget {training.epochs} epochs x "
         f"{training.iterations_per_epoch} iterations")
-    if (out / "fold_all" / "checkpoint_final.pth").exists():
-        log(f"model {out} is already trained; reusing it")
-        return out
     spec = TrainingSpec(epochs=training.epochs, iterations_per_epoch=training.iterations_per_epoch,
                         val_iterations=training.val_iterations, seed=training.seed, loss=training.loss,
                         annotated=annotated or {})
+    inputs = _training_inputs(preprocessed, plans, spec)
+    stamp = out / "training_inputs.json"
+    if out.exists() and (not stamp.exists() or stamp.read_text() != inputs):
+        aside = out.with_name(f"{out.name}.superseded-{time.strftime('%Y%m%dT%H%M%S')}")
+        os.rename(out, aside)  # trained on other data or budget: kept, not reused
+        log(f"model folder {out} was trained on other inputs; moved to {aside.name}")
+    if (out / "fold_all" / "checkpoint_final.pth").exists():
+        log(f"model {out} is already trained on these inputs; reusing it")
+        return out
     spec_path = atomic_write_text(preprocessed / f"training_spec_{plans}.json", spec.to_json())
     device = resolve_device(training.device)
     env = nnunet_env(root, dict(os.environ), n_proc=n_proc, n_proc_da=0 if device == "cpu" else max(2, n_proc),
@@ -67,4 +74,16 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
     run_logged(train_command(dataset_id, plans, device, continue_training=resume), env, log)
     if not (out / "fold_all" / "checkpoint_final.pth").exists():
         raise RuntimeError(f"nnU-Net training ended without {out / 'fold_all' / 'checkpoint_final.pth'}")
+    atomic_write_text(stamp, inputs)
     return out
+
+
+def _training_inputs(preprocessed: Path, plans: str, spec: TrainingSpec) -> str:
+    """What a model depends on: plans, budget, loss, and every case's preprocessed label."""
+    from tasks.imageio import sha256_path
+
+    data = preprocessed / json.loads((preprocessed / f"{plans}.json").read_text())["configurations"][
+        CONFIGURATION]["data_identifier"]
+    labels = {p.name: sha256_path(p) for p in sorted(data.glob("*_seg.b2nd"))}
+    return json.dumps({"plans": (preprocessed / f"{plans}.json").read_text(), "spec": spec.to_json(),
+                       "labels": labels}, sort_keys=True)

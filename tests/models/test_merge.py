@@ -223,3 +223,16 @@ def test_real_scan_merge_class_by_class():
         assert mask.any() and np.all(pred[mask] == organ) and np.all(gt[mask] == 0)
     assert r.sources[SPLEEN] == "pseudo"
     assert sum(sum(v.values()) for v in r.counts.values()) == h.size
+
+
+def test_read_only_inputs_are_accepted_and_not_modified():
+    g, p = vol(), vol()
+    g[2:8, 2:8, 2:8] = LIVER
+    p[4:12, 4:12, 4:12] = SPLEEN
+    p[5, 5, 5] = TUMOR
+    g.flags.writeable = False
+    p.flags.writeable = False
+    before = (g.copy(), p.copy())
+    r = merge_case(g, [LIVER], p, ISO, MergeConfig(), LABELS)
+    assert np.array_equal(g, before[0]) and np.array_equal(p, before[1])
+    assert (r.hybrid == LIVER).sum() == 6 ** 3

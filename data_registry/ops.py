@@ -1,0 +1,38 @@
+"""Pure operations on registry frames: carry a round's cases into the next round."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# what a round decides anew; everything else (identity, intake) carries over
+ROUND_COLUMNS = ("hybrid_label_path", "hybrid_label_sha256", "label_sources", "tumors", "scores",
+                 "trained", "selection", "selection_reason")
+
+
+def next_round_cases(previous: pd.DataFrame, round_no: int) -> pd.DataFrame:
+    """The previous round's cases with the round number set and round decisions cleared."""
+    frame = previous.copy()
+    frame["round"] = round_no
+    for col in ROUND_COLUMNS:
+        frame[col] = None
+    frame["trained"] = False
+    return frame
+
+
+def apply_updates(frame: pd.DataFrame, updates: dict[str, dict]) -> pd.DataFrame:
+    """Set per-case values: {case_id: {column: value}} (unknown case ids are an error)."""
+    out = frame.copy()
+    index = {cid: i for i, cid in enumerate(out["case_id"])}
+    missing = sorted(set(updates) - set(index))
+    if missing:
+        raise KeyError(f"cases {missing[:5]} are not in the round's frame")
+    for case_id, values in updates.items():
+        for col, value in values.items():
+            out.at[out.index[index[case_id]], col] = value
+    return out
+
+
+def usable(frame: pd.DataFrame, roles) -> pd.DataFrame:
+    """Cases of the given roles that are not quarantined."""
+    ok = frame["role"].isin(list(roles)) & frame["quarantine_reason"].isna()
+    return frame[ok]

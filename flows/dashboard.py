@@ -1,0 +1,85 @@
+"""Prefect artifacts of a round: the markdown summary, tables and a progress bar.
+
+Called from flows only; outside a flow run (plain calls) the artifacts are skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+
+
+def _in_run() -> bool:
+    from prefect.context import FlowRunContext
+
+    return FlowRunContext.get() is not None
+
+
+class Progress:
+    """A Prefect progress artifact moved as per-case tasks finish."""
+
+    def __init__(self, key: str, total: int, description: str):
+        self.total, self.done, self.id = max(total, 1), 0, None
+        if _in_run():
+            from prefect.artifacts import create_progress_artifact
+
+            self.id = create_progress_artifact(0.0, key=key, description=description)
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.id is not None:
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(self.id, 100.0 * self.done / self.total)
+
+
+def _md_table(rows: list[dict]) -> str:
+    if not rows:
+        return "_none_\n"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def round_summary(round_no: int, name: str, cases: pd.DataFrame, stage_seconds: dict, labels: dict,
+                  selection: pd.DataFrame | None, tumors: list[dict]) -> str:
+    """Markdown: cases per role, label sources per class, selection, tumours per organ, times."""
+    import json
+
+    roles = Counter(cases["role"])
+    sources: dict[str, Counter] = {}
+    for text in cases["label_sources"].dropna():
+        for cls, src in json.loads(text).items():
+            sources.setdefault(cls, Counter())[src] += 1
+    source_rows = [{"class": f"{c} {labels.get(int(c), '')}", **dict(sources[c])}
+                   for c in sorted(sources, key=int) if c != "0"]
+    organ_counts = Counter(str(labels.get(t["organ"], t["organ"])) if isinstance(t["organ"], int) else t["organ"]
+                           for t in tumors)
+    parts = [f"# Round {round_no}: {name}\n", "## Cases per role\n",
+             _md_table([{"role": r, "cases": n} for r, n in sorted(roles.items())]),
+             "\n## Label sources per class (cases)\n", _md_table(source_rows)]
+    if selection is not None and len(selection):
+        counts = Counter(selection["decision"])
+        kept = selection[selection["decision"] != "sits_out"]
+        cut = f"{kept['organ_score'].max():.4f}" if len(kept) else "none"
+        parts += ["\n## Selection of unlabeled cases\n",
+                  _md_table([{"decision": d, "cases": n} for d, n in sorted(counts.items())]),
+                  f"\norgan-score cut-off: {cut}\n"]
+    parts += ["\n## Tumours per attributed organ\n",
+              _md_table([{"organ": o, "tumours": n} for o, n in sorted(organ_counts.items())]),
+              "\n## Time per stage (s)\n",
+              _md_table([{"stage": s, "seconds": round(v, 1)} for s, v in stage_seconds.items()])]
+    return "".join(parts)
+
+
+def publish_round(round_no: int, markdown: str, selection: pd.DataFrame | None) -> None:
+    if not _in_run():
+        return
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    create_markdown_artifact(markdown, key=f"round-{round_no:03d}-summary", description=f"round {round_no}")
+    if selection is not None and len(selection):
+        create_table_artifact(selection.drop(columns=["reason"]).to_dict("records"),
+                              key=f"round-{round_no:03d}-selection", description="selection decisions")

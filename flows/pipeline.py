@@ -1,0 +1,76 @@
+"""The `pipeline` flow: the rounds of a config, in order, from any round, then export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from data_registry.store import Registry
+from flows.export import export_model
+from flows.rounds import RoundError, student_round, teacher_round
+from flows.runner import task_runner
+from models.config import load_config
+from models.config_yaml import render_config_yaml
+from tasks.files import atomic_write_text
+from tasks.registry import config_record
+from tasks.workdir import Layout, WorkdirLock
+
+
+def first_round_to_run(workdir: Path, config) -> int:
+    """The first round that is not completed under this very config."""
+    reg = Registry(workdir)
+    sha = config_record(config)["config_sha256"]
+    for r in range(len(config.rounds)):
+        row = reg.round_row(r)
+        if not reg.is_complete(r) or row.get("config_sha256") != sha:
+            return r
+    return len(config.rounds)
+
+
+def check_start(config, workdir: Path, start_round: int) -> None:
+    """Fail before any work: a missing dataset, or a start whose parent is incomplete."""
+    if not Path(config.dataset).is_dir():
+        raise RoundError(f"dataset folder {config.dataset} not found; fix `dataset:` in the config")
+    if not 0 <= start_round <= len(config.rounds):
+        raise RoundError(f"round {start_round} is not in the config (rounds 0-{len(config.rounds) - 1})")
+    if start_round > 0 and not Registry(workdir).is_complete(start_round - 1):
+        raise RoundError(f"round {start_round - 1} is not complete in {workdir}; "
+                         f"resume from an earlier round (hybridlabel status --workdir {workdir})")
+
+
+@flow(name="pipeline", flow_run_name="pipeline-from-round-{start_round}")
+def pipeline(config_path: str, workdir: str, start_round: int = 0, export: bool = True) -> dict:
+    """Run rounds start_round.. of the config, then export the final model."""
+    config = load_config(Path(config_path))
+    work = Path(workdir)
+    check_start(config, work, start_round)
+    with WorkdirLock(work):
+        layout = Layout(work)
+        if Path(config_path).resolve() != layout.config.resolve():
+            # the workdir keeps the config it ran with (paths made absolute), for resume
+            atomic_write_text(layout.config, render_config_yaml(config))
+        for r in range(start_round, len(config.rounds)):
+            try:
+                if r == 0:
+                    teacher_round(str(layout.config), str(work))
+                else:  # per-case tasks fan out on the configured runner (threads or Dask)
+                    student_round.with_options(task_runner=task_runner(config))(str(layout.config), str(work), r)
+            except BaseException:
+                reg = Registry(work)
+                if reg.round_row(r) and not reg.is_complete(r):
+                    reg.set_round_status(r, "failed")
+                raise
+        archive = export_model(str(layout.config), str(work)) if export else None
+    return {"workdir": str(work), "rounds": len(config.rounds), "export": archive}
+
+
+@flow(name="single-round", flow_run_name="round-{round_no}")
+def single_round(config_path: str, workdir: str, round_no: int) -> dict:
+    """One round (for the single-round deployment): its parent must be complete."""
+    config = load_config(Path(config_path))
+    check_start(config, Path(workdir), round_no)
+    with WorkdirLock(Path(workdir)):
+        if round_no == 0:
+            return teacher_round(config_path, workdir)
+        return student_round.with_options(task_runner=task_runner(config))(config_path, workdir, round_no)

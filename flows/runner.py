@@ -1,0 +1,63 @@
+"""Run the pipeline from the CLI: a scoped Prefect environment and the task runner.
+
+Prefect reads its settings when it is imported, so the environment is set here, in the
+command, before the first Prefect import: PREFECT_HOME under the workdir unless the user
+chose one (no writes to the user's home), telemetry off.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class EnvironmentError_(RuntimeError):
+    """The Python environment cannot run Prefect's local server."""
+
+
+def check_argparse_shadow() -> None:
+    """Prefect's local server runs uvicorn with site-packages first on sys.path, where the
+    old PyPI `argparse` backport (pulled in by unittest2 <- batchgenerators <- nnunetv2)
+    then shadows Python's own argparse and the server dies at start."""
+    import sysconfig
+
+    shadow = Path(sysconfig.get_paths()["purelib"]) / "argparse.py"
+    if shadow.exists():
+        raise EnvironmentError_(f"{shadow} (the PyPI 'argparse' backport) breaks Prefect's server; "
+                                "remove it with `pip uninstall -y argparse`")
+
+
+def prefect_environment(workdir: Path) -> None:
+    check_argparse_shadow()
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(Path(workdir).resolve() / ".prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # the first start migrates a fresh database: on a busy 2-core machine that takes > 20 s
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
+
+
+def task_runner(config):
+    """Threads by default; a Dask cluster (local, or at `dask_address`) when configured."""
+    if config.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if config.dask_address:
+            return DaskTaskRunner(address=config.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": config.workers, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": None})
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=config.workers)
+
+
+def run_pipeline(config_path: Path, workdir: Path, start_round: int | None = None, export: bool = True) -> dict:
+    prefect_environment(workdir)
+    from flows.pipeline import first_round_to_run, pipeline
+    from models.config import load_config
+
+    config = load_config(config_path)
+    start = first_round_to_run(workdir, config) if start_round is None else start_round
+    return pipeline(str(Path(config_path).resolve()), str(Path(workdir).resolve()), start, export)

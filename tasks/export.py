@@ -1,0 +1,58 @@
+"""Write a trained model as one self-contained archive: slim weights (no optimiser
+state), plans, dataset.json (the label map), the pipeline config, the code version and
+a manifest with the sha256 of every member."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+import zipfile
+from pathlib import Path
+
+from models.config import PipelineConfig
+from tasks.registry import code_version
+
+ARCHIVE_FORMAT = "hybridlabel-model/1"
+
+
+def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, round_no: int) -> tuple[Path, dict]:
+    import torch
+
+    from models.nnunet.network import count_parameters
+
+    model_dir = Path(model_dir)
+    ckpt = torch.load(model_dir / "fold_all" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    slim = {k: ckpt[k] for k in ("network_weights", "init_args", "trainer_name", "inference_allowed_mirroring_axes")
+            if k in ckpt}
+    buf = io.BytesIO()
+    torch.save(slim, buf)
+    plans = json.loads((model_dir / "plans.json").read_text())
+    dataset = json.loads((model_dir / "dataset.json").read_text())
+    members = {
+        "weights.pth": buf.getvalue(),
+        "plans.json": json.dumps(plans, indent=1).encode(),
+        "dataset.json": json.dumps(dataset, indent=1).encode(),
+        "config.json": config.model_dump_json(indent=1).encode(),
+    }
+    info = {"format": ARCHIVE_FORMAT, "code_version": code_version(), "round": round_no,
+            "configuration": ckpt["init_args"]["configuration"],
+            "parameters": count_parameters(plans, dataset, ckpt["init_args"]["configuration"]),
+            "labels": dataset["labels"],
+            "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    archive = out_dir / f"{config.name}_round{round_no}.hlmodel.zip"
+    tmp = out_dir / f".tmp-{uuid.uuid4().hex[:8]}-{archive.name}"
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("hybridlabel.json", json.dumps(info, indent=1))
+            for name, data in members.items():
+                zf.writestr(name, data)
+        os.replace(tmp, archive)
+    finally:
+        tmp.unlink(missing_ok=True)
+    info["size_bytes"] = archive.stat().st_size
+    return archive, {"parameters": info["parameters"], "size_bytes": info["size_bytes"], "archive": str(archive)}

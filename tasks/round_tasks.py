@@ -1,0 +1,130 @@
+"""Prefect tasks of a round: thin wrappers that take and return paths and small records.
+
+Per-case tasks (predict, merge) are idempotent: a journal entry records each output's
+sha256, and a rerun of an interrupted round skips cases whose output is intact.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from prefect import get_run_logger, task
+
+from models.config import LabelMapConfig, PipelineConfig, TrainingConfig
+from tasks.imageio import array_to_image, write_image
+from tasks.merge import merge_files
+from tasks.workdir import fingerprint, read_journal, write_journal
+
+_predict_lock = threading.Lock()
+
+
+def _logger():
+    try:
+        return get_run_logger()
+    except Exception:  # outside a Prefect run (plain function calls in tests)
+        import logging
+
+        return logging.getLogger("hybridlabel")
+
+
+@lru_cache(maxsize=2)
+def _segmenter(model_dir: str, device: str, tta: str):
+    from models.nnunet.predictor import Segmenter
+    from tasks.nnunet_predict import load_bundle
+
+    return Segmenter(load_bundle(Path(model_dir)), device=device, tta=tta)
+
+
+def predict_one(model_dir: str, case: dict, out_dir: str, labels: LabelMapConfig, device: str, tta: str,
+                model_sha: str = "") -> dict:
+    step = Path(out_dir)
+    inputs = fingerprint(model_sha or model_dir, case.get("image_sha256") or case["image_path"], tta)
+    done = read_journal(step, case["case_id"], inputs)
+    if done:
+        return done
+    from tasks.nnunet_predict import predict_case
+
+    segmenter = _segmenter(str(model_dir), device, tta)
+    with _predict_lock:  # one network per process: its weights are (re)loaded per call by nnU-Net
+        out, scores = predict_case(segmenter, Path(case["image_path"]), step / f"{case['case_id']}.nii.gz", labels)
+    return write_journal(step, case["case_id"], inputs, {"case_id": case["case_id"], "path": str(out), "scores": scores})
+
+
+@task(name="predict-case", task_run_name="predict-{case[case_id]}", retries=0)
+def predict_case_task(model_dir: str, case: dict, out_dir: str, labels: LabelMapConfig, device: str = "auto",
+                      tta: str = "none", model_sha: str = "") -> dict:
+    return predict_one(model_dir, case, out_dir, labels, device, tta, model_sha)
+
+
+def organ_training_label(hybrid: Path, out: Path, labels: LabelMapConfig) -> Path:
+    """An organs-only round trains without the tumour class: tumour and ignore voxels
+    become the ignore label of the organ dataset (the id after the last organ)."""
+    image = sitk.ReadImage(str(hybrid))
+    array = sitk.GetArrayFromImage(image)
+    ignore = max(labels.organ_ids) + 1
+    lut = np.arange(256, dtype=np.uint8)
+    lut[labels.tumor_id] = ignore
+    lut[labels.ignore_id] = ignore
+    return write_image(array_to_image(lut[array], image), out)
+
+
+def merge_one(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumor_selected: bool,
+              targets: str) -> dict:
+    step = Path(out_dir)
+    inputs = fingerprint(pred["sha256"], case.get("input_label_sha256"), case.get("annotated_classes"),
+                         config.merge.model_dump(), config.label_map.model_dump(), tumor_selected, targets)
+    done = read_journal(step, case["case_id"], inputs)
+    if done:
+        return done
+    out = step / f"{case['case_id']}.nii.gz"
+    label = Path(case["label_path"]) if case.get("label_path") else None
+    annotated = list(case.get("annotated_classes") or []) if label else None
+    _, record_path = merge_files(Path(pred["path"]), out, config, label, None, annotated, tumor_selected)
+    record = json.loads(record_path.read_text())
+    train_label = out
+    if targets == "organs":
+        train_label = organ_training_label(out, step / "train" / out.name, config.label_map)
+    uses_ignore = "ignore" in record["counts"]
+    return write_journal(step, case["case_id"], inputs, {
+        "case_id": case["case_id"], "path": str(out), "train_label": str(train_label),
+        "sources": record["sources"], "tumors": record["tumors"], "counts": record["counts"],
+        "uses_ignore": uses_ignore})
+
+
+@task(name="merge-case", task_run_name="merge-{case[case_id]}")
+def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumor_selected: bool,
+                    targets: str) -> dict:
+    return merge_one(case, pred, out_dir, config, tumor_selected, targets)
+
+
+@task(name="build-round-dataset")
+def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list[dict], labels: LabelMapConfig,
+                       with_ignore: bool, tumor: bool, plans_from: int | None) -> str:
+    """Raw dataset of the round, plans (once, on the teacher's dataset), preprocessing
+    (images once, labels each round). Returns the plans file."""
+    from tasks.nnunet_dataset import TrainingCase, write_round_dataset
+    from tasks.nnunet_preprocess import plan_dataset, preprocess_round
+
+    log = _logger()
+    training = [TrainingCase(c["case_id"], Path(c["image_path"]), Path(c["train_label"])) for c in cases]
+    write_round_dataset(Path(nnunet_root), dataset_id, name, training, labels, with_ignore=with_ignore, tumor=tumor)
+    base = dataset_id if plans_from is None else plans_from
+    plans = plan_dataset(Path(nnunet_root), base, log=log.info)
+    preprocess_round(Path(nnunet_root), plans, dataset_id, name, training)
+    log.info(f"dataset {dataset_id} ({name}): {len(training)} training cases preprocessed")
+    return str(plans)
+
+
+@task(name="train-model")
+def train_task(nnunet_root: str, dataset_id: int, dataset: str, training: TrainingConfig,
+               annotated: dict[str, list[int]] | None = None) -> str:
+    from tasks.nnunet_train import train_model
+
+    log = _logger()
+    return str(train_model(Path(nnunet_root), dataset_id, dataset, training, annotated, log=log.info))
+
