@@ -166,17 +166,68 @@ def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", h
         console.print(rounds_table(info))
 
 
+def _run(action) -> None:
+    """Run a pipeline action; known failures become one clear line and a non-zero exit."""
+    from flows.rounds import RoundError
+    from flows.runner import EnvironmentError_
+    from models.config import ConfigError
+    from tasks.audit import DatasetError
+    from tasks.workdir import WorkdirBusy
+
+    try:
+        return action()
+    except (ConfigError, DatasetError, RoundError, WorkdirBusy, EnvironmentError_) as exc:
+        fail(str(exc))
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="pipeline config (YAML)"),
+        workdir: Path = typer.Option(..., "--workdir", help="work folder: registry, models, labels"),
+        no_export: bool = typer.Option(False, "--no-export", help="stop after the last round")) -> None:
+    """Run every round of the config that is not complete yet, then export the model."""
+    from flows.runner import run_pipeline
+
+    result = _run(lambda: run_pipeline(config, workdir, None, not no_export))
+    status(workdir=workdir, as_json=False)
+    console.print(f"export: {result['export']}")
+
+
+@app.command()
+def resume(round_no: int = typer.Option(..., "--round", help="first round to run again"),
+           workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="work folder"),
+           config: Optional[Path] = typer.Option(None, "--config", help="config (default: the workdir's config.yaml)")) -> None:
+    """Check round N-1, mark rounds >= N superseded (kept), and run from round N."""
+    from data_registry.store import Registry
+    from flows.runner import run_pipeline
+    from tasks.integrity import round_problems
+
+    cfg = config or workdir / "config.yaml"
+    if not cfg.is_file():
+        fail(f"{cfg} not found; pass --config CONFIG.yaml")
+    if round_no > 0:
+        problems = round_problems(workdir, round_no - 1)
+        if problems:
+            fail(f"cannot resume at round {round_no}: " + "; ".join(problems[:3]))
+    moved = Registry(workdir).supersede_from(round_no)
+    if moved:
+        console.print(f"rounds {moved} marked superseded (kept under {workdir / 'registry' / 'superseded'})")
+    _run(lambda: run_pipeline(cfg, workdir, round_no))
+    status(workdir=workdir, as_json=False)
+
+
 @app.command()
 def demo(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="work folder (created)"),
          cases: int = typer.Option(24, "--cases", min=5, help="phantom cases"),
          seed: int = typer.Option(0, "--seed", help="phantom seed")) -> None:
-    """Run the main job on the built-in phantom: cohort, intake audit into the registry, status."""
-    from flows.demo import run_demo
+    """The main job on the built-in phantom: cohort, teacher, student rounds, export, status."""
+    from flows.demo import prepare_demo
+    from flows.runner import run_pipeline
 
-    run_demo(workdir, cases, seed, console)
+    config_path = prepare_demo(workdir, cases, seed, console)
+    result = _run(lambda: run_pipeline(config_path, workdir, None))
     status(workdir=workdir, as_json=False)
-    console.print(f"registry: {workdir / 'registry'}  ·  config: {workdir / 'config.yaml'}  ·  "
-                  f"cohort: {workdir / 'phantom'}")
+    console.print(f"registry: {workdir / 'registry'}  ·  model: {result['export']}  ·  "
+                  f"config: {config_path}  ·  cohort: {workdir / 'phantom'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

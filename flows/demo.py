@@ -1,34 +1,48 @@
-"""The demo: the main job on the built-in phantom cohort."""
+"""The demo: a phantom cohort and a config with CPU-sized budgets (the README's main job)."""
 
 from __future__ import annotations
 
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
 
 from flows.progress import case_progress
-from models.config import PipelineConfig, load_config
+from models.config import PipelineConfig, RoundSpec, TrainingConfig
 from models.config_yaml import render_config_yaml
-from tasks.audit import audit_dataset
 from tasks.files import atomic_write_text
 from tasks.phantom import write_phantom_cohort
-from tasks.registry import commit_intake
 
 
-def run_demo(workdir: Path, n_cases: int, seed: int, console: Console) -> None:
+def demo_config() -> PipelineConfig:
+    """Teacher -> organ student -> organ+tumour student with selected unlabeled cases.
+    Students start from their teacher's weights, so short budgets still improve."""
+    def budget(epochs: int, parent: bool) -> TrainingConfig:
+        return TrainingConfig(network="tiny", epochs=epochs, iterations_per_epoch=25, val_iterations=1,
+                              loss="naive", device="auto", seed=12345, init_from_parent=parent)
+
+    return PipelineConfig(
+        name="demo", dataset=Path("phantom"),
+        selection={"organ_keep": 0.67, "tumor_keep": 0.5},
+        rounds=[
+            RoundSpec(name="teacher", kind="teacher", predict_roles=[], train_roles=["strong"],
+                      training=budget(12, False)),
+            RoundSpec(name="organ_student", predict_roles=["partial", "tumor_only"],
+                      train_roles=["strong", "partial", "tumor_only"], training=budget(4, True)),
+            RoundSpec(name="tumor_student", predict_roles=["strong", "partial", "tumor_only", "unlabeled"],
+                      train_roles=["strong", "partial", "tumor_only", "unlabeled"], targets="organs+tumor",
+                      training=budget(4, True)),
+        ])
+
+
+def prepare_demo(workdir: Path, n_cases: int, seed: int, console: Console) -> Path:
+    """Write the cohort (once) and the demo config; returns the config path."""
     workdir = Path(workdir)
     cohort = workdir / "phantom"
-    with case_progress("phantom cases", n_cases) as advance:
-        write_phantom_cohort(cohort, n_cases, seed, "small", on_case=lambda _: advance())
-    config_path = workdir / "config.yaml"
+    if not (cohort / "manifest.csv").exists():
+        with case_progress("phantom cases", n_cases) as advance:
+            write_phantom_cohort(cohort, n_cases, seed, "small", on_case=lambda _: advance())
+    config_path = workdir / "demo.yaml"
     if not config_path.exists():
-        atomic_write_text(config_path, render_config_yaml(PipelineConfig(dataset=Path("phantom"))))
-    config = load_config(config_path)
-    started, t0 = datetime.now(timezone.utc), time.perf_counter()
-    with case_progress("auditing cases", n_cases) as advance:
-        cases = audit_dataset(config.dataset, config.label_map, config.manifest,
-                              resample_dir=workdir / "intake" / "labels", on_case=lambda _: advance())
-    commit_intake(workdir, cases, config, started, time.perf_counter() - t0)
-    console.print(f"intake audit of {len(cases)} cases committed as round 0")
+        atomic_write_text(config_path, render_config_yaml(demo_config()))
+    console.print(f"demo cohort {cohort}, config {config_path}")
+    return config_path

@@ -83,7 +83,7 @@ def teacher_round(config_path: str, workdir: str) -> dict:
 
 
 def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[dict], with_ignore: bool,
-           stages: dict, annotated: dict | None = None) -> str:
+           stages: dict, annotated: dict | None = None, parent_model: str | None = None) -> str:
     spec = config.rounds[round_no]
     dataset_id, dataset = _dataset(config, round_no)
     t = time.perf_counter()
@@ -92,7 +92,7 @@ def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[di
                        None if round_no == 0 else config.nnunet_dataset_id)
     stages["preprocess"] = time.perf_counter() - t
     t = time.perf_counter()
-    model_dir = train_task(str(layout.nnunet), dataset_id, dataset, spec.training, annotated)
+    model_dir = train_task(str(layout.nnunet), dataset_id, dataset, spec.training, annotated, parent_model)
     stages["train"] = time.perf_counter() - t
     return model_dir
 
@@ -147,7 +147,7 @@ def student_round(config_path: str, workdir: str, round_no: int) -> dict:
             train.append({"case_id": row["case_id"], "image_path": row["image_path"], "train_label": row["label_path"]})
     with_ignore = any(m["uses_ignore"] or (spec.targets == "organs" and str(config.label_map.tumor_id) in m["counts"])
                       for m in merged)
-    new_model = _train(config, layout, round_no, train, with_ignore, stages)
+    new_model = _train(config, layout, round_no, train, with_ignore, stages, parent_model=model_dir)
 
     updates = {}
     for c in todo:

@@ -96,6 +96,7 @@ class TrainingConfig(_Frozen):
     batch_size: int | None = Field(None, ge=1, description="batch size; null = nnU-Net's plans")
     seed: int = Field(12345, description="random seed (bit-identical weights on CPU with nnUNet_n_proc_DA=0)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device; auto = cuda when present")
+    init_from_parent: bool = Field(False, description="start a student from its teacher's weights (output layers re-initialised)")
 
 
 class RoundSpec(_Frozen):

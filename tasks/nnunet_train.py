@@ -43,7 +43,7 @@ def model_dir(root: Path, dataset: str, plans: str) -> Path:
 
 def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingConfig,
                 annotated: dict[str, list[int]] | None = None, log: Callable[[str], None] = print,
-                n_proc: int = 2) -> Path:
+                n_proc: int = 2, parent_model: Path | None = None) -> Path:
     """Train (or finish training) the round's model; returns its model folder."""
     from models.nnunet.network import count_parameters
 
@@ -57,7 +57,10 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
     spec = TrainingSpec(epochs=training.epochs, iterations_per_epoch=training.iterations_per_epoch,
                         val_iterations=training.val_iterations, seed=training.seed, loss=training.loss,
                         annotated=annotated or {})
-    inputs = _training_inputs(preprocessed, plans, spec)
+    pretrained = None
+    if training.init_from_parent and parent_model is not None:
+        pretrained = Path(parent_model) / "fold_all" / "checkpoint_final.pth"
+    inputs = _training_inputs(preprocessed, plans, spec) + (f"|from:{pretrained}" if pretrained else "")
     stamp = out / "training_inputs.json"
     if out.exists() and (not stamp.exists() or stamp.read_text() != inputs):
         aside = out.with_name(f"{out.name}.superseded-{time.strftime('%Y%m%dT%H%M%S')}")
@@ -71,7 +74,7 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
     env = nnunet_env(root, dict(os.environ), n_proc=n_proc, n_proc_da=0 if device == "cpu" else max(2, n_proc),
                      spec_path=spec_path)
     resume = (out / "fold_all" / "checkpoint_latest.pth").exists()
-    run_logged(train_command(dataset_id, plans, device, continue_training=resume), env, log)
+    run_logged(train_command(dataset_id, plans, device, continue_training=resume, pretrained=pretrained), env, log)
     if not (out / "fold_all" / "checkpoint_final.pth").exists():
         raise RuntimeError(f"nnU-Net training ended without {out / 'fold_all' / 'checkpoint_final.pth'}")
     atomic_write_text(stamp, inputs)

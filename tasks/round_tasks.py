@@ -122,9 +122,10 @@ def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list
 
 @task(name="train-model")
 def train_task(nnunet_root: str, dataset_id: int, dataset: str, training: TrainingConfig,
-               annotated: dict[str, list[int]] | None = None) -> str:
+               annotated: dict[str, list[int]] | None = None, parent_model: str | None = None) -> str:
     from tasks.nnunet_train import train_model
 
     log = _logger()
-    return str(train_model(Path(nnunet_root), dataset_id, dataset, training, annotated, log=log.info))
+    return str(train_model(Path(nnunet_root), dataset_id, dataset, training, annotated, log=log.info,
+                           parent_model=Path(parent_model) if parent_model else None))
 

@@ -26,3 +26,29 @@ def phantom_cohort(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("phantom")
     write_phantom_cohort(out, n_cases=12, seed=3)
     return out
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """One Prefect test server for the session (PREFECT_HOME in a temporary folder)."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def tiny_config_yaml(dataset, rounds: int = 3, name: str = "t", dataset_id: int = 800) -> str:
+    """A pipeline config with CPU-test budgets (seconds per round)."""
+    budget = "{network: tiny, epochs: 1, iterations_per_epoch: 2, val_iterations: 1, device: cpu, seed: 3}"
+    specs = [
+        f"  - {{name: teacher, kind: teacher, predict_roles: [], train_roles: [strong], training: {budget}}}",
+        f"  - {{name: organs, predict_roles: [partial, tumor_only], train_roles: [strong, partial, tumor_only], "
+        f"training: {budget}}}",
+        f"  - {{name: tumours, predict_roles: [strong, partial, tumor_only, unlabeled], "
+        f"train_roles: [strong, partial, tumor_only, unlabeled], targets: organs+tumor, training: {budget}}}",
+    ][:rounds]
+    return (f"name: {name}\nnnunet_dataset_id: {dataset_id}\ndataset: {dataset}\nworkers: 2\n"
+            f"selection: {{organ_keep: 0.67, tumor_keep: 1}}\nrounds:\n" + "\n".join(specs) + "\n")

@@ -53,9 +53,12 @@ def full_preprocess_command(dataset_id: int, plans: str = "nnUNetPlans", n_proc:
         "-d", str(dataset_id), "-c", CONFIGURATION, "-plans_name", plans, "-np", str(n_proc)]
 
 
-def train_command(dataset_id: int, plans: str, device: str, continue_training: bool = False) -> list[str]:
+def train_command(dataset_id: int, plans: str, device: str, continue_training: bool = False,
+                  pretrained: Path | None = None) -> list[str]:
     cmd = _entry("nnunetv2.run.run_training", "run_training_entry") + [
         str(dataset_id), CONFIGURATION, "all", "-tr", TRAINER_NAME, "-p", plans, "-device", device]
     if continue_training:
         cmd.append("--c")
+    elif pretrained is not None:
+        cmd += ["-pretrained_weights", str(pretrained)]
     return cmd
