@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=25)
     ap.add_argument("--network", default="tiny")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--optimizer", default="sgd")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="teacher-"))
     labels = LabelMapConfig()
@@ -59,7 +60,8 @@ def main() -> None:
     preprocess_round(root, plans, 600, "teacher", strong)
     t_prep = time.perf_counter() - t0
     training = TrainingConfig(network=args.network, epochs=args.epochs, iterations_per_epoch=args.iterations,
-                              val_iterations=1, loss="naive", device=args.device)
+                              val_iterations=1, loss="naive", device=args.device,
+                              optimizer=args.optimizer)
     t1 = time.perf_counter()
     model = train_model(root, 600, "Dataset600_teacher", training, log=lambda _: None)
     t_train = time.perf_counter() - t1
@@ -76,7 +78,7 @@ def main() -> None:
     t_pred = time.perf_counter() - t2
     means = {labels.labels[c]: round(float(np.mean(v)), 3) for c, v in per_class.items()}
     print(f"teacher: {len(strong)} strong cases, network {args.network} ({seg.n_parameters:,} parameters), "
-          f"{args.epochs} epochs x {args.iterations} iterations on {seg.device}")
+          f"{args.epochs} epochs x {args.iterations} iterations, {args.optimizer}, on {seg.device}")
     print(f"times: cohort+plan+preprocess {t_prep:.0f} s, training {t_train:.0f} s, "
           f"predicting {len(val)} val cases {t_pred:.1f} s")
     print("val Dice per organ:", json.dumps(means))

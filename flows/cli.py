@@ -230,5 +230,21 @@ def demo(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", hel
                   f"config: {config_path}  ·  cohort: {workdir / 'phantom'}")
 
 
+@app.command()
+def deploy(config: Optional[Path] = typer.Option(None, "--config", help="config the deployments run (default parameter: config.yaml)"),
+           workdir: Optional[Path] = typer.Option(None, "--workdir", help="workdir the deployments use"),
+           prefect_file: Path = typer.Option(None, "--prefect-file", help="deployments file (default: deploy/prefect.yaml)")) -> None:
+    """Register the pipeline and single-round deployments with the server in PREFECT_API_URL."""
+    import os
+
+    from flows.deploy import PREFECT_FILE, register_deployments
+
+    if not os.environ.get("PREFECT_API_URL"):
+        fail("PREFECT_API_URL is not set; start a server (`prefect server start --host 127.0.0.1`) "
+             "and export PREFECT_API_URL=http://127.0.0.1:4200/api")
+    for name in register_deployments(config, workdir, prefect_file or PREFECT_FILE):
+        console.print(f"registered {name}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

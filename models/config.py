@@ -96,6 +96,8 @@ class TrainingConfig(_Frozen):
     batch_size: int | None = Field(None, ge=1, description="batch size; null = nnU-Net's plans")
     seed: int = Field(12345, description="random seed (bit-identical weights on CPU with nnUNet_n_proc_DA=0)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device; auto = cuda when present")
+    optimizer: Literal["sgd", "adam"] = Field("sgd", description="sgd = nnU-Net's (momentum 0.99, lr 1e-2); adam converges faster on short CPU budgets")
+    learning_rate: float | None = Field(None, gt=0, description="initial learning rate; null = 1e-2 for sgd, 1e-3 for adam")
     init_from_parent: bool = Field(False, description="start a student from its teacher's weights (output layers re-initialised)")
 
 

@@ -29,21 +29,23 @@ class OrganShape:
     w_range: tuple[float, float] = (-1.0, 1.0)
 
 
-# Paint order matters: later shapes overwrite earlier ones where they touch.
+# Paint order matters: later shapes overwrite earlier ones where they touch. Mean HU
+# follow a portal-venous CT loosely, spread apart so that neighbouring organs differ by
+# more than the noise: the phantom is meant to be learnable on a CPU in minutes.
 ORGANS: tuple[OrganShape, ...] = (
-    OrganShape(1, 60, (-0.45, -0.10, 0.35), (0.38, 0.45, 0.35)),  # liver
-    OrganShape(3, 50, (0.55, 0.30, 0.35), (0.15, 0.22, 0.22)),  # spleen
-    OrganShape(11, 25, (0.35, -0.25, 0.40), (0.25, 0.20, 0.25)),  # stomach
-    OrganShape(2, 160, (-0.40, 0.45, -0.10), (0.14, 0.16, 0.25)),  # right kidney
-    OrganShape(13, 160, (0.40, 0.45, -0.05), (0.14, 0.16, 0.25)),  # left kidney
-    OrganShape(4, 40, (0.05, 0.15, 0.00), (0.35, 0.08, 0.08)),  # pancreas
-    OrganShape(12, 35, (-0.12, 0.02, -0.15), (0.10, 0.10, 0.20)),  # duodenum
-    OrganShape(9, 10, (-0.30, -0.35, 0.05), (0.08, 0.10, 0.13)),  # gallbladder
-    OrganShape(7, 30, (-0.28, 0.38, 0.28), (0.05, 0.07, 0.10)),  # right adrenal
-    OrganShape(8, 30, (0.30, 0.38, 0.25), (0.05, 0.07, 0.10)),  # left adrenal
-    OrganShape(6, 130, (-0.15, 0.42, 0.0), (0.065, 0.065, 0.0), tube=True, w_range=(-1.0, 0.7)),  # IVC
-    OrganShape(5, 200, (0.08, 0.45, 0.0), (0.06, 0.06, 0.0), tube=True),  # aorta
-    OrganShape(10, 40, (0.05, 0.30, 0.0), (0.05, 0.05, 0.0), tube=True, w_range=(0.6, 1.2)),  # esophagus
+    OrganShape(1, 95, (-0.45, -0.10, 0.35), (0.38, 0.45, 0.35)),  # liver
+    OrganShape(3, 130, (0.55, 0.30, 0.35), (0.15, 0.22, 0.22)),  # spleen
+    OrganShape(11, 20, (0.35, -0.25, 0.40), (0.25, 0.20, 0.25)),  # stomach
+    OrganShape(2, 190, (-0.40, 0.45, -0.10), (0.14, 0.16, 0.25)),  # right kidney
+    OrganShape(13, 190, (0.40, 0.45, -0.05), (0.14, 0.16, 0.25)),  # left kidney
+    OrganShape(4, 60, (0.05, 0.15, 0.00), (0.35, 0.08, 0.08)),  # pancreas
+    OrganShape(12, 40, (-0.12, 0.02, -0.15), (0.10, 0.10, 0.20)),  # duodenum
+    OrganShape(9, 5, (-0.30, -0.35, 0.05), (0.08, 0.10, 0.13)),  # gallbladder
+    OrganShape(7, -20, (-0.28, 0.38, 0.28), (0.05, 0.07, 0.10)),  # right adrenal
+    OrganShape(8, -20, (0.30, 0.38, 0.25), (0.05, 0.07, 0.10)),  # left adrenal
+    OrganShape(6, 160, (-0.15, 0.42, 0.0), (0.065, 0.065, 0.0), tube=True, w_range=(-1.0, 0.7)),  # IVC
+    OrganShape(5, 240, (0.08, 0.45, 0.0), (0.06, 0.06, 0.0), tube=True),  # aorta
+    OrganShape(10, 75, (0.05, 0.30, 0.0), (0.05, 0.05, 0.0), tube=True, w_range=(0.6, 1.2)),  # esophagus
 )
 SPINE = OrganShape(0, BONE_HU, (0.0, 0.75, 0.0), (0.12, 0.12, 0.0), tube=True, w_range=(-9.0, 9.0))
 TUMOR_HOSTS: tuple[tuple[int, float], ...] = ((1, 0.5), (2, 0.15), (13, 0.15), (4, 0.2))
@@ -119,7 +121,7 @@ def generate_phantom(rng: np.random.Generator, size: str = "small",
     host_hu: dict[int, float] = {}
     for organ in ORGANS:
         jitter = shift + rng.uniform(-0.03, 0.03, size=3)
-        organ_hu = organ.hu + rng.uniform(-8, 8)
+        organ_hu = organ.hu + rng.uniform(-6, 6)
         mask = _paint(hu, organ_hu, organ, jitter, rng.uniform(0.88, 1.12), grid, spacing, body_axes)
         organ_label[mask] = organ.label
         host_hu[organ.label] = organ_hu
@@ -146,7 +148,7 @@ def generate_phantom(rng: np.random.Generator, size: str = "small",
         tumors.append({"host": host, "voxels": int(inside.sum())})
 
     hu = ndimage.gaussian_filter(hu, sigma=0.6)  # partial-volume softening of edges
-    hu += rng.normal(0.0, 12.0, size=grid).astype(np.float32)
+    hu += rng.normal(0.0, 8.0, size=grid).astype(np.float32)
     image = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
     return PhantomCase(image, label, organ_label, spacing, tumors)
 

@@ -56,7 +56,8 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
         f"{training.iterations_per_epoch} iterations")
     spec = TrainingSpec(epochs=training.epochs, iterations_per_epoch=training.iterations_per_epoch,
                         val_iterations=training.val_iterations, seed=training.seed, loss=training.loss,
-                        annotated=annotated or {})
+                        annotated=annotated or {}, optimizer=training.optimizer,
+                        learning_rate=training.learning_rate)
     pretrained = None
     if training.init_from_parent and parent_model is not None:
         pretrained = Path(parent_model) / "fold_all" / "checkpoint_final.pth"

@@ -24,6 +24,8 @@ class TrainingSpec:
     loss: str = "naive"  # naive | target_adaptive | merge_max
     annotated: dict[str, list[int]] = field(default_factory=dict)  # case id -> annotated classes
     final_validation: bool = False  # nnU-Net's own sliding-window validation at the end
+    optimizer: str = "sgd"  # sgd | adam
+    learning_rate: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -29,9 +29,21 @@ class HybridLabelTrainer(nnUNetTrainer):
         # nnU-Net averages over the validation outputs of an epoch: at least one iteration
         self.num_val_iterations_per_epoch = max(1, spec.val_iterations)
         self.save_every = max(1, min(50, spec.epochs))
+        if spec.learning_rate is not None:
+            self.initial_lr = spec.learning_rate
+        elif spec.optimizer == "adam":
+            self.initial_lr = 1e-3
         random.seed(spec.seed)
         np.random.seed(spec.seed)
         torch.manual_seed(spec.seed)
+
+    def configure_optimizers(self):
+        if self.spec.optimizer != "adam":
+            return super().configure_optimizers()
+        from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+
+        optimizer = torch.optim.AdamW(self.network.parameters(), self.initial_lr, weight_decay=self.weight_decay)
+        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
     def _build_loss(self):
         if self.spec.loss == "naive":

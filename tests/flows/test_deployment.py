@@ -1,0 +1,103 @@
+"""The README's "Run on a Prefect server" steps against a real server on a free loopback
+port: create the pool, start a worker, deploy, run the pipeline deployment, see it complete."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tiny_config_yaml
+
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+HYBRIDLABEL = str(Path(sys.executable).with_name("hybridlabel"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"{url} did not answer in {timeout} s")
+
+
+def api(url: str, path: str, body: dict | None = None):
+    req = urllib.request.Request(url + path, data=json.dumps(body or {}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               DO_NOT_TRACK="1", PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+               PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port))
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/health", 120)
+        yield env
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+def test_pipeline_deployment_runs_to_completion_on_a_process_worker(server, phantom_cohort, tmp_path):
+    env = server
+    config = tmp_path / "config.yaml"
+    config.write_text(tiny_config_yaml(phantom_cohort, rounds=2, name="dep", dataset_id=850))
+    work = tmp_path / "work"
+    subprocess.run([PREFECT, "work-pool", "create", "hybridlabel-process", "--type", "process"],
+                   env=env, check=True, capture_output=True)
+    deployed = subprocess.run([HYBRIDLABEL, "deploy", "--config", str(config), "--workdir", str(work)],
+                              env=env, capture_output=True, text=True)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "pipeline/pipeline" in deployed.stdout and "single-round" in deployed.stdout
+    worker_log = open(tmp_path / "worker.log", "w")
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "hybridlabel-process", "--type", "process"],
+                              env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+    try:
+        run = subprocess.run([PREFECT, "deployment", "run", "pipeline/pipeline", "--param", "export=false"],
+                             env=env, capture_output=True, text=True, check=True)
+        assert "Created flow run" in run.stdout
+        url = env["PREFECT_API_URL"]
+        deadline, state = time.time() + 600, None
+        while time.time() < deadline:
+            runs = api(url, "/flow_runs/filter", {"flow_runs": {"parent_task_run_id": {"is_null_": True}},
+                                                   "limit": 10, "offset": 0, "sort": "EXPECTED_START_TIME_DESC"})
+            states = {r["name"]: r["state_type"] for r in runs}
+            state = next((r["state_type"] for r in runs if r["deployment_id"]), None)
+            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                break
+            time.sleep(3)
+        assert state == "COMPLETED", (states, (tmp_path / "worker.log").read_text()[-3000:])
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        worker_log.close()
+    from data_registry.store import Registry
+
+    rounds = Registry(work).rounds()
+    assert list(rounds["status"]) == ["completed", "completed"]
+    assert rounds["flow_run_id"].notna().all()
+    shutil.rmtree(work, ignore_errors=True)
