@@ -115,7 +115,9 @@ def read_journal(step_dir: Path, case_id: str, inputs: str) -> dict | None:
 
 
 def write_journal(step_dir: Path, case_id: str, inputs: str, record: dict) -> dict:
-    record = dict(record, inputs=inputs, sha256=sha256_path(Path(record["path"])))
+    # where it ran: a per-case step may run on any Dask worker of any machine
+    record = dict(record, inputs=inputs, sha256=sha256_path(Path(record["path"])),
+                  host=socket.gethostname(), pid=os.getpid())
     atomic_write_text(journal_path(step_dir, case_id), json.dumps(record, sort_keys=True))
     return record
 

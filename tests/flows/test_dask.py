@@ -1,0 +1,54 @@
+"""A round's per-case tasks (predict, then merge) on a local Dask cluster of 2 workers."""
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect import flow, unmapped
+
+from models.config import LabelMapConfig, PipelineConfig, TrainingConfig
+from tasks.nnunet_dataset import TrainingCase, write_round_dataset
+from tasks.nnunet_preprocess import plan_dataset, preprocess_round
+from tasks.nnunet_train import train_model
+from tasks.round_tasks import merge_case_task, predict_case_task
+
+
+@pytest.fixture(scope="module")
+def tiny_model(phantom_cohort, tmp_path_factory):
+    truth = json.loads((phantom_cohort / "phantom.json").read_text())["cases"]
+    strong = [TrainingCase(c, phantom_cohort / "imagesTr" / f"{c}_0000.nii.gz", phantom_cohort / "labelsTr" / f"{c}.nii.gz")
+              for c, t in sorted(truth.items()) if t["role"] == "strong"]
+    root = tmp_path_factory.mktemp("dask-nnunet")
+    write_round_dataset(root, 31, "dask", strong, LabelMapConfig(), tumor=False)
+    plans = plan_dataset(root, 31, log=lambda _: None)
+    preprocess_round(root, plans, 31, "dask", strong)
+    cfg = TrainingConfig(network="tiny", epochs=1, iterations_per_epoch=2, val_iterations=1, device="cpu", seed=1)
+    return train_model(root, 31, "Dataset031_dask", cfg, log=lambda _: None), truth
+
+
+def test_per_case_tasks_fan_out_on_two_dask_workers(tiny_model, phantom_cohort, tmp_path, prefect_harness):
+    from prefect_dask import DaskTaskRunner
+
+    model, truth = tiny_model
+    cases = [{"case_id": c, "role": t["role"], "image_path": str(phantom_cohort / "imagesTr" / f"{c}_0000.nii.gz"),
+              "label_path": str(phantom_cohort / "labelsTr" / f"{c}.nii.gz") if t["annotated"] else None,
+              "annotated_classes": t["annotated"]}
+             for c, t in sorted(truth.items()) if t["role"] in ("partial", "tumor_only", "unlabeled")]
+    config = PipelineConfig(dataset=phantom_cohort)
+
+    @flow(task_runner=DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True,
+                                                     "dashboard_address": None}))
+    def fan_out():
+        preds = predict_case_task.map(unmapped(str(model)), cases, unmapped(str(tmp_path / "predict")),
+                                      unmapped(config.label_map), unmapped("cpu"), unmapped("none"))
+        merged = merge_case_task.map(cases, preds, unmapped(str(tmp_path / "merge")), unmapped(config),
+                                     unmapped(True), unmapped("organs+tumor"))
+        return [m.result() for m in merged]
+
+    results = fan_out()
+    assert sorted(r["case_id"] for r in results) == sorted(c["case_id"] for c in cases)
+    for r in results:
+        assert Path(r["path"]).exists() and len(r["sha256"]) == 64
+    # the work was spread: journals record the process that ran each case
+    pids = {json.loads(p.read_text())["pid"] for p in (tmp_path / "predict" / "journal").glob("*.json")}
+    assert len(pids) == 2
