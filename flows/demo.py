@@ -18,7 +18,7 @@ def demo_config() -> PipelineConfig:
     Students start from their teacher's weights, so short budgets still improve."""
     def budget(epochs: int, parent: bool) -> TrainingConfig:
         return TrainingConfig(network="tiny", epochs=epochs, iterations_per_epoch=25, val_iterations=1,
-                              loss="naive", device="auto", seed=12345, init_from_parent=parent)
+                              loss="naive", device="auto", seed=12345, init_from_parent=parent, optimizer="adam")
 
     return PipelineConfig(
         name="demo", dataset=Path("phantom"),

@@ -14,7 +14,10 @@ BASE_PLANS = "nnUNetPlans"
 # base features, max features, convolutions per encoder stage and per decoder stage
 NETWORKS: dict[str, tuple[int, int, int, int]] = {
     "lightweight": (16, 256, 2, 2),  # the FLARE22/23 small nnU-Nets
-    "tiny": (8, 64, 1, 1),  # CPU tests and demos: ~0.35 s per iteration on 2 cores
+    # CPU tests and demos. Measured on the phantom (H100, 400 iterations, Adam): 16 features
+    # with one convolution per stage reached organ Dice 0.31, 8 features with two 0.11,
+    # 8 with one 0.02: width, not depth, is what a short budget needs.
+    "tiny": (16, 128, 1, 1),
 }
 
 

@@ -22,7 +22,7 @@ def test_lightweight_and_tiny_edit_only_the_network():
     assert light["plans_name"] == "nnUNetPlans_lightweight"
     tiny = plans_variant(PLANS, "tiny", batch_size=4)
     kw = tiny["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
-    assert kw["features_per_stage"][0] == 8 and kw["n_conv_per_stage"] == [1] * 6
+    assert kw["features_per_stage"][0] == 16 and kw["n_conv_per_stage"] == [1] * 6
     assert tiny["configurations"]["3d_fullres"]["batch_size"] == 4
     assert PLANS["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["features_per_stage"][0] == 32
     assert plans_variant(PLANS, "default")["plans_name"] == plans_name("default") == "nnUNetPlans"
