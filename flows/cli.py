@@ -166,8 +166,14 @@ def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", h
         console.print(rounds_table(info))
 
 
-def _run(action) -> None:
+def _run(action, workdir: Path) -> None:
     """Run a pipeline action; known failures become one clear line and a non-zero exit."""
+    from flows.runner import EnvironmentError_, prefect_environment
+
+    try:
+        prefect_environment(workdir)  # before the first Prefect import: it reads settings once
+    except EnvironmentError_ as exc:
+        fail(str(exc))
     from flows.rounds import RoundError
     from flows.runner import EnvironmentError_
     from models.config import ConfigError
@@ -187,7 +193,7 @@ def run(config: Path = typer.Argument(..., help="pipeline config (YAML)"),
     """Run every round of the config that is not complete yet, then export the model."""
     from flows.runner import run_pipeline
 
-    result = _run(lambda: run_pipeline(config, workdir, None, not no_export))
+    result = _run(lambda: run_pipeline(config, workdir, None, not no_export), workdir)
     status(workdir=workdir, as_json=False)
     console.print(f"export: {result['export']}")
 
@@ -211,7 +217,7 @@ def resume(round_no: int = typer.Option(..., "--round", help="first round to run
     moved = Registry(workdir).supersede_from(round_no)
     if moved:
         console.print(f"rounds {moved} marked superseded (kept under {workdir / 'registry' / 'superseded'})")
-    _run(lambda: run_pipeline(cfg, workdir, round_no))
+    _run(lambda: run_pipeline(cfg, workdir, round_no), workdir)
     status(workdir=workdir, as_json=False)
 
 
@@ -224,7 +230,7 @@ def demo(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", hel
     from flows.runner import run_pipeline
 
     config_path = prepare_demo(workdir, cases, seed, console)
-    result = _run(lambda: run_pipeline(config_path, workdir, None))
+    result = _run(lambda: run_pipeline(config_path, workdir, None), workdir)
     status(workdir=workdir, as_json=False)
     console.print(f"registry: {workdir / 'registry'}  ·  model: {result['export']}  ·  "
                   f"config: {config_path}  ·  cohort: {workdir / 'phantom'}")
