@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 
 runner = CliRunner()
-COMMANDS = ["init", "phantom", "audit", "status", "demo", "merge", "select"]
+COMMANDS = ["init", "phantom", "audit", "status", "demo", "merge", "select", "run", "resume", "deploy"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -58,15 +58,35 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert nostatus.exit_code == 2 and "holds no registry" in nostatus.output
 
 
-def test_demo_records_the_intake_round_and_status_reports_it(tmp_path):
-    work = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--workdir", str(work), "--cases", "8"])
-    assert result.exit_code == 0, result.output
-    status = runner.invoke(app, ["status", "--workdir", str(work), "--json"])
+def test_demo_prepares_a_cohort_and_a_config_with_teacher_and_two_students(tmp_path):
+    """The demo's pipeline run itself is the README's main job (timed in the closing note);
+    the pipeline it runs is tested in test_pipeline.py with test budgets."""
+    from rich.console import Console
+
+    from flows.demo import prepare_demo
+    from models.config import load_config
+
+    path = prepare_demo(tmp_path / "demo", 8, 0, Console(file=open("/dev/null", "w")))
+    config = load_config(path)
+    assert config.dataset == tmp_path / "demo" / "phantom" and (config.dataset / "manifest.csv").exists()
+    kinds = [r.kind for r in config.rounds]
+    assert kinds[0] == "teacher" and kinds.count("student") >= 2
+    assert config.rounds[-1].targets == "organs+tumor" and "unlabeled" in config.rounds[-1].train_roles
+    assert all(r.training.network == "tiny" for r in config.rounds)
+
+
+def test_status_reports_a_registry_round(tmp_path):
+    from data_registry.store import Registry
+    from tasks.audit import audit_dataset
+    from tasks.phantom import write_phantom_cohort
+    from models.config import LabelMapConfig
+
+    write_phantom_cohort(tmp_path / "c", 6, 1)
+    cases = audit_dataset(tmp_path / "c", LabelMapConfig())
+    Registry(tmp_path / "w").commit_round(0, cases, {"name": "teacher", "kind": "teacher", "status": "completed",
+                                                      "counts": json.dumps({"roles": {"strong": 2}})})
+    status = runner.invoke(app, ["status", "--workdir", str(tmp_path / "w"), "--json"])
     info = json.loads(status.output)
-    assert info["export"] is None
-    (round0,) = info["rounds"]
-    assert round0["round"] == 0 and round0["status"] == "completed"
-    assert sum(round0["counts"]["roles"].values()) == 8
-    cases = pd.read_parquet(work / "registry" / "cases" / "round=000")
-    assert len(cases) == 8 and cases["quarantine_reason"].isna().all()
+    assert info["export"] is None and info["rounds"][0]["status"] == "completed"
+    table = runner.invoke(app, ["status", "--workdir", str(tmp_path / "w")])
+    assert table.exit_code == 0 and "teacher" in table.output

@@ -4,6 +4,7 @@ port: create the pool, start a worker, deploy, run the pipeline deployment, see 
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -52,12 +53,12 @@ def server(tmp_path):
                PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port))
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(f"http://127.0.0.1:{port}/api/health", 120)
         yield env
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its uvicorn child
         proc.wait(30)
         log.close()
 
@@ -75,7 +76,7 @@ def test_pipeline_deployment_runs_to_completion_on_a_process_worker(server, phan
     assert "pipeline/pipeline" in deployed.stdout and "single-round" in deployed.stdout
     worker_log = open(tmp_path / "worker.log", "w")
     worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "hybridlabel-process", "--type", "process"],
-                              env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+                              env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         run = subprocess.run([PREFECT, "deployment", "run", "pipeline/pipeline", "--param", "export=false"],
                              env=env, capture_output=True, text=True, check=True)
@@ -92,7 +93,7 @@ def test_pipeline_deployment_runs_to_completion_on_a_process_worker(server, phan
             time.sleep(3)
         assert state == "COMPLETED", (states, (tmp_path / "worker.log").read_text()[-3000:])
     finally:
-        worker.terminate()
+        os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
         worker_log.close()
     from data_registry.store import Registry
