@@ -56,18 +56,21 @@ def status_dict(workdir: Path) -> dict:
 
 def rounds_table(info: dict) -> Table:
     table = Table(title=f"rounds in {info['workdir']}")
-    for col in ("round", "name", "kind", "status", "cases per role", "started", "seconds"):
-        table.add_column(col)
+    for col in ("#", "name", "kind", "status", "cases", "pred", "train", "sel", "min"):
+        table.add_column(col, no_wrap=col in ("name", "kind", "status"))
     style = {"completed": "green", "running": "yellow", "failed": "red", "superseded": "dim"}
     for row in info["rounds"] + info["superseded"]:
         counts = row.get("counts") or {}
-        roles = counts.get("roles", {})
+        selection = counts.get("selection") or {}
         seconds = sum((row.get("stage_seconds") or {}).values())
         table.add_row(
             str(row["round"]), str(row.get("name")), str(row.get("kind")),
             f"[{style.get(row['status'], '')}]{row['status']}",
-            ", ".join(f"{k} {v}" for k, v in sorted(roles.items())),
-            str(row.get("started_at") or "")[:19], f"{seconds:.1f}" if seconds else "",
+            str(counts.get("cases", "")), str(counts.get("predicted", "")), str(counts.get("trained", "")),
+            # tumour-kept + organ-kept of all scored unlabeled cases
+            (f"{selection.get('tumor_kept', 0)}+{selection.get('organ_kept', 0)}/{sum(selection.values())}"
+             if selection else ""),
+            f"{seconds / 60:.1f}" if seconds else "",
         )
     table.caption = f"export: {info['export'] or 'none yet'}"
     return table
