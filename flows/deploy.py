@@ -29,7 +29,7 @@ def register_deployments(config_path: Path | None, workdir: Path | None, prefect
             try:
                 client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
             except ObjectAlreadyExists:
-                pass
+                pass  # the pool was created before (by hand, or by an earlier deploy): use it
         params = dict(spec.get("parameters") or {})
         if config_path is not None:
             params["config_path"] = str(Path(config_path).resolve())

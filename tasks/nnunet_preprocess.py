@@ -9,8 +9,8 @@ changes; between our rounds only the labels change. So:
   preprocessed label: transpose, crop, nonzero mask, seg resampling and foreground
   sampling exactly as nnU-Net's `run_case_npy` does them (the test checks equality).
 
-Valid while the normalisation ignores the labels (CT normalisation does); otherwise
-this falls back to preprocessing the image again with the label.
+Valid while the normalisation ignores the nonzero mask (CT normalisation does); with
+`use_mask_for_norm` each case is preprocessed whole by nnU-Net instead, every round.
 """
 
 from __future__ import annotations
@@ -142,6 +142,18 @@ def _write_seg(seg: np.ndarray, path_truncated: Path, patch_size) -> None:
     os.replace(tmp, path_truncated.with_name(f"{path_truncated.name}_seg.b2nd"))
 
 
+def _preprocess_whole(data_dir: Path, case: TrainingCase, image: Path, label: Path, plans: dict, dataset: dict) -> None:
+    """nnU-Net's own preprocessing of image and label together (no reuse possible)."""
+    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+
+    pm, cm, _ = _managers(plans, dataset)
+    target = data_dir / f"{case.case_id}.b2nd"
+    if target.is_symlink():
+        target.unlink()  # a link into an image cache made under other plans
+    DefaultPreprocessor(verbose=False).run_case_save(str(data_dir / case.case_id), [str(image)], str(label),
+                                                     pm, cm, dataset)
+
+
 def preprocess_round(root: Path, plans_file: Path, dataset_id: int, name: str, cases: list[TrainingCase],
                      on_case: Callable[[str], None] | None = None) -> Path:
     """Preprocessed folder of a round's dataset, reusing every cached image."""
@@ -150,9 +162,9 @@ def preprocess_round(root: Path, plans_file: Path, dataset_id: int, name: str, c
     raw = Path(root) / "raw" / ds_name
     dataset = json.loads((raw / "dataset.json").read_text())
     config = plans["configurations"][CONFIGURATION]
-    if any(config.get("use_mask_for_norm", [])):
-        raise NotImplementedError("label-independent image caching needs a normalisation without mask "
-                                  "(CT normalisation); this plans file uses the mask")
+    # a normalisation that uses the nonzero mask ties the image data to the crop/seg path:
+    # then each case is preprocessed whole by nnU-Net (no image cache), as nnU-Net would
+    whole = any(config.get("use_mask_for_norm", []))
     target = Path(root) / "preprocessed" / ds_name
     data_dir = target / config["data_identifier"]
     cache = Path(root) / "image_cache" / f"{plans['dataset_name']}_{config['data_identifier']}"
@@ -170,6 +182,11 @@ def preprocess_round(root: Path, plans_file: Path, dataset_id: int, name: str, c
                 (data_dir / f"{stale.stem}{suffix}").unlink(missing_ok=True)
     for case in cases:
         image = raw / "imagesTr" / f"{case.case_id}_0000{FILE_ENDING}"
+        if whole:
+            _preprocess_whole(data_dir, case, image, raw / "labelsTr" / f"{case.case_id}{FILE_ENDING}", plans, dataset)
+            if on_case:
+                on_case(case.case_id)
+            continue
         _cache_image(cache, case, image, plans, dataset)
         with open(cache / f"{case.case_id}.pkl", "rb") as fh:
             props = pickle.load(fh)

@@ -126,3 +126,30 @@ def test_partial_label_training_is_seeded_and_deterministic(engine):
         weights.append(ckpt["network_weights"])
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_mask_based_normalisation_preprocesses_whole_cases_like_nnunet(engine):
+    """Plans whose normalisation uses the nonzero mask cannot reuse cached images: each
+    case is preprocessed whole, and equals nnU-Net's own run_case output."""
+    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    root = engine["root"]
+    plans = json.loads(engine["plans"].read_text())
+    config = plans["configurations"]["3d_fullres"]
+    config["normalization_schemes"] = ["ZScoreNormalization"]
+    config["use_mask_for_norm"] = [True]
+    masked = root / "masked_plans.json"
+    masked.write_text(json.dumps(plans))
+    cases = engine["cases"][:2]
+    write_round_dataset(root, 21, "masked", cases, LABELS)
+    preprocess_round(root, masked, 21, "masked", cases)
+    data = root / "preprocessed" / "Dataset021_masked" / "nnUNetPlans_3d_fullres"
+    dataset = json.loads((root / "raw" / "Dataset021_masked" / "dataset.json").read_text())
+    pm = PlansManager(plans)
+    for case in cases:
+        assert not (data / f"{case.case_id}.b2nd").is_symlink()
+        ref, seg, _ = DefaultPreprocessor(verbose=False).run_case(
+            [str(case.image)], str(case.label), pm, pm.get_configuration("3d_fullres"), dataset)
+        assert np.array_equal(_load(data, case.case_id, ".b2nd"), ref.astype(np.float32))
+        assert np.array_equal(_load(data, case.case_id, "_seg.b2nd"), seg.astype(np.int16))
