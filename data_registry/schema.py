@@ -15,6 +15,7 @@ CASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("round", pa.int32(), "round number"),
     ("role", pa.string(), "strong | partial | tumor_only | unlabeled | val | quarantined"),
     ("annotated_classes", pa.list_(pa.int16()), "classes the input label covers"),
+    ("held_out_classes", pa.list_(pa.int16()), "annotated classes held back from merging/training (evaluation only)"),
     ("image_path", pa.string(), "image file or DICOM series folder"),
     ("image_sha256", pa.string(), "sha256 of the image file (of all files, sorted, for a folder)"),
     ("input_label_path", pa.string(), "partial label as given; null when unlabeled"),
@@ -61,7 +62,8 @@ METRIC_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("class_name", pa.string(), "class name"),
     ("dsc", pa.float64(), "Dice similarity coefficient"),
     ("nsd", pa.float64(), "normalised surface Dice at the class tolerance"),
-    ("reference", pa.string(), "val_gt (held-out val case) | train_gt (partial ground truth)"),
+    ("reference", pa.string(), "val_gt: the round's model on a val case | train_gt: the round's pseudo label "
+                               "against a training case's ground truth | holdout_gt: the same on a held-back class"),
 ]
 
 TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {

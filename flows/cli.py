@@ -9,20 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-app = typer.Typer(
-    help="hybridlabel: complete labels and a fast model from partially labeled abdominal CT, "
-         "by iterative pseudo-labeling (nnU-Net v2 + Prefect).",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-)
-console = Console()
-err_console = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+from flows.cli_app import app, console, fail  # noqa: F401  (the shared app, console and error line)
 
 
 @app.command()
@@ -153,17 +141,24 @@ def select(scores: Path = typer.Argument(..., help="Parquet (or CSV) with case_i
 
 @app.command()
 def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="pipeline work folder"),
-           as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table")) -> None:
+           as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+           metrics: bool = typer.Option(False, "--metrics", help="also print rounds x classes: val DSC / NSD and pseudo-label quality")) -> None:
     """Show the rounds recorded in a workdir's registry."""
-    from flows.views import rounds_table, status_dict
+    from flows.views import metrics_tables, rounds_table, status_dict
 
     if not (workdir / "registry").is_dir():
         fail(f"{workdir} holds no registry; run `hybridlabel demo --workdir {workdir}` or `hybridlabel run`")
     info = status_dict(workdir)
     if as_json:
         print(json.dumps(info, indent=1, default=str))
-    else:
-        console.print(rounds_table(info))
+        return
+    console.print(rounds_table(info))
+    if metrics:
+        tables = metrics_tables(workdir)
+        if not tables:
+            console.print("no metrics recorded yet (rounds record them when they complete)")
+        for table in tables:
+            console.print(table)
 
 
 def _run(action, workdir: Path) -> None:
@@ -251,6 +246,8 @@ def deploy(config: Optional[Path] = typer.Option(None, "--config", help="config 
     for name in register_deployments(config, workdir, prefect_file or PREFECT_FILE):
         console.print(f"registered {name}")
 
+
+import flows.cli_results  # noqa: E402,F401  (registers evaluate and report)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -34,6 +34,16 @@ class Progress:
             update_progress_artifact(self.id, 100.0 * self.done / self.total)
 
 
+def wait_all(futures, progress: Progress | None = None) -> list:
+    """Results of Prefect futures in submission order, moving `progress` as each finishes."""
+    from prefect.futures import as_completed
+
+    for _ in as_completed(futures):
+        if progress:
+            progress.advance()
+    return [f.result() for f in futures]
+
+
 def _md_table(rows: list[dict]) -> str:
     if not rows:
         return "_none_\n"
@@ -43,9 +53,31 @@ def _md_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+REFERENCE_TITLES = {"val_gt": "Model on val cases", "train_gt": "Pseudo labels vs training ground truth",
+                    "holdout_gt": "Pseudo labels vs held-back ground truth (unbiased)"}
+
+
+def metric_rows(metrics: pd.DataFrame | None, reference: str) -> list[dict]:
+    """Per class mean DSC / NSD of one reference, organ mean and tumour last."""
+    from models.metric_summary import summary_table
+
+    if metrics is None or metrics.empty or reference not in set(metrics["reference"]):
+        return []
+    frame = metrics[metrics["reference"] == reference]
+    organ_ids = [c for c in frame["class_id"].unique() if c != _tumor_id(frame)]
+    table = summary_table(frame, organ_ids, _tumor_id(frame))
+    return [{"class": r["class"], "DSC": f"{r['dsc_mean']:.3f} ± {r['dsc_std']:.3f}",
+             "NSD": f"{r['nsd_mean']:.3f} ± {r['nsd_std']:.3f}", "cases": r["cases"]} for r in table.to_dict("records")]
+
+
+def _tumor_id(frame: pd.DataFrame) -> int:
+    tumor = frame.loc[frame["class_name"] == "tumor", "class_id"]
+    return int(tumor.iloc[0]) if len(tumor) else -1
+
+
 def round_summary(round_no: int, name: str, cases: pd.DataFrame, stage_seconds: dict, labels: dict,
-                  selection: pd.DataFrame | None, tumors: list[dict]) -> str:
-    """Markdown: cases per role, label sources per class, selection, tumours per organ, times."""
+                  selection: pd.DataFrame | None, tumors: list[dict], metrics: pd.DataFrame | None = None) -> str:
+    """Markdown: metrics, cases per role, label sources per class, selection, tumours per organ, times."""
     import json
 
     roles = Counter(cases["role"])
@@ -57,7 +89,11 @@ def round_summary(round_no: int, name: str, cases: pd.DataFrame, stage_seconds: 
                    for c in sorted(sources, key=int) if c != "0"]
     organ_counts = Counter(str(labels.get(t["organ"], t["organ"])) if isinstance(t["organ"], int) else t["organ"]
                            for t in tumors)
-    parts = [f"# Round {round_no}: {name}\n", "## Cases per role\n",
+    parts = [f"# Round {round_no}: {name}\n"]
+    for ref, title in REFERENCE_TITLES.items():
+        if rows := metric_rows(metrics, ref):
+            parts += [f"## {title}\n", _md_table(rows), "\n"]
+    parts += ["## Cases per role\n",
              _md_table([{"role": r, "cases": n} for r, n in sorted(roles.items())]),
              "\n## Label sources per class (cases)\n", _md_table(source_rows)]
     if selection is not None and len(selection):
@@ -74,12 +110,17 @@ def round_summary(round_no: int, name: str, cases: pd.DataFrame, stage_seconds: 
     return "".join(parts)
 
 
-def publish_round(round_no: int, markdown: str, selection: pd.DataFrame | None) -> None:
+def publish_round(round_no: int, markdown: str, selection: pd.DataFrame | None,
+                  metrics: pd.DataFrame | None = None) -> None:
     if not _in_run():
         return
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     create_markdown_artifact(markdown, key=f"round-{round_no:03d}-summary", description=f"round {round_no}")
+    for ref in REFERENCE_TITLES:
+        if rows := metric_rows(metrics, ref):
+            create_table_artifact(rows, key=f"round-{round_no:03d}-metrics-{ref.replace('_', '-')}",
+                                  description=f"round {round_no}: {REFERENCE_TITLES[ref]}")
     if selection is not None and len(selection):
         create_table_artifact(selection.drop(columns=["reason"]).to_dict("records"),
                               key=f"round-{round_no:03d}-selection", description="selection decisions")

@@ -17,8 +17,10 @@ from prefect.context import FlowRunContext
 from data_registry.frames import dumps
 from data_registry.ops import apply_updates, next_round_cases, usable
 from data_registry.store import Registry
-from flows.dashboard import Progress, publish_round, round_summary
+from flows.evaluation import evaluate_round
+from flows.dashboard import Progress, publish_round, round_summary, wait_all as _wait
 from models.config import PipelineConfig, load_config
+from models.holdout import held_out_classes
 from models.selection import select_confident_cases
 from tasks.audit import audit_dataset, summarize
 from tasks.imageio import sha256_path
@@ -47,15 +49,6 @@ def _round_row(config: PipelineConfig, round_no: int, kind: str, started: dateti
             "started_at": started, **fields}
 
 
-def _wait(futures, progress: Progress | None = None) -> list:
-    from prefect.futures import as_completed
-
-    for _ in as_completed(futures):
-        if progress:
-            progress.advance()
-    return [f.result() for f in futures]
-
-
 @flow(name="teacher-round", flow_run_name="round-0-teacher")
 def teacher_round(config_path: str, workdir: str) -> dict:
     """Round 0: intake audit, then the teacher trained on the strong cases."""
@@ -74,12 +67,25 @@ def teacher_round(config_path: str, workdir: str) -> dict:
     model_dir = _train(config, layout, 0, train, with_ignore=False, stages=stages)
     trained = {c["case_id"] for c in train}
     cases["trained"] = cases["case_id"].isin(trained)
+    cases["held_out_classes"] = _held_out(config, cases)
+    t = time.perf_counter()
+    metrics, means = evaluate_round(config, layout, 0, cases, model_dir, [])
+    stages["evaluate"] = time.perf_counter() - t
     row = _round_row(config, 0, "teacher", started, status="completed", model_dir=model_dir,
                      stage_seconds=dumps(stages), counts=dumps({**summarize(cases), "trained": len(trained)}),
-                     finished_at=datetime.now(timezone.utc))
-    reg.commit_round(0, cases, row)
-    publish_round(0, round_summary(0, spec.name, cases, stages, config.label_map.labels, None, []), None)
+                     mean_metrics=dumps(means), finished_at=datetime.now(timezone.utc))
+    reg.commit_round(0, cases, row, metrics=metrics)
+    publish_round(0, round_summary(0, spec.name, cases, stages, config.label_map.labels, None, [], metrics),
+                  None, metrics)
     return {"round": 0, "model_dir": model_dir}
+
+
+def _held_out(config: PipelineConfig, cases: pd.DataFrame) -> list:
+    """Per case, the annotated classes held back for unbiased pseudo-label scoring
+    (partial cases only; fixed for the whole pipeline)."""
+    ev = config.evaluation
+    return [held_out_classes(r["case_id"], r.get("annotated_classes"), ev.holdout_fraction, ev.holdout_seed)
+            if r["role"] in ("partial", "tumor_only") else [] for r in cases.to_dict("records")]
 
 
 def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[dict], with_ignore: bool,
@@ -98,7 +104,8 @@ def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[di
 
 
 def _case_record(row: dict) -> dict:
-    keep = ("case_id", "role", "image_path", "image_sha256", "label_path", "input_label_sha256", "annotated_classes")
+    keep = ("case_id", "role", "image_path", "image_sha256", "label_path", "input_label_sha256", "annotated_classes",
+            "held_out_classes")
     return {k: row.get(k) for k in keep}
 
 
@@ -160,14 +167,19 @@ def student_round(config_path: str, workdir: str, round_no: int) -> dict:
     for c in train:
         updates.setdefault(c["case_id"], {})["trained"] = True
     cases = apply_updates(cases, updates)
+    t = time.perf_counter()
+    metrics, means = evaluate_round(config, layout, round_no, cases, new_model,
+                                    [(c, by_case[c["case_id"]]["path"]) for c in todo])
+    stages["evaluate"] = time.perf_counter() - t
     tumors = [t for m in merged for t in m["tumors"] if t.get("kept", True)]
     counts = {**summarize(cases), "predicted": len(todo), "trained": len(train),
               "selection": {k: int(v) for k, v in selection["decision"].value_counts().items()} if len(selection) else {}}
     row = _round_row(config, round_no, "student", started, status="completed", model_dir=new_model,
-                     stage_seconds=dumps(stages), counts=dumps(counts), finished_at=datetime.now(timezone.utc))
-    reg.commit_round(round_no, cases, row)
+                     stage_seconds=dumps(stages), counts=dumps(counts), mean_metrics=dumps(means),
+                     finished_at=datetime.now(timezone.utc))
+    reg.commit_round(round_no, cases, row, metrics=metrics)
     publish_round(round_no, round_summary(round_no, spec.name, cases, stages, config.label_map.labels,
-                                          selection, tumors), selection)
+                                          selection, tumors, metrics), selection, metrics)
     return {"round": round_no, "model_dir": new_model}
 
 

@@ -86,3 +86,58 @@ def selection_table(decisions: pd.DataFrame) -> Table:
                       f"[{style[row['decision']]}]{row['decision']}", row["reason"])
     table.caption = "  ".join(f"{k}: {v}" for k, v in decisions["decision"].value_counts().sort_index().items())
     return table
+
+
+def summary_rich_table(summary: pd.DataFrame, title: str) -> Table:
+    """The papers' result table: class, DSC and NSD as mean ± SD, cases."""
+    table = Table(title=title)
+    for col in ("class", "DSC", "NSD", "cases"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for row in summary.to_dict("records"):
+        bold = "bold " if row["class"] in ("organ mean", "tumor") else ""
+        table.add_row(f"[{bold}]{row['class']}" if bold else row["class"],
+                      f"{row['dsc_mean']:.4f} ± {row['dsc_std']:.4f}", f"{row['nsd_mean']:.4f} ± {row['nsd_std']:.4f}",
+                      str(row["cases"]))
+    return table
+
+
+def rounds_metrics_table(table: pd.DataFrame, title: str) -> Table:
+    """Rounds x classes (mean over val cases), organ mean and tumour last."""
+    out = Table(title=title)
+    out.add_column("round", justify="right")
+    from models.metric_summary import short_class_name
+
+    short = {c: short_class_name(c) for c in table.columns}
+    for col in table.columns:
+        out.add_column(short[col], justify="right")
+    for round_no, row in table.iterrows():
+        out.add_row(str(round_no), *("" if pd.isna(v) else f"{v:.3f}" for v in row.tolist()))
+    return out
+
+
+METRIC_VIEWS = [("val_gt", "dsc", "val DSC per round (the round's model)"),
+                ("val_gt", "nsd", "val NSD per round"),
+                ("train_gt", "dsc", "pseudo-label DSC vs training ground truth (round r: model r-1's labels)"),
+                ("holdout_gt", "dsc", "pseudo-label DSC vs held-back classes (unbiased)")]
+
+
+def metrics_tables(workdir: Path) -> list[Table]:
+    """The rounds x classes tables of a workdir's registry, for the references it holds."""
+    from data_registry.store import Registry
+    from models.metric_summary import rounds_by_class
+
+    reg = Registry(workdir)
+    metrics = reg.read_all("metrics")
+    if metrics.empty:
+        return []
+    live = set(reg.rounds()["round"].astype(int)) if not reg.rounds().empty else set()
+    metrics = metrics[metrics["round"].astype(int).isin(live)]
+    tumor = metrics.loc[metrics["class_name"] == "tumor", "class_id"]
+    tumor_id = int(tumor.iloc[0]) if len(tumor) else -1
+    organ_ids = [int(c) for c in metrics["class_id"].unique() if int(c) != tumor_id]
+    tables = []
+    for reference, value, title in METRIC_VIEWS:
+        table = rounds_by_class(metrics, organ_ids, tumor_id, reference, value)
+        if not table.empty:
+            tables.append(rounds_metrics_table(table, title))
+    return tables

@@ -101,6 +101,18 @@ class TrainingConfig(_Frozen):
     init_from_parent: bool = Field(False, description="start a student from its teacher's weights (output layers re-initialised)")
 
 
+class EvaluationConfig(_Frozen):
+    labeled_slices_only: list[int] = Field(
+        default_factory=lambda: [5, 6, 10],
+        description="classes scored only on the axial slices the ground truth labels (FLARE23: aorta, IVC, esophagus)")
+    holdout_fraction: float = Field(
+        0.0, ge=0, lt=1,
+        description="share of each partial case's annotated classes held back from merging and training, so that "
+                    "pseudo-label quality on them is an unbiased estimate; 0 = off")
+    holdout_seed: int = Field(0, description="seed of the held-back class draw (fixed for the whole pipeline)")
+    report_cases: int = Field(3, ge=0, le=12, description="val cases drawn as axial slices per round in the report")
+
+
 class RoundSpec(_Frozen):
     name: str = Field(description="round name, used in dataset and folder names")
     kind: Literal["teacher", "student"] = Field("student", description="teacher = trained on strong cases only")
@@ -142,6 +154,7 @@ class PipelineConfig(_Frozen):
     label_map: LabelMapConfig = Field(default_factory=LabelMapConfig, description="label ids")
     merge: MergeConfig = Field(default_factory=MergeConfig, description="hybrid label merge rules")
     selection: SelectionConfig = Field(default_factory=SelectionConfig, description="uncertainty-based selection of unlabeled cases")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="metrics, held-back classes, report")
     rounds: list[RoundSpec] = Field(default_factory=default_rounds, description="the rounds, in order; round 0 is the teacher")
     predict_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="device for pseudo-label prediction")
     workers: int = Field(2, ge=1, description="per-case tasks run at once (threads or Dask workers)")

@@ -45,7 +45,7 @@ def load_probabilities(path: Path) -> np.ndarray:
 
 def merge_files(pred_path: Path, out_path: Path, config: PipelineConfig, label_path: Path | None = None,
                 probs_path: Path | None = None, annotated: list[int] | None = None,
-                tumor_selected: bool = True) -> tuple[Path, Path]:
+                tumor_selected: bool = True, withhold: list[int] | None = None) -> tuple[Path, Path]:
     pred_img = read_image(pred_path)
     reference = pred_img
     gt = None
@@ -60,6 +60,9 @@ def merge_files(pred_path: Path, out_path: Path, config: PipelineConfig, label_p
     pred = _label_array(pred_img, "prediction")
     if annotated is None:
         annotated = [int(c) for c in fastremap.unique(gt) if c] if gt is not None else []
+    if withhold and gt is not None:  # held-back classes: as if never annotated
+        gt = np.where(np.isin(gt, withhold), 0, gt).astype(np.uint8)
+        annotated = [c for c in annotated if c not in set(withhold)]
     probs = load_probabilities(probs_path) if probs_path else None
     if probs is not None and probs.shape[1:] != pred.shape:
         raise MergeInputError(f"probabilities have shape {probs.shape[1:]} but the prediction {pred.shape}; "
@@ -68,7 +71,7 @@ def merge_files(pred_path: Path, out_path: Path, config: PipelineConfig, label_p
     result = merge_case(gt, annotated, pred, spacing_zyx(reference), config.merge, config.label_map,
                         max_prob=max_prob, tumor_selected=tumor_selected)
     write_image(array_to_image(result.hybrid, reference), out_path)
-    record = {"annotated": sorted(int(c) for c in annotated),
+    record = {"annotated": sorted(int(c) for c in annotated), "withheld": sorted(int(c) for c in withhold or []),
               "sources": {str(k): v for k, v in result.sources.items()},
               "tumors": result.tumors, "counts": result.counts}
     if probs is not None:

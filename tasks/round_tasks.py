@@ -76,15 +76,16 @@ def organ_training_label(hybrid: Path, out: Path, labels: LabelMapConfig) -> Pat
 def merge_one(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumor_selected: bool,
               targets: str) -> dict:
     step = Path(out_dir)
+    withhold = list(case.get("held_out_classes") or [])
     inputs = fingerprint(pred["sha256"], case.get("input_label_sha256"), case.get("annotated_classes"),
-                         config.merge.model_dump(), config.label_map.model_dump(), tumor_selected, targets)
+                         config.merge.model_dump(), config.label_map.model_dump(), tumor_selected, targets, withhold)
     done = read_journal(step, case["case_id"], inputs)
     if done:
         return done
     out = step / f"{case['case_id']}.nii.gz"
     label = Path(case["label_path"]) if case.get("label_path") else None
     annotated = list(case.get("annotated_classes") or []) if label else None
-    _, record_path = merge_files(Path(pred["path"]), out, config, label, None, annotated, tumor_selected)
+    _, record_path = merge_files(Path(pred["path"]), out, config, label, None, annotated, tumor_selected, withhold)
     record = json.loads(record_path.read_text())
     train_label = out
     if targets == "organs":
@@ -129,3 +130,16 @@ def train_task(nnunet_root: str, dataset_id: int, dataset: str, training: Traini
     return str(train_model(Path(nnunet_root), dataset_id, dataset, training, annotated, log=log.info,
                            parent_model=Path(parent_model) if parent_model else None))
 
+
+
+@task(name="evaluate-case", task_run_name="evaluate-{case_id}")
+def evaluate_case_task(case_id: str, pred_path: str, gt_path: str, rules, classes: list[int]) -> list[dict]:
+    """FLARE metrics of one label file against its ground truth: small records, no volumes."""
+    from tasks.evaluate import EvaluationInputError, evaluate_files
+    from tasks.imageio import ImageReadError
+
+    try:
+        return [{"case_id": case_id, **r} for r in evaluate_files(Path(pred_path), Path(gt_path), rules, classes)]
+    except (EvaluationInputError, ImageReadError) as exc:  # one unscorable case does not stop the round
+        _logger().warning(f"{case_id}: not evaluated: {exc}")
+        return []

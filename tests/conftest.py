@@ -40,6 +40,18 @@ def prefect_harness(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session")
+def finished(phantom_cohort, tmp_path_factory, prefect_harness):
+    """The whole pipeline (3 rounds + export) at test budgets, run once per session."""
+    from flows.pipeline import pipeline
+
+    work = tmp_path_factory.mktemp("work")
+    config = work.parent / f"{work.name}.yaml"
+    config.write_text(tiny_config_yaml(phantom_cohort) + "evaluation: {holdout_fraction: 0.34, holdout_seed: 1}\n")
+    result = pipeline(str(config), str(work), 0, True)
+    return {"work": work, "config": config, "result": result}
+
+
 def tiny_config_yaml(dataset, rounds: int = 3, name: str = "t", dataset_id: int = 800) -> str:
     """A pipeline config with CPU-test budgets (seconds per round)."""
     budget = "{network: tiny, epochs: 1, iterations_per_epoch: 2, val_iterations: 1, device: cpu, seed: 3}"

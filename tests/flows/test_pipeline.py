@@ -11,17 +11,6 @@ from data_registry.store import Registry
 from tests.conftest import tiny_config_yaml
 
 
-@pytest.fixture(scope="module")
-def finished(phantom_cohort, tmp_path_factory, prefect_harness):
-    from flows.pipeline import pipeline
-
-    work = tmp_path_factory.mktemp("work")
-    config = work.parent / f"{work.name}.yaml"
-    config.write_text(tiny_config_yaml(phantom_cohort))
-    result = pipeline(str(config), str(work), 0, True)
-    return {"work": work, "config": config, "result": result}
-
-
 def test_every_round_is_committed_with_every_case(finished, phantom_cohort):
     reg = Registry(finished["work"])
     rounds = reg.rounds()
@@ -58,16 +47,64 @@ def test_student_rounds_record_labels_sources_scores_and_selection(finished):
     assert not r2.loc[r2["role"] == "val", "trained"].any()  # val never trains
 
 
+def test_every_round_records_val_and_pseudo_label_metrics(finished, phantom_cohort):
+    from models.holdout import held_out_classes
+
+    reg = Registry(finished["work"])
+    roles = json.loads((phantom_cohort / "phantom.json").read_text())["cases"]
+    val_cases = {c for c, info in roles.items() if info["role"] == "val"}
+    for r in range(3):
+        metrics = reg.read("metrics", r)
+        val = metrics[metrics["reference"] == "val_gt"]
+        assert len(val) and val["dsc"].between(0, 1).all() and val["nsd"].between(0, 1).all()
+        assert set(val["case_id"]) == set(reg.read("cases", r).query("role == 'val'")["case_id"])
+        assert set(val["case_id"]) == val_cases
+        # organs-only models are not scored on the tumour; the organs+tumour round is
+        assert (14 in set(val["class_id"])) == (r == 2)
+        means = json.loads(reg.round_row(r)["mean_metrics"])
+        assert means["val_gt"]["organ mean"]["cases"] == val["case_id"].nunique()
+    r1 = reg.read("metrics", 1)
+    cases1 = reg.read("cases", 1).set_index("case_id")
+    pseudo = r1[r1["reference"].isin(["train_gt", "holdout_gt"])]
+    assert set(cases1.loc[pseudo["case_id"].unique(), "role"]) <= {"partial", "tumor_only"}
+    for row in pseudo.to_dict("records"):
+        case = cases1.loc[row["case_id"]]
+        assert row["class_id"] in case["annotated_classes"]
+        held = row["class_id"] in (case["held_out_classes"] or [])
+        assert (row["reference"] == "holdout_gt") == held
+        assert case["held_out_classes"] == held_out_classes(row["case_id"], case["annotated_classes"], 0.34, 1)
+    held_cases = [c for c, row in cases1.iterrows() if row["held_out_classes"]]
+    assert held_cases and "holdout_gt" in set(pseudo["reference"])
+    for case_id in held_cases:  # a held-back class is never ground truth in the hybrid label
+        row = cases1.loc[case_id]
+        sources = json.loads(row["label_sources"])
+        assert all(sources[str(c)] != "gt" for c in row["held_out_classes"])
+
+
+def test_status_metrics_prints_rounds_by_classes(finished):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["status", "--workdir", str(finished["work"]), "--metrics"])
+    assert result.exit_code == 0, result.output
+    assert "val DSC per round" in result.output and "organ mean" in result.output
+    assert "pseudo-label DSC vs held-back" in result.output
+
+
 def test_round_artifacts_are_in_prefect(finished):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["round-001-summary", "round-002-selection", "round-001-predict"])))
-    assert {a.key for a in found} >= {"round-001-summary", "round-002-selection", "round-001-predict"}
+            key=ArtifactFilterKey(any_=["round-001-summary", "round-002-selection", "round-001-predict",
+                                        "round-000-metrics-val-gt", "round-001-metrics-train-gt"])))
+    assert {a.key for a in found} >= {"round-001-summary", "round-002-selection", "round-001-predict",
+                                      "round-000-metrics-val-gt", "round-001-metrics-train-gt"}
     summary = next(a for a in found if a.key == "round-001-summary")
     assert "Label sources per class" in summary.data and "Time per stage" in summary.data
+    assert "Model on val cases" in summary.data and "organ mean" in summary.data
 
 
 def test_rerun_skips_completed_work_and_resume_supersedes(finished):

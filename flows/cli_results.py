@@ -1,0 +1,74 @@
+"""Commands that show results: `evaluate` (metrics of label files) and `report` (HTML)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from flows.cli_app import app, console, err_console, fail
+
+
+def _config_or_default(config: Path | None):
+    from models.config import ConfigError, PipelineConfig, load_config
+
+    if config is None:
+        return PipelineConfig()
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def evaluate(pred: Path = typer.Option(..., "--pred", help="predicted label map, or a folder of them"),
+             gt: Path = typer.Option(..., "--gt", help="ground-truth label map, or a folder (files named like the predictions)"),
+             out: Optional[Path] = typer.Option(None, "--out", help="per case and class CSV (case_id,class_id,class,dsc,nsd)"),
+             config: Optional[Path] = typer.Option(None, "--config", help="pipeline config whose label map and rules to use (default: FLARE23)")) -> None:
+    """FLARE23 DSC and NSD per case and class, then the summary table (mean and SD per
+    class, organ mean, tumour)."""
+    import pandas as pd
+
+    from flows.progress import case_progress
+    from flows.views import summary_rich_table
+    from models.metric_summary import summary_table
+    from tasks.evaluate import EvaluationInputError, evaluate_pairs, metric_rules, pair_files, write_metrics_csv
+
+    cfg = _config_or_default(config)
+    try:
+        pairs = pair_files(pred, gt)
+    except EvaluationInputError as exc:
+        fail(str(exc))
+    with case_progress("cases evaluated", len(pairs)) as advance:
+        result = evaluate_pairs(pairs, metric_rules(cfg), on_case=lambda _: advance())
+    for case_id, why in result.problems.items():
+        err_console.print(f"[yellow]warning:[/] {case_id}: {why}", highlight=False, soft_wrap=True)
+    if not result.records:
+        fail("no case could be scored (see the warnings above)")
+    if out:
+        write_metrics_csv(result.records, out)
+    table = summary_table(pd.DataFrame(result.records), cfg.label_map.organ_ids, cfg.label_map.tumor_id)
+    cases = len({r["case_id"] for r in result.records})
+    console.print(summary_rich_table(table, f"{cases} case(s): DSC and NSD, mean ± SD"))
+    if out:
+        console.print(f"wrote {out}")
+
+
+@app.command()
+def report(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="pipeline work folder"),
+           out: Optional[Path] = typer.Option(None, "--out", help="HTML file (default: WORKDIR/report.html)"),
+           cases: int = typer.Option(3, "--cases", min=0, max=12, help="val cases drawn as axial slices per round")) -> None:
+    """Write one self-contained HTML report: metrics across rounds, label sources,
+    uncertainty and cut-offs, tumours per organ, times, slices, registry summary."""
+    from tasks.report import write_report
+
+    if not (workdir / "registry").is_dir():
+        fail(f"{workdir} holds no registry; run `hybridlabel demo --workdir {workdir}` or `hybridlabel run` first")
+    out = out or workdir / "report.html"
+    try:
+        with console.status("drawing the report"):
+            write_report(workdir, out, cases)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")

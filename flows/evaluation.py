@@ -1,0 +1,73 @@
+"""Evaluation step of a round: this round's model on the val cases, and this round's
+pseudo labels against whatever ground truth the training cases have.
+
+Only orchestration: predictions and metrics are per-case tasks that return paths and
+small records; the result is the round's metrics partition and its mean metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import unmapped
+
+from data_registry.ops import usable
+from flows.dashboard import Progress, wait_all
+from models.config import PipelineConfig
+from models.metric_summary import mean_metrics
+from tasks.evaluate import metric_rules
+from tasks.imageio import sha256_path
+from tasks.round_tasks import evaluate_case_task, predict_case_task
+from tasks.workdir import Layout
+
+
+def model_classes(config: PipelineConfig, round_no: int) -> list[int]:
+    """Classes the model of a round predicts."""
+    labels = config.label_map
+    tumor = [labels.tumor_id] if config.rounds[round_no].targets == "organs+tumor" else []
+    return list(labels.organ_ids) + tumor
+
+
+def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases: pd.DataFrame, model_dir: str,
+                   pseudo: list[tuple[dict, str]]) -> tuple[pd.DataFrame, dict]:
+    """Metrics rows of the round (val_gt, train_gt, holdout_gt) and their means by reference.
+    `pseudo` pairs a predicted training case's record with its pseudo-label file."""
+    rules = metric_rules(config)
+    jobs: list[tuple[str, str, str, list[int], dict[int, str]]] = []
+
+    val = [r for r in usable(cases, ["val"]).sort_values("case_id").to_dict("records") if r.get("label_path")]
+    if val:
+        checkpoint = Path(model_dir) / "fold_all" / "checkpoint_final.pth"
+        records = [{k: r.get(k) for k in ("case_id", "image_path", "image_sha256")} for r in val]
+        progress = Progress(f"round-{round_no:03d}-val", len(records), f"round {round_no}: val cases predicted")
+        preds = wait_all(predict_case_task.map(unmapped(model_dir), records,
+                                               unmapped(str(layout.step_dir(round_no, "val"))),
+                                               unmapped(config.label_map), unmapped(config.predict_device),
+                                               unmapped("none"), unmapped(sha256_path(checkpoint))), progress)
+        ours = model_classes(config, round_no)
+        for row, pred in zip(val, preds):
+            classes = [c for c in ours if c in set(row.get("annotated_classes") or [])]
+            jobs.append((row["case_id"], pred["path"], row["label_path"], classes, {c: "val_gt" for c in classes}))
+
+    parent_classes = set(model_classes(config, round_no - 1)) if round_no else set()
+    for case, pred_path in pseudo:
+        annotated = set(case.get("annotated_classes") or []) if case.get("label_path") else set()
+        held = set(case.get("held_out_classes") or [])
+        classes = sorted(c for c in annotated if c in parent_classes)
+        if classes:
+            jobs.append((case["case_id"], pred_path, case["label_path"], classes,
+                         {c: "holdout_gt" if c in held else "train_gt" for c in classes}))
+    if not jobs:
+        return pd.DataFrame(columns=["case_id", "round", "class_id", "class_name", "dsc", "nsd", "reference"]), {}
+
+    results = wait_all(evaluate_case_task.map([j[0] for j in jobs], [j[1] for j in jobs], [j[2] for j in jobs],
+                                              unmapped(rules), [j[3] for j in jobs]))
+    rows = []
+    for job, records in zip(jobs, results):
+        references = job[4]
+        rows += [{**r, "round": round_no, "reference": references[r["class_id"]]} for r in records]
+    metrics = pd.DataFrame(rows)
+    means = {ref: mean_metrics(group, config.label_map.organ_ids, config.label_map.tumor_id)
+             for ref, group in metrics.groupby("reference")} if len(metrics) else {}
+    return metrics, means

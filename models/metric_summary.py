@@ -1,0 +1,70 @@
+"""Result tables from per-case, per-class metric records, as the papers print them:
+mean and standard deviation per class, the organ mean and the tumour (pure pandas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+ORGAN_MEAN = "organ mean"
+TUMOR = "tumor"
+
+
+def organ_means(records: pd.DataFrame, organ_ids, by: list[str]) -> pd.DataFrame:
+    """Per group (e.g. case, or round and case): the mean DSC / NSD over the organ classes scored."""
+    organs = records[records["class_id"].isin(list(organ_ids))]
+    return organs.groupby(by, as_index=False)[["dsc", "nsd"]].mean()
+
+
+def summary_table(records: pd.DataFrame, organ_ids, tumor_id: int) -> pd.DataFrame:
+    """One row per class (in id order), then `organ mean` (mean over cases of each case's
+    organ mean) and `tumor`: cases, dsc_mean, dsc_std, nsd_mean, nsd_std."""
+    cols = ["class", "cases", "dsc_mean", "dsc_std", "nsd_mean", "nsd_std"]
+    if records.empty:
+        return pd.DataFrame(columns=cols)
+
+    def stats(frame: pd.DataFrame, name: str) -> dict:
+        return {"class": name, "cases": int(len(frame)),
+                "dsc_mean": float(frame["dsc"].mean()), "dsc_std": float(frame["dsc"].std(ddof=0)),
+                "nsd_mean": float(frame["nsd"].mean()), "nsd_std": float(frame["nsd"].std(ddof=0))}
+
+    rows = [stats(group, str(group["class_name"].iloc[0]))
+            for cls, group in sorted(records.groupby("class_id"), key=lambda kv: kv[0]) if cls != tumor_id]
+    per_case = organ_means(records, organ_ids, ["case_id"])
+    if len(per_case):
+        rows.append(stats(per_case, ORGAN_MEAN))
+    tumor = records[records["class_id"] == tumor_id]
+    if len(tumor):
+        rows.append(stats(tumor, TUMOR))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def rounds_by_class(metrics: pd.DataFrame, organ_ids, tumor_id: int, reference: str = "val_gt",
+                    value: str = "dsc") -> pd.DataFrame:
+    """Rounds x classes of the mean `value` over cases with this reference, plus the organ
+    mean and the tumour columns: the papers' ablation table."""
+    frame = metrics[metrics["reference"] == reference]
+    if frame.empty:
+        return pd.DataFrame()
+    organs = frame[frame["class_id"] != tumor_id]
+    table = organs.pivot_table(index="round", columns="class_name", values=value, aggfunc="mean")
+    order = (organs.drop_duplicates("class_id").sort_values("class_id")["class_name"]).tolist()
+    table = table[[c for c in order if c in table.columns]]
+    per_case = organ_means(frame, organ_ids, ["round", "case_id"])
+    table[ORGAN_MEAN] = per_case.groupby("round")[value].mean() if len(per_case) else np.nan
+    tumor = frame[frame["class_id"] == tumor_id]
+    if len(tumor):
+        table[TUMOR] = tumor.groupby("round")[value].mean()
+    return table
+
+
+def mean_metrics(records: pd.DataFrame, organ_ids, tumor_id: int) -> dict:
+    """The rounds row's `mean_metrics`: class name -> {dsc, nsd} means, plus organ mean / tumour."""
+    table = summary_table(records, organ_ids, tumor_id)
+    return {r["class"]: {"dsc": round(r["dsc_mean"], 4), "nsd": round(r["nsd_mean"], 4), "cases": r["cases"]}
+            for r in table.to_dict("records")}
+
+
+def short_class_name(name: str) -> str:
+    """Narrow column headers: right_adrenal_gland -> r_adrenal, inferior_vena_cava -> ivc."""
+    return name.replace("_gland", "").replace("inferior_vena_cava", "ivc").replace("right_", "r_").replace("left_", "l_")
