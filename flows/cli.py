@@ -189,7 +189,7 @@ def run(config: Path = typer.Argument(..., help="pipeline config (YAML)"),
     from flows.runner import run_pipeline
 
     result = _run(lambda: run_pipeline(config, workdir, None, not no_export), workdir)
-    status(workdir=workdir, as_json=False)
+    status(workdir=workdir, as_json=False, metrics=True)
     console.print(f"export: {result['export']}")
 
 
@@ -213,7 +213,7 @@ def resume(round_no: int = typer.Option(..., "--round", help="first round to run
     if moved:
         console.print(f"rounds {moved} marked superseded (kept under {workdir / 'registry' / 'superseded'})")
     _run(lambda: run_pipeline(cfg, workdir, round_no), workdir)
-    status(workdir=workdir, as_json=False)
+    status(workdir=workdir, as_json=False, metrics=True)
 
 
 @app.command()
@@ -224,11 +224,14 @@ def demo(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", hel
     from flows.demo import prepare_demo
     from flows.runner import run_pipeline
 
+    from tasks.report import write_report
+
     config_path = prepare_demo(workdir, cases, seed, console)
     result = _run(lambda: run_pipeline(config_path, workdir, None), workdir)
-    status(workdir=workdir, as_json=False)
+    status(workdir=workdir, as_json=False, metrics=True)
+    report_path = write_report(workdir, workdir / "report.html")
     console.print(f"registry: {workdir / 'registry'}  ·  model: {result['export']}  ·  "
-                  f"config: {config_path}  ·  cohort: {workdir / 'phantom'}")
+                  f"config: {config_path}  ·  cohort: {workdir / 'phantom'}  ·  report: {report_path}")
 
 
 @app.command()
@@ -247,6 +250,8 @@ def deploy(config: Optional[Path] = typer.Option(None, "--config", help="config 
         console.print(f"registered {name}")
 
 
+import flows.cli_ablate  # noqa: E402,F401  (registers ablate)
+import flows.cli_predict  # noqa: E402,F401  (registers predict)
 import flows.cli_results  # noqa: E402,F401  (registers evaluate and report)
 
 if __name__ == "__main__":  # pragma: no cover

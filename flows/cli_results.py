@@ -63,7 +63,7 @@ def report(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", h
     uncertainty and cut-offs, tumours per organ, times, slices, registry summary."""
     from tasks.report import write_report
 
-    if not (workdir / "registry").is_dir():
+    if not (workdir / "registry").is_dir() and not (workdir / "ablation.parquet").is_file():
         fail(f"{workdir} holds no registry; run `hybridlabel demo --workdir {workdir}` or `hybridlabel run` first")
     out = out or workdir / "report.html"
     try:

@@ -24,6 +24,8 @@ def demo_config() -> PipelineConfig:
     return PipelineConfig(
         name="demo", dataset=Path("phantom"),
         selection={"organ_keep": 0.67, "tumor_keep": 0.5},
+        # the rounds already train the tiny network: the export takes the last model as is
+        export={"network": "tiny"},
         rounds=[
             RoundSpec(name="teacher", kind="teacher", predict_roles=[], train_roles=["strong"],
                       training=budget(5, False)),
@@ -33,6 +35,18 @@ def demo_config() -> PipelineConfig:
                       train_roles=["strong", "partial", "tumor_only", "unlabeled"], targets="organs+tumor",
                       training=budget(2, True)),
         ])
+
+
+def ablation_config(iterations: int = 100) -> PipelineConfig:
+    """The phantom ablation (`hybridlabel ablate --phantom`): every model gets the same
+    budget (`iterations`, Adam, tiny network, trained from scratch so that arms compare),
+    teacher + organ student + organ+tumour student with selected unlabeled cases."""
+    budget = TrainingConfig(network="tiny", epochs=max(1, iterations // 25), iterations_per_epoch=25,
+                            val_iterations=1, loss="naive", device="auto", seed=1, optimizer="adam")
+    base = demo_config()
+    return base.model_copy(update={
+        "name": "ablation",
+        "rounds": [r.model_copy(update={"training": budget}) for r in base.rounds]})
 
 
 def prepare_demo(workdir: Path, n_cases: int, seed: int, console: Console) -> Path:

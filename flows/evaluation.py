@@ -22,15 +22,16 @@ from tasks.round_tasks import evaluate_case_task, predict_case_task
 from tasks.workdir import Layout
 
 
-def model_classes(config: PipelineConfig, round_no: int) -> list[int]:
-    """Classes the model of a round predicts."""
+def model_classes(config: PipelineConfig, round_no: int, targets: str | None = None) -> list[int]:
+    """Classes the model of a round (or of the given targets) predicts."""
     labels = config.label_map
-    tumor = [labels.tumor_id] if config.rounds[round_no].targets == "organs+tumor" else []
+    targets = targets or config.rounds[round_no].targets
+    tumor = [labels.tumor_id] if targets == "organs+tumor" else []
     return list(labels.organ_ids) + tumor
 
 
 def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases: pd.DataFrame, model_dir: str,
-                   pseudo: list[tuple[dict, str]]) -> tuple[pd.DataFrame, dict]:
+                   pseudo: list[tuple[dict, str]], targets: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Metrics rows of the round (val_gt, train_gt, holdout_gt) and their means by reference.
     `pseudo` pairs a predicted training case's record with its pseudo-label file."""
     rules = metric_rules(config)
@@ -45,7 +46,7 @@ def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases:
                                                unmapped(str(layout.step_dir(round_no, "val"))),
                                                unmapped(config.label_map), unmapped(config.predict_device),
                                                unmapped("none"), unmapped(sha256_path(checkpoint))), progress)
-        ours = model_classes(config, round_no)
+        ours = model_classes(config, round_no, targets)
         for row, pred in zip(val, preds):
             classes = [c for c in ours if c in set(row.get("annotated_classes") or [])]
             jobs.append((row["case_id"], pred["path"], row["label_path"], classes, {c: "val_gt" for c in classes}))

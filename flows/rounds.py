@@ -64,7 +64,11 @@ def teacher_round(config_path: str, workdir: str) -> dict:
     if not train:
         raise RoundError(f"round 0 has no {'/'.join(spec.train_roles)} cases to train the teacher on; "
                          f"check the dataset's labels and manifest ({summarize(cases)['roles']})")
-    model_dir = _train(config, layout, 0, train, with_ignore=False, stages=stages)
+    # partial-label losses need each case's annotated classes (the ablation's loss arms)
+    annotated = ({r["case_id"]: [int(c) for c in r.get("annotated_classes") or []]
+                  for r in usable(cases, spec.train_roles).to_dict("records")}
+                 if spec.training.loss != "naive" else None)
+    model_dir = _train(config, layout, 0, train, with_ignore=False, stages=stages, annotated=annotated)
     trained = {c["case_id"] for c in train}
     cases["trained"] = cases["case_id"].isin(trained)
     cases["held_out_classes"] = _held_out(config, cases)

@@ -141,3 +141,20 @@ def metrics_tables(workdir: Path) -> list[Table]:
         if not table.empty:
             tables.append(rounds_metrics_table(table, title))
     return tables
+
+
+def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
+    """Arms and rounds x organ DSC / NSD, tumour DSC, train minutes (mean ± SD)."""
+    out = Table(title=title)
+    for col in ("arm", "organ DSC", "organ NSD", "tumour DSC", "train min", "seeds", "iterations"):
+        out.add_column(col, justify="left" if col == "arm" else "right")
+
+    def pm(row: dict, key: str) -> str:
+        mean, sd = row[f"{key}_mean"], row[f"{key}_sd"]
+        return "" if pd.isna(mean) else f"{mean:.3f} ± {0 if pd.isna(sd) else sd:.3f}"
+
+    for row in table.to_dict("records"):
+        out.add_row(row["arm"], pm(row, "organ_dsc"), pm(row, "organ_nsd"), pm(row, "tumor_dsc"),
+                    "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}",
+                    str(row["seeds"]), str(row["iterations"]))
+    return out

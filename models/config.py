@@ -113,6 +113,15 @@ class EvaluationConfig(_Frozen):
     report_cases: int = Field(3, ge=0, le=12, description="val cases drawn as axial slices per round in the report")
 
 
+class ExportConfig(_Frozen):
+    network: Literal["default", "lightweight", "tiny"] = Field(
+        "lightweight", description="network of the exported model; when the last round's differs, a student of this "
+                                   "network is trained on the last round's hybrid labels")
+    training: TrainingConfig | None = Field(
+        None, description="budget of that export student; null = the last round's budget")
+    fast: bool = Field(True, description="the archive's default for `hybridlabel predict --fast`")
+
+
 class RoundSpec(_Frozen):
     name: str = Field(description="round name, used in dataset and folder names")
     kind: Literal["teacher", "student"] = Field("student", description="teacher = trained on strong cases only")
@@ -154,6 +163,7 @@ class PipelineConfig(_Frozen):
     label_map: LabelMapConfig = Field(default_factory=LabelMapConfig, description="label ids")
     merge: MergeConfig = Field(default_factory=MergeConfig, description="hybrid label merge rules")
     selection: SelectionConfig = Field(default_factory=SelectionConfig, description="uncertainty-based selection of unlabeled cases")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="the final lightweight model")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="metrics, held-back classes, report")
     rounds: list[RoundSpec] = Field(default_factory=default_rounds, description="the rounds, in order; round 0 is the teacher")
     predict_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="device for pseudo-label prediction")

@@ -18,7 +18,16 @@ from tasks.registry import code_version
 ARCHIVE_FORMAT = "hybridlabel-model/1"
 
 
-def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, round_no: int) -> tuple[Path, dict]:
+def _preprocessing(plans: dict, configuration: str) -> dict:
+    """What inference must do to an image before the network sees it (from the plans)."""
+    conf = plans["configurations"][configuration]
+    return {"target_spacing_zyx": conf["spacing"], "transpose_forward": plans["transpose_forward"],
+            "normalization_schemes": conf["normalization_schemes"], "patch_size": conf["patch_size"],
+            "intensity_properties": plans.get("foreground_intensity_properties_per_channel", {})}
+
+
+def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, round_no: int,
+                        val_metrics: dict | None = None, source: str = "") -> tuple[Path, dict]:
     import torch
 
     from models.nnunet.network import count_parameters
@@ -37,10 +46,14 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
         "dataset.json": json.dumps(dataset, indent=1).encode(),
         "config.json": config.model_dump_json(indent=1).encode(),
     }
-    info = {"format": ARCHIVE_FORMAT, "code_version": code_version(), "round": round_no,
-            "configuration": ckpt["init_args"]["configuration"],
-            "parameters": count_parameters(plans, dataset, ckpt["init_args"]["configuration"]),
-            "labels": dataset["labels"],
+    configuration = ckpt["init_args"]["configuration"]
+    plans_id = plans.get("plans_name", "nnUNetPlans")
+    info = {"format": ARCHIVE_FORMAT, "code_version": code_version(), "round": round_no, "source": source,
+            "configuration": configuration,
+            "network": plans_id.split("_", 1)[1] if "_" in plans_id else "default",
+            "parameters": count_parameters(plans, dataset, configuration),
+            "labels": dataset["labels"], "fast": config.export.fast,
+            "preprocessing": _preprocessing(plans, configuration), "val_metrics": val_metrics or {},
             "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -55,4 +68,5 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
     finally:
         tmp.unlink(missing_ok=True)
     info["size_bytes"] = archive.stat().st_size
-    return archive, {"parameters": info["parameters"], "size_bytes": info["size_bytes"], "archive": str(archive)}
+    return archive, {"parameters": info["parameters"], "size_bytes": info["size_bytes"], "archive": str(archive),
+                     "network": info["network"]}

@@ -112,10 +112,29 @@ def _slices(data: ReportData, n_cases: int) -> str:
     return _section("Val cases: axial slices (ground truth dashed, prediction solid)", body)
 
 
+def _ablation(workdir: Path) -> str:
+    from tasks.ablation_results import ablation_table, read_ablation
+
+    rows = read_ablation(workdir)
+    if rows is None or rows.empty:
+        return ""
+    table = ablation_table(rows)
+    return _section("Ablation: teacher-only vs naive vs partial-label losses vs rounds (val cases)",
+                    _img(plots.arm_bars(table), "ablation") + _table(table.rename(columns=short_class_name)))
+
+
+def _page(parts: list[str]) -> str:
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hybridlabel report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(p for p in parts if p)}<script>{SCRIPT}</script></body></html>")
+
+
 def build_report(workdir: Path, n_cases: int = 3) -> str:
+    header = (f"<h1>hybridlabel report</h1><p class='muted'>{html.escape(str(Path(workdir).resolve()))} · "
+              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>")
+    if not (Path(workdir) / "registry").is_dir() and (ablation := _ablation(workdir)):
+        return _page([header, ablation])  # an ablation folder: the arms' own reports are in arms/
     data = collect(workdir)
-    parts = [f"<h1>hybridlabel report</h1><p class='muted'>{html.escape(str(Path(workdir).resolve()))} · "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>",
+    parts = [header, _ablation(workdir),
              _section("Rounds (registry)", _table(_rounds_table(data), 2)),
              _metric_section(data, "val_gt", "Model quality on val cases, per class and round"),
              _metric_section(data, "train_gt", "Pseudo-label quality vs training ground truth"),
@@ -141,8 +160,7 @@ def build_report(workdir: Path, n_cases: int = 3) -> str:
     quarantined = data.cases.loc[data.cases["role"] == "quarantined", ["case_id", "quarantine_reason"]] \
         if len(data.cases) else pd.DataFrame()
     parts.append(_section("Registry summary", _table(roles) + _table(quarantined)))
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hybridlabel report</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(p for p in parts if p)}<script>{SCRIPT}</script></body></html>")
+    return _page(parts)
 
 
 def write_report(workdir: Path, out: Path, n_cases: int = 3) -> Path:

@@ -118,3 +118,20 @@ def contour_slices(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     return _png(fig)
+
+
+def arm_bars(table: pd.DataFrame) -> bytes:
+    """Organ and tumour DSC per arm / round, mean with the SD over seeds as error bars."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    x = np.arange(len(table))
+    for offset, key, colour, name in ((-0.2, "organ_dsc", "#1565c0", "organ DSC"), (0.2, "tumor_dsc", "#c62828", "tumour DSC")):
+        ax.bar(x + offset, table[f"{key}_mean"].fillna(0), 0.38, yerr=table[f"{key}_sd"].fillna(0), color=colour,
+               label=name, capsize=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels(table["arm"], rotation=20)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("DSC (val)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from flows.cli import app
 
 runner = CliRunner()
-COMMANDS = ["init", "phantom", "audit", "status", "demo", "merge", "select", "run", "resume", "deploy"]
+COMMANDS = ["init", "phantom", "audit", "status", "demo", "merge", "select", "run", "resume", "deploy", "evaluate",
+            "report"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -81,6 +81,26 @@ def test_every_round_records_val_and_pseudo_label_metrics(finished, phantom_coho
         assert all(sources[str(c)] != "gt" for c in row["held_out_classes"])
 
 
+def test_export_trains_the_lightweight_student_and_records_it(finished):
+    import zipfile
+
+    reg = Registry(finished["work"])
+    row = reg.round_row(3)
+    counts = json.loads(row["counts"])
+    # the test rounds train `tiny`; the default export network is `lightweight`: trained anew
+    assert counts["network"] == "lightweight" and counts["parameters"] > 1_000_000
+    assert counts["size_bytes"] == Path(counts["archive"]).stat().st_size
+    assert "train" in json.loads(row["stage_seconds"])
+    assert "lightweight" in row["model_dir"] or row["model_dir"].endswith(".hlmodel.zip")
+    metrics = reg.read("metrics", 3)
+    assert set(metrics["reference"]) == {"val_gt"} and 14 in set(metrics["class_id"])
+    with zipfile.ZipFile(counts["archive"]) as zf:
+        info = json.loads(zf.read("hybridlabel.json"))
+    assert info["network"] == "lightweight" and info["fast"] is True
+    assert info["val_metrics"]["organ mean"]["cases"] == metrics["case_id"].nunique()
+    assert {"target_spacing_zyx", "normalization_schemes", "intensity_properties"} <= set(info["preprocessing"])
+
+
 def test_status_metrics_prints_rounds_by_classes(finished):
     from typer.testing import CliRunner
 

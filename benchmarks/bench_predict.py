@@ -1,0 +1,139 @@
+"""Inference speed and accuracy, in one run, on the same phantom cases:
+
+ (a) the exported lightweight model with `--fast` against a default-plans nnU-Net model
+     through nnU-Net's own predictor (the FLARE efficiency question: is the small model
+     fast enough, and how much Dice does it cost?);
+ (b) `--fast` against nnU-Net's own predictor on the same lightweight model (what the
+     shortcuts cost: time ratio and Dice difference).
+
+Both models are trained here on the same complete phantom labels with the same budget
+(Adam, seed fixed). Cases: the phantom's val cases (40 x 64 x 80 at 5 x 4 x 4 mm) and
+FLARE-size phantoms (512 x 512 x N at 2.5 x 0.8 x 0.8 mm), where nnU-Net's full-resolution
+probability resampling dominates.
+
+Usage: python benchmarks/bench_predict.py [--iterations 150] [--flare-cases 1]
+       [--flare-slices 80] [--device cpu] [--workdir W]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.config import LabelMapConfig, PipelineConfig, TrainingConfig  # noqa: E402
+from models.nnunet.fast_predictor import FastSegmenter  # noqa: E402
+from models.phantom import generate_phantom  # noqa: E402
+from tasks.export import write_model_archive  # noqa: E402
+from tasks.model_archive import read_archive  # noqa: E402
+from tasks.nnunet_dataset import TrainingCase, write_round_dataset  # noqa: E402
+from tasks.nnunet_predict import load_bundle  # noqa: E402
+from tasks.nnunet_preprocess import plan_dataset, preprocess_round  # noqa: E402
+from tasks.nnunet_train import train_model  # noqa: E402
+from tasks.phantom import write_phantom_cohort  # noqa: E402
+
+ORGANS = range(1, 14)
+
+
+def organ_dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    scores = []
+    for c in ORGANS:
+        a, b = pred == c, gt == c
+        total = int(a.sum()) + int(b.sum())
+        scores.append(1.0 if total == 0 else 2.0 * np.logical_and(a, b).sum() / total)
+    return float(np.mean(scores))
+
+
+def train(root: Path, network: str, iterations: int, device: str) -> Path:
+    epochs = max(1, iterations // 25)
+    budget = TrainingConfig(network=network, epochs=epochs, iterations_per_epoch=25, val_iterations=1,
+                            loss="naive", device=device, optimizer="adam", seed=7)
+    t = time.perf_counter()
+    model = train_model(root, 610, "Dataset610_bench", budget, log=lambda _: None)
+    print(f"trained {network}: {epochs * 25} iterations in {time.perf_counter() - t:.0f} s")
+    return model
+
+
+def cases(cohort: Path, n_flare: int, slices: int) -> list[tuple[str, np.ndarray, np.ndarray, tuple]]:
+    truth = json.loads((cohort / "phantom.json").read_text())["cases"]
+    out = []
+    for case in sorted(c for c, t in truth.items() if t["role"] == "val"):
+        image = sitk.ReadImage(str(cohort / "imagesTr" / f"{case}_0000.nii.gz"))
+        gt = sitk.GetArrayFromImage(sitk.ReadImage(str(cohort / "groundTruth" / f"{case}.nii.gz")))
+        out.append((case, sitk.GetArrayFromImage(image), gt, tuple(reversed(image.GetSpacing()))))
+    for i in range(n_flare):
+        ph = generate_phantom(np.random.default_rng(100 + i), size="flare", shape=(slices, 512, 512))
+        out.append((f"flare_{i}", ph.image, ph.label, ph.spacing))
+    return out
+
+
+def timed(segmenter: FastSegmenter, image: np.ndarray, spacing) -> tuple[np.ndarray, float]:
+    t = time.perf_counter()
+    seg = segmenter.predict_label(image, spacing)
+    return seg, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--iterations", type=int, default=150)
+    ap.add_argument("--flare-cases", type=int, default=1)
+    ap.add_argument("--flare-slices", type=int, default=80)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-predict-"))
+    cohort = work / "cohort"
+    if not (cohort / "phantom.json").exists():
+        write_phantom_cohort(cohort, 24, 0)
+    truth = json.loads((cohort / "phantom.json").read_text())["cases"]
+    train_cases = [TrainingCase(c, cohort / "imagesTr" / f"{c}_0000.nii.gz", cohort / "groundTruth" / f"{c}.nii.gz")
+                   for c, t in sorted(truth.items()) if t["role"] != "val"]
+    root = work / "nnunet"
+    write_round_dataset(root, 610, "bench", train_cases, LabelMapConfig(), tumor=True)
+    plans = plan_dataset(root, 610, log=lambda _: None)
+    preprocess_round(root, plans, 610, "bench", train_cases)
+    light_dir = train(root, "lightweight", args.iterations, args.device)
+    default_dir = train(root, "default", args.iterations, args.device)
+    archive, info = write_model_archive(light_dir, work / "export", PipelineConfig(name="bench"), 0)
+    bundle, _ = read_archive(archive)
+    print(f"lightweight: {info['parameters']:,} parameters, archive {info['size_bytes'] / 1e6:.1f} MB; "
+          f"default: {FastSegmenter(load_bundle(default_dir), args.device).n_parameters:,} parameters")
+
+    light_fast = FastSegmenter(bundle, args.device, fast=True)
+    light_nnunet = FastSegmenter(bundle, args.device, fast=False)
+    default_nnunet = FastSegmenter(load_bundle(default_dir), args.device, fast=False)
+    rows = []
+    for case, image, gt, spacing in cases(cohort, args.flare_cases, args.flare_slices):
+        fast_seg, t_fast = timed(light_fast, image, spacing)
+        slow_seg, t_slow = timed(light_nnunet, image, spacing)
+        def_seg, t_def = timed(default_nnunet, image, spacing)
+        rows.append({"case": case, "shape": "x".join(map(str, image.shape)), "t_fast": t_fast, "t_nnunet": t_slow,
+                     "t_default": t_def, "dice_fast": organ_dice(fast_seg, gt), "dice_nnunet": organ_dice(slow_seg, gt),
+                     "dice_default": organ_dice(def_seg, gt), "agree": float((fast_seg == slow_seg).mean())})
+    print(f"\n{'case':10} {'shape':12} {'light+fast':>10} {'light nnU':>10} {'default nnU':>11}   "
+          f"organ Dice: {'light+fast':>10} {'light nnU':>10} {'default':>8}  voxels equal")
+    for r in rows:
+        print(f"{r['case']:10} {r['shape']:12} {r['t_fast']:9.2f}s {r['t_nnunet']:9.2f}s {r['t_default']:10.2f}s   "
+              f"{'':12}{r['dice_fast']:10.3f} {r['dice_nnunet']:10.3f} {r['dice_default']:8.3f}  {r['agree']:.4f}")
+    for group, sel in (("phantom val", [r for r in rows if not r["case"].startswith("flare")]),
+                       ("FLARE-size", [r for r in rows if r["case"].startswith("flare")])):
+        if not sel:
+            continue
+        tf, tn, td = (sum(r[k] for r in sel) for k in ("t_fast", "t_nnunet", "t_default"))
+        df, dn, dd = (np.mean([r[k] for r in sel]) for k in ("dice_fast", "dice_nnunet", "dice_default"))
+        print(f"{group}: (a) lightweight+fast vs default-plans nnU-Net: {td / tf:.1f}x faster, organ Dice "
+              f"{df:.3f} vs {dd:.3f} ({100 * (df - dd):+.1f} points); (b) --fast vs nnU-Net's predictor, same "
+              f"model: {tn / tf:.1f}x faster, organ Dice {df:.3f} vs {dn:.3f} ({100 * (df - dn):+.2f} points)")
+
+
+if __name__ == "__main__":
+    main()

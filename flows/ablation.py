@@ -1,0 +1,75 @@
+"""The `ablation` flow: does the loop pay off on this data?
+
+Arms, all on the same dataset, val cases and per-model budget (the config's), per seed:
+- `teacher`: strong cases only (round 0 of the rounds arm when both are asked for);
+- `naive`: every labeled case, unannotated classes = background, nnU-Net's loss;
+- `target_adaptive`, `merge_max`: every labeled case with a partial-label loss;
+- `rounds`: the config's rounds, each round's model evaluated.
+Each arm is the `pipeline` flow (a Prefect subflow) in its own workdir
+`W/arms/<arm>-s<seed>`, so it is recorded in a registry like any round (config with budget
+and seed, metrics partition) and resumes like one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from models.config import PipelineConfig, RoundSpec, load_config
+from models.config_yaml import render_config_yaml
+from tasks.ablation_results import collect_arms, write_ablation
+from tasks.files import atomic_write_text
+
+ARMS = ("teacher", "naive", "target_adaptive", "merge_max", "rounds")
+LABELED = ["strong", "partial", "tumor_only"]
+
+
+class AblationError(ValueError):
+    """The arms or seeds asked for cannot run; the message says why."""
+
+
+def arm_config(config: PipelineConfig, arm: str, seed: int) -> PipelineConfig:
+    """The pipeline config of one arm and seed (budgets unchanged, seeds set)."""
+    def seeded(spec: RoundSpec, **training) -> RoundSpec:
+        return spec.model_copy(update={"training": spec.training.model_copy(update={"seed": seed, **training})})
+
+    if arm == "rounds":
+        rounds = [seeded(r) for r in config.rounds]
+    elif arm == "teacher":
+        rounds = [seeded(config.rounds[0])]
+    elif arm in ("naive", "target_adaptive", "merge_max"):
+        first = config.rounds[0]
+        rounds = [seeded(first.model_copy(update={"name": arm, "train_roles": LABELED, "targets": "organs+tumor"}),
+                      loss=arm)]
+    else:
+        raise AblationError(f"unknown arm {arm!r}; arms are {', '.join(ARMS)}")
+    return config.model_copy(update={"rounds": rounds, "name": f"{config.name}_{arm}"})
+
+
+def plan_arms(arms: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    """(arm, seed) runs: the teacher arm is the rounds arm's round 0 when both are asked."""
+    bad = [a for a in arms if a not in ARMS]
+    if bad or not arms:
+        raise AblationError(f"unknown arm(s) {bad or arms}; choose from {', '.join(ARMS)}")
+    if not seeds:
+        raise AblationError("give at least one seed, e.g. --seeds 1,2")
+    runs = [a for a in ARMS if a in arms and not (a == "teacher" and "rounds" in arms)]
+    return [(arm, seed) for seed in seeds for arm in runs]
+
+
+@flow(name="ablation", flow_run_name="ablation")
+def ablation(config_path: str, workdir: str, arms: list[str], seeds: list[int]) -> str:
+    """Train and evaluate every arm for every seed, then write the ablation table."""
+    from flows.pipeline import first_round_to_run, pipeline
+
+    config, work = load_config(Path(config_path)), Path(workdir)
+    for arm, seed in plan_arms(arms, seeds):
+        arm_dir = work / "arms" / f"{arm}-s{seed}"
+        cfg = arm_config(config, arm, seed)
+        cfg_path = atomic_write_text(work / "arms" / f"{arm}-s{seed}.yaml", render_config_yaml(cfg))
+        start = first_round_to_run(arm_dir, cfg)
+        if start < len(cfg.rounds):  # completed arms are skipped: the ablation resumes
+            pipeline.with_options(flow_run_name=f"arm-{arm}-seed-{seed}")(str(cfg_path), str(arm_dir), start, False)
+    rows = collect_arms(work, arms, seeds, config)
+    return str(write_ablation(work, rows))

@@ -1,0 +1,68 @@
+"""`hybridlabel ablate`: teacher-only vs naive vs partial-label losses vs the rounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from flows.cli_app import app, console, fail
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        fail(f"{what} {text!r} must be integers separated by commas, e.g. 1,2")
+
+
+def _phantom_config(workdir: Path, iterations: int) -> Path:
+    from flows.demo import ablation_config
+    from models.config_yaml import render_config_yaml
+    from tasks.files import atomic_write_text
+    from tasks.phantom import write_phantom_cohort
+
+    cohort = workdir / "phantom"
+    if not (cohort / "manifest.csv").exists():
+        write_phantom_cohort(cohort, 24, 0, "small")
+    return atomic_write_text(workdir / "ablation.yaml", render_config_yaml(
+        ablation_config(iterations).model_copy(update={"dataset": cohort.resolve()})))
+
+
+@app.command()
+def ablate(config: Optional[Path] = typer.Argument(None, help="pipeline config (YAML): dataset, val cases, budgets"),
+           workdir: Path = typer.Option(..., "--workdir", help="ablation folder: one workdir per arm and seed"),
+           arms: str = typer.Option("teacher,naive,target_adaptive,merge_max,rounds", "--arms",
+                                    help="arms, comma-separated"),
+           seeds: str = typer.Option("1", "--seeds", help="training seeds, comma-separated"),
+           phantom: bool = typer.Option(False, "--phantom", help="no CONFIG: write the phantom cohort and its ablation config into WORKDIR"),
+           iterations: int = typer.Option(100, "--iterations", min=1, help="with --phantom: training iterations per model")) -> None:
+    """Train and evaluate each arm on the same data, val cases and budget; print and
+    record the table (rows: arms and rounds; mean and SD over seeds)."""
+    from flows.cli import _run
+    from flows.views import ablation_rich_table
+    from tasks.ablation_results import ablation_table, read_ablation
+
+    arm_list = [a.strip() for a in arms.split(",") if a.strip()]
+    seed_list = _int_list(seeds, "--seeds")
+
+    def action():
+        from flows.ablation import AblationError, ablation, plan_arms
+
+        try:
+            plan_arms(arm_list, seed_list)
+        except AblationError as exc:
+            fail(str(exc))
+        return ablation(str(config.resolve()), str(workdir.resolve()), arm_list, seed_list)
+
+    if phantom:
+        config = _phantom_config(workdir, iterations)
+    if config is None or not config.is_file():
+        fail(f"config file {config} not found; pass a CONFIG.yaml, or --phantom for the built-in phantom")
+    _run(action, workdir)
+    rows = read_ablation(workdir)
+    if rows is None or rows.empty:
+        fail("no arm completed; see the log above")
+    console.print(ablation_rich_table(ablation_table(rows), f"ablation in {workdir} (val cases; mean ± SD over seeds)"))
+    console.print(f"rows per arm and seed: {workdir / 'ablation.parquet'}")

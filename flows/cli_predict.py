@@ -1,0 +1,45 @@
+"""`hybridlabel predict`: the exported model on a CT file, a DICOM series or a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from flows.cli_app import app, console, err_console, fail
+
+
+@app.command()
+def predict(model: Path = typer.Argument(..., help="model archive (.hlmodel.zip) written by the export"),
+            source: Path = typer.Argument(..., metavar="INPUT", help="NIfTI/MHA/NRRD file, DICOM series folder, or a folder of them"),
+            output: Path = typer.Argument(..., metavar="OUTPUT", help="label map (.nii.gz) for one input, or a folder"),
+            device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+            tta: str = typer.Option("none", "--tta", help="none | mirror (nnU-Net's 8 mirrorings)"),
+            fast: Optional[bool] = typer.Option(None, "--fast/--no-fast", help="body crop + fast resampling (default: as exported, on)")) -> None:
+    """Segment CTs with an exported model: label maps in the inputs' geometry, and an
+    efficiency record per case (wall time, peak RAM, peak GPU memory, memory-time area)."""
+    from flows.progress import case_progress
+    from tasks.model_archive import ArchiveError, read_archive
+    from tasks.predict_files import PredictInputError, plan_jobs, predict_files
+
+    if device not in ("auto", "cpu", "cuda"):
+        fail(f"--device must be auto, cpu or cuda, got {device!r}")
+    if tta not in ("none", "mirror"):
+        fail(f"--tta must be none or mirror, got {tta!r}")
+    try:
+        jobs = plan_jobs(source, output)
+        loaded = read_archive(model)  # a bad archive fails here, before any progress bar
+        with case_progress("cases segmented", len(jobs)) as advance:
+            records = predict_files(model, source, output, device, tta, fast, on_case=lambda _: advance(),
+                                    loaded=loaded)
+    except (ArchiveError, PredictInputError, RuntimeError) as exc:
+        fail(str(exc).splitlines()[0])
+    for r in records:
+        if "error" in r:
+            err_console.print(f"[yellow]warning:[/] {r['case_id']}: {r['error']}", highlight=False, soft_wrap=True)
+        else:
+            console.print(f"{r['case_id']}: {r['output']}  {r['wall_time_s']:.1f} s, peak RAM {r['peak_ram_mb']:.0f} MB, "
+                          f"GPU {r['peak_gpu_mb']:.0f} MB ({r['device']}{', fast' if r['fast'] else ''})")
+    if all("error" in r for r in records):
+        fail("no input could be segmented (see the warnings above)")

@@ -1,0 +1,84 @@
+"""The ablation's results: one row per arm, seed (and round of the rounds arm), read from
+each arm's registry; the table of means and spreads over seeds; written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_registry.store import Registry
+from models.config import PipelineConfig
+from models.metric_summary import organ_means
+from tasks.files import atomic_write_parquet
+
+ABLATION_FILE = "ablation.parquet"
+
+
+def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConfig) -> dict | None:
+    if not reg.is_complete(round_no):
+        return None
+    row = reg.round_row(round_no)
+    metrics = reg.read("metrics", round_no)
+    val = metrics[metrics["reference"] == "val_gt"]
+    if val.empty:
+        return None
+    labels = config.label_map
+    per_case = organ_means(val, labels.organ_ids, ["case_id"])
+    tumor = val[val["class_id"] == labels.tumor_id]
+    training = json.loads(row["config_json"])["rounds"][round_no]["training"]
+    stages = json.loads(row["stage_seconds"] or "{}")
+    return {"arm": arm, "seed": seed, "round": round_no, "name": row["name"],
+            "organ_dsc": float(per_case["dsc"].mean()), "organ_nsd": float(per_case["nsd"].mean()),
+            "tumor_dsc": float(tumor["dsc"].mean()) if len(tumor) else np.nan,
+            "tumor_nsd": float(tumor["nsd"].mean()) if len(tumor) else np.nan,
+            "class_dsc": json.dumps({n: round(float(g["dsc"].mean()), 4) for n, g in val.groupby("class_name")}),
+            "iterations": int(training["epochs"]) * int(training["iterations_per_epoch"]),
+            "network": training["network"], "loss": training["loss"],
+            "train_minutes": float(stages.get("train", np.nan)) / 60, "val_cases": int(val["case_id"].nunique())}
+
+
+def collect_arms(work: Path, arms: list[str], seeds: list[int], config: PipelineConfig) -> pd.DataFrame:
+    """Rows of every completed arm / seed (the teacher arm read from the rounds arm's round 0
+    when both ran); incomplete arms are left out."""
+    rows = []
+    for seed in seeds:
+        for arm in arms:
+            if arm == "teacher" and "rounds" in arms:
+                source, rounds = "rounds", [0]
+            elif arm == "rounds":
+                source, rounds = "rounds", range(1 if "teacher" in arms else 0, len(config.rounds))
+            else:
+                source, rounds = arm, [0]
+            reg = Registry(Path(work) / "arms" / f"{source}-s{seed}")
+            for r in rounds:
+                label = arm if arm != "rounds" else f"round {r}"
+                if (row := _row(reg, r, label, seed, config)) is not None:
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows = arms and rounds (in run order); mean and SD over seeds of organ DSC / NSD,
+    tumour DSC, train minutes; the seeds and the budget."""
+    out = []
+    for arm, group in rows.groupby("arm", sort=False):
+        rec = {"arm": arm, "seeds": int(group["seed"].nunique()), "iterations": int(group["iterations"].iloc[0])}
+        for col in ("organ_dsc", "organ_nsd", "tumor_dsc", "train_minutes"):
+            rec[f"{col}_mean"] = float(group[col].mean())
+            rec[f"{col}_sd"] = float(group[col].std(ddof=0)) if group[col].notna().any() else np.nan
+        classes = pd.DataFrame([json.loads(t) for t in group["class_dsc"]]).mean()
+        rec.update({f"dsc:{k}": float(v) for k, v in classes.items()})
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def write_ablation(work: Path, rows: pd.DataFrame) -> Path:
+    return atomic_write_parquet(Path(work) / ABLATION_FILE, rows)
+
+
+def read_ablation(work: Path) -> pd.DataFrame | None:
+    path = Path(work) / ABLATION_FILE
+    return pd.read_parquet(path) if path.is_file() else None

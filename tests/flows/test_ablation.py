@@ -1,0 +1,65 @@
+"""`hybridlabel ablate`: arms as real pipeline subflows at test budgets, the table, resume."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flows.ablation import AblationError, arm_config, plan_arms
+from flows.cli import app
+from models.config import load_config
+from tests.conftest import tiny_config_yaml
+
+
+def test_arms_share_data_val_and_budget_and_differ_where_they_should(tmp_path, phantom_cohort):
+    path = tmp_path / "c.yaml"
+    path.write_text(tiny_config_yaml(phantom_cohort))
+    config = load_config(path)
+    teacher, naive, ta, rounds = (arm_config(config, a, 5) for a in ("teacher", "naive", "target_adaptive", "rounds"))
+    assert [len(c.rounds) for c in (teacher, naive, ta, rounds)] == [1, 1, 1, len(config.rounds)]
+    assert teacher.rounds[0].train_roles == ["strong"]
+    assert naive.rounds[0].train_roles == ["strong", "partial", "tumor_only"] and naive.rounds[0].training.loss == "naive"
+    assert ta.rounds[0].training.loss == "target_adaptive" and ta.rounds[0].targets == "organs+tumor"
+    budget = config.rounds[0].training.model_dump(exclude={"seed", "loss"})
+    for cfg in (teacher, naive, ta, rounds):
+        assert cfg.dataset == config.dataset and cfg.label_map == config.label_map
+        assert all(r.training.seed == 5 for r in cfg.rounds)
+        assert cfg.rounds[0].training.model_dump(exclude={"seed", "loss"}) == budget
+    assert plan_arms(["teacher", "rounds", "naive"], [1, 2]) == [
+        ("naive", 1), ("rounds", 1), ("naive", 2), ("rounds", 2)]  # teacher = rounds' round 0
+    with pytest.raises(AblationError, match="unknown arm"):
+        plan_arms(["teacher", "bogus"], [1])
+
+
+def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefect_harness):
+    config = tmp_path / "c.yaml"
+    config.write_text(tiny_config_yaml(phantom_cohort, rounds=2, name="abl", dataset_id=700))
+    work = tmp_path / "abl"
+    args = ["ablate", str(config), "--workdir", str(work), "--arms", "teacher,naive,target_adaptive,rounds",
+            "--seeds", "3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for text in ("teacher", "naive", "target_adaptive", "round 1", "organ DSC", "tumour DSC"):
+        assert text in result.output, text
+    rows = pd.read_parquet(work / "ablation.parquet")
+    assert list(rows["arm"]) == ["teacher", "naive", "target_adaptive", "round 1"]
+    assert rows["organ_dsc"].between(0, 1).all() and (rows["seed"] == 3).all()
+    assert rows["iterations"].nunique() == 1  # one budget for every model
+    assert rows.loc[rows["arm"] == "teacher", "tumor_dsc"].isna().all()       # organs-only teacher
+    assert rows.loc[rows["arm"] == "naive", "tumor_dsc"].notna().all()
+    # each arm is a pipeline run recorded in its own registry, with its loss in the config
+    from data_registry.store import Registry
+
+    ta = Registry(work / "arms" / "target_adaptive-s3").round_row(0)
+    assert json.loads(ta["config_json"])["rounds"][0]["training"]["loss"] == "target_adaptive"
+    checkpoint = next((work / "arms" / "naive-s3").rglob("checkpoint_final.pth"))
+    stamp = checkpoint.stat().st_mtime_ns
+    again = CliRunner().invoke(app, args)  # everything complete: nothing is trained again
+    assert again.exit_code == 0, again.output
+    assert checkpoint.stat().st_mtime_ns == stamp
+    assert len(pd.read_parquet(work / "ablation.parquet")) == 4
+    report = CliRunner().invoke(app, ["report", "--workdir", str(work)])
+    assert report.exit_code == 0, report.output
+    html = (work / "report.html").read_text()
+    assert "Ablation: teacher-only vs naive" in html and "target_adaptive" in html
