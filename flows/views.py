@@ -102,16 +102,19 @@ def summary_rich_table(summary: pd.DataFrame, title: str) -> Table:
 
 
 def rounds_metrics_table(table: pd.DataFrame, title: str) -> Table:
-    """Rounds x classes (mean over val cases), organ mean and tumour last."""
-    out = Table(title=title)
-    out.add_column("round", justify="right")
+    """Classes (rows, organ mean and tumour last) x rounds (columns): fits a terminal for
+    a dozen rounds."""
     from models.metric_summary import short_class_name
 
-    short = {c: short_class_name(c) for c in table.columns}
+    out = Table(title=title, min_width=min(len(title) + 2, 80))  # a title on one line
+    out.add_column("class", no_wrap=True)
+    for round_no in table.index:
+        out.add_column(f"r{round_no}", justify="right")
     for col in table.columns:
-        out.add_column(short[col], justify="right")
-    for round_no, row in table.iterrows():
-        out.add_row(str(round_no), *("" if pd.isna(v) else f"{v:.3f}" for v in row.tolist()))
+        bold = col in ("organ mean", "tumor")
+        name = short_class_name(col)
+        out.add_row(f"[bold]{name}" if bold else name,
+                    *("" if pd.isna(v) else f"{v:.3f}" for v in table[col].tolist()))
     return out
 
 
@@ -144,17 +147,20 @@ def metrics_tables(workdir: Path) -> list[Table]:
 
 
 def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
-    """Arms and rounds x organ DSC / NSD, tumour DSC, train minutes (mean ± SD)."""
+    """Arms and rounds x organ DSC / NSD, tumour DSC, train minutes (mean ± SD); the
+    seeds and the per-model budget in the caption."""
     out = Table(title=title)
-    for col in ("arm", "organ DSC", "organ NSD", "tumour DSC", "train min", "seeds", "iterations"):
-        out.add_column(col, justify="left" if col == "arm" else "right")
+    for col in ("arm", "organ DSC", "organ NSD", "tumour DSC", "train min"):
+        out.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
 
     def pm(row: dict, key: str) -> str:
         mean, sd = row[f"{key}_mean"], row[f"{key}_sd"]
-        return "" if pd.isna(mean) else f"{mean:.3f} ± {0 if pd.isna(sd) else sd:.3f}"
+        return "" if pd.isna(mean) else f"{mean:.3f}±{0 if pd.isna(sd) else sd:.3f}"
 
     for row in table.to_dict("records"):
         out.add_row(row["arm"], pm(row, "organ_dsc"), pm(row, "organ_nsd"), pm(row, "tumor_dsc"),
-                    "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}",
-                    str(row["seeds"]), str(row["iterations"]))
+                    "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}")
+    if len(table):
+        out.caption = (f"seeds per arm: {', '.join(sorted({str(s) for s in table['seeds']}))}; "
+                       f"iterations per model: {', '.join(sorted({str(i) for i in table['iterations']}))}")
     return out
