@@ -109,16 +109,22 @@ def main() -> None:
           f"default: {FastSegmenter(load_bundle(default_dir), args.device).n_parameters:,} parameters")
 
     light_fast = FastSegmenter(bundle, args.device, fast=True)
+    light_resample_only = FastSegmenter(bundle, args.device, fast=True, body_crop=False)
     light_nnunet = FastSegmenter(bundle, args.device, fast=False)
+    light_mirror = FastSegmenter(bundle, args.device, tta="mirror", fast=False)
     default_nnunet = FastSegmenter(load_bundle(default_dir), args.device, fast=False)
     rows = []
     for case, image, gt, spacing in cases(cohort, args.flare_cases, args.flare_slices):
         fast_seg, t_fast = timed(light_fast, image, spacing)
         slow_seg, t_slow = timed(light_nnunet, image, spacing)
         def_seg, t_def = timed(default_nnunet, image, spacing)
+        res_seg, t_res = timed(light_resample_only, image, spacing)
+        mir_seg, t_mir = timed(light_mirror, image, spacing)
         rows.append({"case": case, "shape": "x".join(map(str, image.shape)), "t_fast": t_fast, "t_nnunet": t_slow,
                      "t_default": t_def, "dice_fast": organ_dice(fast_seg, gt), "dice_nnunet": organ_dice(slow_seg, gt),
-                     "dice_default": organ_dice(def_seg, gt), "agree": float((fast_seg == slow_seg).mean())})
+                     "dice_default": organ_dice(def_seg, gt), "agree": float((fast_seg == slow_seg).mean()),
+                     "t_resample_only": t_res, "dice_resample_only": organ_dice(res_seg, gt),
+                     "t_mirror": t_mir, "dice_mirror": organ_dice(mir_seg, gt)})
     print(f"\n{'case':10} {'shape':12} {'light+fast':>10} {'light nnU':>10} {'default nnU':>11}   "
           f"organ Dice: {'light+fast':>10} {'light nnU':>10} {'default':>8}  voxels equal")
     for r in rows:
@@ -130,6 +136,12 @@ def main() -> None:
             continue
         tf, tn, td = (sum(r[k] for r in sel) for k in ("t_fast", "t_nnunet", "t_default"))
         df, dn, dd = (np.mean([r[k] for r in sel]) for k in ("dice_fast", "dice_nnunet", "dice_default"))
+        tr, tm = (sum(r[k] for r in sel) for k in ("t_resample_only", "t_mirror"))
+        dr, dm = (np.mean([r[k] for r in sel]) for k in ("dice_resample_only", "dice_mirror"))
+        print(f"{group}: each shortcut against nnU-Net's predictor on the lightweight model "
+              f"({tn:.2f} s, organ Dice {dn:.3f}): fast resampling alone {tn / tr:.1f}x, Dice {100 * (dr - dn):+.2f} "
+              f"points; + body crop {tn / tf:.1f}x, Dice {100 * (df - dn):+.2f}; dropping mirror TTA (nnU-Net path "
+              f"with it: {tm:.2f} s, Dice {dm:.3f}) saves {tm / tn:.1f}x for {100 * (dn - dm):+.2f} points")
         print(f"{group}: (a) lightweight+fast vs default-plans nnU-Net: {td / tf:.1f}x faster, organ Dice "
               f"{df:.3f} vs {dd:.3f} ({100 * (df - dd):+.1f} points); (b) --fast vs nnU-Net's predictor, same "
               f"model: {tn / tf:.1f}x faster, organ Dice {df:.3f} vs {dn:.3f} ({100 * (df - dn):+.2f} points)")

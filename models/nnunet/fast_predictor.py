@@ -73,9 +73,10 @@ def logits_to_labels(logits: torch.Tensor, shape: tuple[int, int, int]) -> np.nd
 class FastSegmenter(Segmenter):
     """`predict_label(image, spacing)` -> uint8 label map on the input grid."""
 
-    def __init__(self, bundle: ModelBundle, device: str = "auto", tta: str = "none", fast: bool = True):
+    def __init__(self, bundle: ModelBundle, device: str = "auto", tta: str = "none", fast: bool = True,
+                 body_crop: bool = True):
         super().__init__(bundle, device=device, tta="mirror8" if tta == "mirror" else tta)
-        self.fast = fast
+        self.fast, self.body_crop = fast, body_crop  # body_crop=False: to measure that shortcut alone
         self.bundle = bundle
 
     def predict_label(self, image: np.ndarray, spacing_zyx) -> np.ndarray:
@@ -87,7 +88,7 @@ class FastSegmenter(Segmenter):
         from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 
         p = self.predictor
-        box = body_box(image, spacing_zyx)
+        box = body_box(image, spacing_zyx) if self.body_crop else tuple(slice(0, n) for n in image.shape)
         crop = np.asarray(image[box], dtype=np.float32)[None]
         data, _, props = DefaultPreprocessor(verbose=False).run_case_npy(
             crop, None, {"spacing": [float(s) for s in spacing_zyx]}, p.plans_manager, p.configuration_manager,
