@@ -15,7 +15,7 @@ from pathlib import Path
 from prefect import flow
 
 from data_registry.frames import dumps
-from data_registry.store import Registry
+from data_registry.store import Registry, RegistryError
 from flows.dashboard import metric_rows, publish_round
 from flows.evaluation import evaluate_round
 from models.config import PipelineConfig, TrainingConfig, load_config
@@ -32,6 +32,20 @@ def export_training(config: PipelineConfig) -> TrainingConfig | None:
         return None
     base = config.export.training or last
     return base.model_copy(update={"network": config.export.network, "init_from_parent": False})
+
+
+def last_round_val_metrics(reg: Registry, last: int, round_no: int, config: PipelineConfig):
+    """Round `last`'s val rows, renumbered as the export round, and their means."""
+    from models.metric_summary import mean_metrics
+
+    try:
+        metrics = reg.read("metrics", last)
+    except RegistryError:  # a round committed before rounds recorded metrics
+        return None, {}
+    val = metrics[metrics["reference"] == "val_gt"].assign(round=round_no)
+    if val.empty:
+        return val, {}
+    return val, {"val_gt": mean_metrics(val, config.label_map.organ_ids, config.label_map.tumor_id)}
 
 
 @flow(name="export", flow_run_name="export")
@@ -52,7 +66,11 @@ def export_model(config_path: str, workdir: str) -> str:
         source = f"{config.export.network} student on round {last}'s hybrid labels"
     cases = reg.read("cases", last).assign(round=round_no)
     t = time.perf_counter()
-    metrics, means = evaluate_round(config, layout, round_no, cases, model_dir, [], targets=config.rounds[last].targets)
+    if training is not None:
+        metrics, means = evaluate_round(config, layout, round_no, cases, model_dir, [],
+                                        targets=config.rounds[last].targets)
+    else:  # the same model as round `last`: its val metrics already are in the registry
+        metrics, means = last_round_val_metrics(reg, last, round_no, config)
     stages["evaluate"] = time.perf_counter() - t
     t = time.perf_counter()
     archive, info = write_model_archive(Path(model_dir), layout.export_dir, config, last,

@@ -10,6 +10,8 @@ plus one flip per axis, as the FLARE23 iterative-training paper did) or `mirror8
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,10 +71,13 @@ class Segmenter:
         network = build_network(bundle.plans, bundle.dataset_json, bundle.configuration)
         network.load_state_dict(bundle.weights)
         n_out = plans_manager.get_label_manager(bundle.dataset_json).num_segmentation_heads
-        predictor = _predictor_class()(
-            tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=tta != "none",
-            perform_everything_on_device=self.device.type == "cuda", device=self.device,
-            verbose=False, verbose_preprocessing=False, allow_tqdm=False)
+        # nnU-Net prints a warning about perform_everything_on_device on every CPU predictor,
+        # even when it is off; it would land in every `predict` run and round log
+        with contextlib.redirect_stdout(io.StringIO()):
+            predictor = _predictor_class()(
+                tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=tta != "none",
+                perform_everything_on_device=self.device.type == "cuda", device=self.device,
+                verbose=False, verbose_preprocessing=False, allow_tqdm=False)
         predictor.tta = tta
         predictor.manual_initialization(network, plans_manager, config, [bundle.weights], bundle.dataset_json,
                                         "HybridLabelTrainer", bundle.mirror_axes or (0, 1, 2))

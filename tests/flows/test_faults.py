@@ -2,6 +2,7 @@
 registry commit; `resume` then completes, no case is lost or duplicated, and the registry
 equals that of an uninterrupted run (except times, run ids and workdir paths)."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -53,10 +54,10 @@ def _run_until_killed(script: str, tmp_path, env) -> tuple[int, str]:
         proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         proc.wait(timeout=900)
-    try:  # SIGKILL leaves the pipeline's children (Prefect's local server) behind: end them
+    # SIGKILL leaves the pipeline's children (Prefect's local server) behind: end them
+    # (the group may already be gone when no child outlived the pipeline)
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     return proc.returncode, log.read_text()
 
 

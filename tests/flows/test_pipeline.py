@@ -147,6 +147,29 @@ def test_rerun_skips_completed_work_and_resume_supersedes(finished):
     assert set(reg.superseded_rounds()["round"]) == {2, 3}
 
 
+def test_export_of_the_last_rounds_network_reuses_its_model_and_metrics(finished, tmp_path):
+    """Runs after the resume test (round 2 redone, export superseded): exporting with
+    `export.network` = the rounds' network trains nothing and copies round 2's val rows."""
+    from flows.export import export_model
+    from models.config import load_config
+    from models.config_yaml import render_config_yaml
+
+    work = finished["work"]
+    config = load_config(work / "config.yaml")
+    same = tmp_path / "same.yaml"
+    same.write_text(render_config_yaml(config.model_copy(update={"export": {"network": "tiny"}})))
+    archive = export_model(str(same), str(work))
+    reg = Registry(work)
+    row = reg.round_row(3)
+    assert json.loads(row["counts"])["network"] == "tiny" and row["model_dir"] == archive
+    assert "train" not in json.loads(row["stage_seconds"])
+    exported, last = reg.read("metrics", 3), reg.read("metrics", 2)
+    last = last[last["reference"] == "val_gt"]
+    cols = ["case_id", "class_id", "dsc", "nsd"]
+    pd.testing.assert_frame_equal(exported[cols].reset_index(drop=True), last[cols].reset_index(drop=True))
+    assert (exported["round"] == 3).all()
+
+
 def test_second_pipeline_on_the_same_workdir_is_refused(finished):
     from tasks.workdir import WorkdirBusy, WorkdirLock
 
