@@ -16,9 +16,11 @@ def predict(model: Path = typer.Argument(..., help="model archive (.hlmodel.zip)
             output: Path = typer.Argument(..., metavar="OUTPUT", help="label map (.nii.gz) for one input, or a folder"),
             device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
             tta: str = typer.Option("none", "--tta", help="none | mirror (nnU-Net's 8 mirrorings)"),
-            fast: Optional[bool] = typer.Option(None, "--fast/--no-fast", help="body crop + fast resampling (default: as exported, on)")) -> None:
+            fast: Optional[bool] = typer.Option(None, "--fast/--no-fast", help="body crop + fast resampling (default: as exported, on)"),
+            sha256: Optional[str] = typer.Option(None, "--sha256", help="refuse the archive unless its sha256 is this (the digest its publisher gave)")) -> None:
     """Segment CTs with an exported model: label maps in the inputs' geometry, and an
-    efficiency record per case (wall time, peak RAM, peak GPU memory, memory-time area)."""
+    efficiency record per case (wall time, peak RAM, peak GPU memory, memory-time area).
+    Exit code 0: every input segmented; 1: some failed (each says why); 2: nothing could start."""
     from flows.progress import case_progress
     from tasks.model_archive import ArchiveError, read_archive
     from tasks.predict_files import PredictInputError, plan_jobs, predict_files
@@ -29,7 +31,7 @@ def predict(model: Path = typer.Argument(..., help="model archive (.hlmodel.zip)
         fail(f"--tta must be none or mirror, got {tta!r}")
     try:
         jobs = plan_jobs(source, output)
-        loaded = read_archive(model)  # a bad archive fails here, before any progress bar
+        loaded = read_archive(model, sha256)  # a bad archive fails here, before any progress bar
         with case_progress("cases segmented", len(jobs)) as advance:
             records = predict_files(model, source, output, device, tta, fast, on_case=lambda _: advance(),
                                     loaded=loaded)
@@ -41,5 +43,6 @@ def predict(model: Path = typer.Argument(..., help="model archive (.hlmodel.zip)
         else:
             console.print(f"{r['case_id']}: {r['output']}  {r['wall_time_s']:.1f} s, peak RAM {r['peak_ram_mb']:.0f} MB, "
                           f"GPU {r['peak_gpu_mb']:.0f} MB ({r['device']}{', fast' if r['fast'] else ''})")
-    if all("error" in r for r in records):
-        fail("no input could be segmented (see the warnings above)")
+    failed = sum("error" in r for r in records)
+    if failed:
+        fail(f"{failed} of {len(records)} input(s) could not be segmented (see above; each has its record)", code=1)

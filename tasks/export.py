@@ -12,10 +12,9 @@ import uuid
 import zipfile
 from pathlib import Path
 
+from models.archive_manifest import ARCHIVE_FORMAT, MANIFEST
 from models.config import PipelineConfig
 from tasks.registry import code_version
-
-ARCHIVE_FORMAT = "hybridlabel-model/1"
 
 
 def _preprocessing(plans: dict, configuration: str) -> dict:
@@ -33,9 +32,14 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
     from models.nnunet.network import count_parameters
 
     model_dir = Path(model_dir)
-    ckpt = torch.load(model_dir / "fold_all" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    slim = {k: ckpt[k] for k in ("network_weights", "init_args", "trainer_name", "inference_allowed_mirroring_axes")
-            if k in ckpt}
+    from tasks.model_archive import checkpoint_configuration, load_weights
+
+    ckpt = load_weights(model_dir / "fold_all" / "checkpoint_final.pth", f"model {model_dir}")
+    configuration = checkpoint_configuration(ckpt)
+    # weights and what inference needs, as plain types (plans and label map are members of their own)
+    slim = {"network_weights": ckpt["network_weights"], "init_args": {"configuration": configuration},
+            "trainer_name": str(ckpt.get("trainer_name", "")),
+            "inference_allowed_mirroring_axes": [int(a) for a in ckpt.get("inference_allowed_mirroring_axes") or ()]}
     buf = io.BytesIO()
     torch.save(slim, buf)
     plans = json.loads((model_dir / "plans.json").read_text())
@@ -46,7 +50,6 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
         "dataset.json": json.dumps(dataset, indent=1).encode(),
         "config.json": config.model_dump_json(indent=1).encode(),
     }
-    configuration = ckpt["init_args"]["configuration"]
     plans_id = plans.get("plans_name", "nnUNetPlans")
     info = {"format": ARCHIVE_FORMAT, "code_version": code_version(), "round": round_no, "source": source,
             "configuration": configuration,
@@ -61,7 +64,7 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
     tmp = out_dir / f".tmp-{uuid.uuid4().hex[:8]}-{archive.name}"
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("hybridlabel.json", json.dumps(info, indent=1))
+            zf.writestr(MANIFEST, json.dumps(info, indent=1))
             for name, data in members.items():
                 zf.writestr(name, data)
         os.replace(tmp, archive)

@@ -15,17 +15,13 @@ from tasks.imageio import array_to_image, read_image, spacing_zyx, write_image
 
 
 def load_bundle(model_folder: Path, checkpoint: str = "checkpoint_final.pth") -> ModelBundle:
-    import torch
+    """A trained model folder, loaded as an archive is: weights-only unpickling, checked plans."""
+    from tasks.model_archive import bundle_from, load_weights
 
     folder = Path(model_folder)
-    ckpt = torch.load(folder / "fold_all" / checkpoint, map_location="cpu", weights_only=False)
-    return ModelBundle(
-        plans=json.loads((folder / "plans.json").read_text()),
-        dataset_json=json.loads((folder / "dataset.json").read_text()),
-        configuration=ckpt["init_args"]["configuration"],
-        weights=ckpt["network_weights"],
-        mirror_axes=tuple(ckpt.get("inference_allowed_mirroring_axes") or (0, 1, 2)),
-    )
+    ckpt = load_weights(folder / "fold_all" / checkpoint, f"model {folder}")
+    return bundle_from(ckpt, json.loads((folder / "plans.json").read_text()),
+                       json.loads((folder / "dataset.json").read_text()), f"model {folder}")
 
 
 def predict_case(segmenter: Segmenter, image_path: Path, out_path: Path, labels: LabelMapConfig) -> tuple[Path, dict]:

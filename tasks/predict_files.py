@@ -4,6 +4,7 @@ each label map written in its input's geometry with an efficiency record beside 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +12,15 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from models.intake import check_intensities
 from tasks.efficiency import MemorySampler, gpu_memory_reader
 from tasks.files import atomic_write_text
 from tasks.imageio import ImageReadError, array_to_image, image_suffix, read_image, spacing_zyx, strip_suffix, \
     write_image
 from tasks.model_archive import read_archive
+
+
+log = logging.getLogger("hybridlabel.predict")
 
 
 class PredictInputError(ValueError):
@@ -83,13 +88,18 @@ def predict_files(archive: Path, source: Path, output: Path, device: str = "auto
         try:
             with MemorySampler(gpu_memory_reader(segmenter.device.type)) as sampler:
                 image = read_image(job.source)
+                if problem := check_intensities(sitk.GetArrayViewFromImage(image)):
+                    raise ImageReadError(problem)
                 seg = segmenter.predict_label(sitk.GetArrayViewFromImage(image), spacing_zyx(image))
                 write_image(array_to_image(seg, image), job.output)
             record.update(sampler.record())
             record["labels_present"] = sorted(int(c) for c in np.unique(seg) if c)
             record["labels_valid"] = set(record["labels_present"]) <= labels
-        except ImageReadError as exc:  # one unreadable input does not stop the others
+        except ImageReadError as exc:  # one bad input does not stop the others
             record["error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001  (any failure of one case is that case's record)
+            log.info("case %s failed", job.case_id, exc_info=True)
+            record["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         atomic_write_text(job.record_path, json.dumps(record, indent=1))
         records.append(record)
         if on_case:

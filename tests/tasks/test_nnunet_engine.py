@@ -16,6 +16,7 @@ import torch
 from models.config import LabelMapConfig, TrainingConfig
 from models.nnunet.commands import full_preprocess_command, nnunet_env
 from models.nnunet.predictor import Segmenter
+from tasks.model_archive import load_weights
 from tasks.nnunet_dataset import TrainingCase, write_round_dataset
 from tasks.nnunet_predict import load_bundle, predict_case
 from tasks.nnunet_preprocess import plan_dataset, preprocess_round, run_logged
@@ -122,7 +123,7 @@ def test_partial_label_training_is_seeded_and_deterministic(engine):
         write_round_dataset(root, dataset_id, name, engine["cases"], LABELS)
         preprocess_round(root, engine["plans"], dataset_id, name, engine["cases"])
         model = train_model(root, dataset_id, f"Dataset{dataset_id:03d}_{name}", cfg, annotated, log=lambda _: None)
-        ckpt = torch.load(model / "fold_all" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+        ckpt = load_weights(model / "fold_all" / "checkpoint_final.pth", "test model")  # weights-only, as every load
         weights.append(ckpt["network_weights"])
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -149,3 +149,23 @@ def test_bad_archives_get_one_clear_line(archive, tmp_path):
         assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
     result = runner.invoke(app, ["predict", str(archive), str(tmp_path / "nope"), str(tmp_path / "o.nii.gz")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_one_bad_input_does_not_stop_a_folder(archive, phantom_cohort, tmp_path):
+    """A 2D image and a file that is not an image each get their own error record; the
+    good input is segmented, and the exit code (1) says that some failed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = sorted((phantom_cohort / "imagesTr").glob("*_0000.nii.gz"))[0]
+    (folder / "a_good.nii.gz").symlink_to(good)
+    sitk.WriteImage(sitk.Image(32, 32, sitk.sitkInt16) + 5, str(folder / "b_flat.nii.gz"))
+    (folder / "c_junk.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["predict", str(archive), str(folder), str(out), "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    assert "2 of 3 input(s) could not be segmented" in result.output
+    assert (out / "a_good.nii.gz").is_file()
+    flat = json.loads((out / "b_flat.efficiency.json").read_text())
+    junk = json.loads((out / "c_junk.efficiency.json").read_text())
+    assert "2D" in flat["error"] and "c_junk" in junk["error"]
+    assert "Traceback" not in result.output
