@@ -48,7 +48,8 @@ def audit(dataset_dir: Path = typer.Argument(..., help="nnU-Net raw folder (imag
           manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV: case_id,image,label,annotated,role (default: DATASET_DIR/manifest.csv if present)"),
           out: Optional[Path] = typer.Option(None, "--out", help="write the audit as Parquet"),
           resampled_dir: Optional[Path] = typer.Option(None, "--resampled-dir", help="write labels resampled onto their image grid here"),
-          config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (for the label map)")) -> None:
+          config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (for the label map)"),
+          allow_outside: bool = typer.Option(False, "--allow-outside", help="accept manifest paths outside the dataset and manifest folders")) -> None:
     """Check every case, infer roles, quarantine bad input with a one-line reason."""
     from flows.progress import case_progress
     from flows.views import audit_table
@@ -58,9 +59,11 @@ def audit(dataset_dir: Path = typer.Argument(..., help="nnU-Net raw folder (imag
 
     try:
         cfg = load_config(config) if config else PipelineConfig()
-        n = len(discover_cases(dataset_dir, manifest or default_manifest(dataset_dir)))
+        allow = allow_outside or cfg.allow_paths_outside_dataset
+        n = len(discover_cases(dataset_dir, manifest or default_manifest(dataset_dir), allow))
         with case_progress("auditing cases", n) as advance:
-            cases = audit_dataset(dataset_dir, cfg.label_map, manifest, resampled_dir, on_case=lambda _: advance())
+            cases = audit_dataset(dataset_dir, cfg.label_map, manifest, resampled_dir, on_case=lambda _: advance(),
+                                  allow_outside=allow)
     except (ConfigError, DatasetError) as exc:
         fail(str(exc))
     console.print(audit_table(cases))

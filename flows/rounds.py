@@ -57,7 +57,8 @@ def teacher_round(config_path: str, workdir: str) -> dict:
     reg.set_round_status(0, "running", **_round_row(config, 0, "teacher", started))
     t = time.perf_counter()
     cases = audit_dataset(config.dataset, config.label_map, config.manifest,
-                          resample_dir=layout.workdir / "intake" / "labels")
+                          resample_dir=layout.workdir / "intake" / "labels",
+                          allow_outside=config.allow_paths_outside_dataset)
     stages["audit"] = time.perf_counter() - t
     train = [{"case_id": r["case_id"], "image_path": r["image_path"], "train_label": r["label_path"]}
              for r in usable(cases, spec.train_roles).to_dict("records") if r.get("label_path")]

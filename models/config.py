@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM, FLARE23_TUMOR_ID
 
 Keep = Union[int, float]
+# roles a round may predict or train on (`val` is held out, `quarantined` unusable)
+RoundRole = Literal["strong", "partial", "tumor_only", "unlabeled"]
 
 
 class ConfigError(ValueError):
@@ -125,8 +127,8 @@ class ExportConfig(_Frozen):
 class RoundSpec(_Frozen):
     name: str = Field(description="round name, used in dataset and folder names")
     kind: Literal["teacher", "student"] = Field("student", description="teacher = trained on strong cases only")
-    predict_roles: list[str] = Field(default_factory=lambda: ["partial", "tumor_only"], description="roles the previous model predicts in this round")
-    train_roles: list[str] = Field(default_factory=lambda: ["strong", "partial", "tumor_only"], description="roles the student trains on")
+    predict_roles: list[RoundRole] = Field(default_factory=lambda: ["partial", "tumor_only"], description="roles the previous model predicts in this round")
+    train_roles: list[RoundRole] = Field(default_factory=lambda: ["strong", "partial", "tumor_only"], description="roles the student trains on")
     targets: Literal["organs", "organs+tumor"] = Field("organs", description="classes trained: organs only or organs and tumour")
     tta: Literal["none", "flip4", "mirror8"] = Field("none", description="test-time augmentation when predicting pseudo labels")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="network and budget of this round's model")
@@ -167,6 +169,7 @@ class PipelineConfig(_Frozen):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="metrics, held-back classes, report")
     rounds: list[RoundSpec] = Field(default_factory=default_rounds, description="the rounds, in order; round 0 is the teacher")
     predict_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="device for pseudo-label prediction")
+    allow_paths_outside_dataset: bool = Field(False, description="manifest paths may point outside the dataset and manifest folders (refused by default: a manifest from elsewhere must not read arbitrary files)")
     workers: int = Field(2, ge=1, description="per-case tasks run at once (threads or Dask workers)")
     task_runner: Literal["threads", "dask"] = Field("threads", description="Prefect task runner for per-case tasks")
     dask_address: str | None = Field(None, description="Dask scheduler address; null = a local cluster")
@@ -184,6 +187,12 @@ class PipelineConfig(_Frozen):
         names = [r.name for r in self.rounds]
         if len(set(names)) != len(names):
             raise ValueError(f"round names must be unique, got {names}")
+        for field, ids in (("merge.largest_component_classes", self.merge.largest_component_classes),
+                           ("evaluation.labeled_slices_only", self.evaluation.labeled_slices_only)):
+            unknown = sorted(set(ids) - set(self.label_map.labels) - {0})
+            if unknown or 0 in ids:
+                raise ValueError(f"{field} holds {unknown or [0]}, not classes of the label map "
+                                 f"(ids 1-{max(self.label_map.labels)})")
         return self
 
 

@@ -60,3 +60,28 @@ def compare_grids(image: Grid, label: Grid) -> tuple[GridMatch, str | None]:
 
 def _fmt(values) -> str:
     return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+def slice_gap_problem(positions: np.ndarray, normal: np.ndarray, rel_tol: float = 0.05,
+                      abs_tol_mm: float = 0.02) -> str | None:
+    """Why a series' slice positions do not make one uniform grid, or None.
+
+    `positions`: (n, 3) slice origins in mm, in the reader's order; `normal`: the slice
+    normal. A reader given such a series silently assumes the average spacing, so every
+    slice after a gap lands at the wrong height."""
+    if len(positions) < 3:
+        return None
+    heights = np.asarray(positions, float) @ (np.asarray(normal, float) / np.linalg.norm(normal))
+    steps = np.diff(heights)
+    step = float(np.median(steps))
+    if abs(step) < 1e-6:
+        return "several slices share one position; the series holds duplicate slices"
+    off = np.flatnonzero(np.abs(steps - step) > max(rel_tol * abs(step), abs_tol_mm))
+    if not len(off):
+        return None
+    i = int(off[0])
+    missing = abs(steps[i]) / abs(step) - 1
+    what = (f"about {round(missing)} missing slice(s)" if missing >= 0.5 and abs(missing - round(missing)) < 0.1
+            else "non-uniform slice spacing")
+    return (f"{what}: {abs(steps[i]):.2f} mm between slices {i} and {i + 1} where the series steps "
+            f"{abs(step):.2f} mm ({len(off)} irregular step(s)); export the complete series")

@@ -44,6 +44,7 @@ class CaseInput:
     annotated: tuple[int, ...] | None = None
     role: str | None = None
     duplicate_of: str | None = None  # where the same case id was first seen
+    problem: str | None = None       # found before reading: an ambiguous or out-of-bounds file
 
 
 def default_manifest(dataset_dir: Path) -> Path | None:
@@ -51,11 +52,21 @@ def default_manifest(dataset_dir: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def discover_cases(dataset_dir: Path, manifest: Path | None = None) -> list[CaseInput]:
+def discover_cases(dataset_dir: Path, manifest: Path | None = None,
+                   allow_outside: bool = False) -> list[CaseInput]:
+    """The cases of a dataset. Manifest paths must lie inside the dataset folder or the
+    manifest's folder (symlinks resolved) unless `allow_outside`: a manifest from elsewhere
+    must not make the pipeline read, and copy into its outputs, any file on the machine."""
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():
         raise DatasetError(f"dataset folder {dataset_dir} not found; give an nnU-Net raw folder with imagesTr/")
-    cases = _from_manifest(Path(manifest)) if manifest else _from_raw_layout(dataset_dir)
+    if manifest:
+        cases = _from_manifest(Path(manifest))
+        if not allow_outside:
+            roots = (dataset_dir.resolve(), Path(manifest).resolve().parent)
+            cases = [_bounded(case, roots) for case in cases]
+    else:
+        cases = _from_raw_layout(dataset_dir)
     first_seen: dict[str, str] = {}
     marked = []
     for i, case in enumerate(cases):
@@ -68,25 +79,51 @@ def discover_cases(dataset_dir: Path, manifest: Path | None = None) -> list[Case
     return marked
 
 
+def _bounded(case: CaseInput, roots: tuple[Path, ...]) -> CaseInput:
+    for kind, path in (("image", case.image), ("label", case.label)):
+        if path is not None and not any(path.resolve().is_relative_to(root) for root in roots):
+            return CaseInput(**{**case.__dict__, "problem": (
+                f"{kind} {path} lies outside the dataset folder {roots[0]}; move it inside, or allow it with "
+                "`allow_paths_outside_dataset: true` in the config (audit: --allow-outside)")})
+    return case
+
+
+def _by_stem(paths: list[Path], kind: str) -> tuple[dict[str, Path], dict[str, str]]:
+    """Files by case id; ids with two files (`a.mha` and `a.nii.gz`) are ambiguous."""
+    found: dict[str, Path] = {}
+    ambiguous: dict[str, str] = {}
+    for p in paths:
+        stem = strip_suffix(p)
+        if stem in found:
+            ambiguous[stem] = (f"two {kind} files for one case ({found[stem].name}, {p.name}); "
+                               "keep one and move the other out of the folder")
+        else:
+            found[stem] = p
+    return found, ambiguous
+
+
 def _from_raw_layout(dataset_dir: Path) -> list[CaseInput]:
     images_dir, labels_dir = dataset_dir / "imagesTr", dataset_dir / "labelsTr"
     if not images_dir.is_dir():
         raise DatasetError(f"{dataset_dir} has no imagesTr/ folder; expected the nnU-Net raw layout or a manifest")
-    images: list[tuple[str, Path]] = []
+    first_channel = []
     for p in sorted(images_dir.iterdir()):
         if p.name.startswith(".") or not image_suffix(p):
             continue
         stem = strip_suffix(p)
-        if stem[-5:-4] == "_" and stem[-4:].isdigit():
-            if stem[-4:] != "0000":
-                continue  # further channels of a multi-channel case
-            stem = stem[:-5]
-        images.append((stem, p))
-    labels = {strip_suffix(p): p for p in sorted(labels_dir.iterdir())
-              if not p.name.startswith(".") and image_suffix(p)} if labels_dir.is_dir() else {}
-    image_ids = {cid for cid, _ in images}
-    cases = [CaseInput(cid, path, labels.get(cid)) for cid, path in images]
-    cases += [CaseInput(cid, None, lab) for cid, lab in labels.items() if cid not in image_ids]
+        if stem[-5:-4] == "_" and stem[-4:].isdigit() and stem[-4:] != "0000":
+            continue  # further channels of a multi-channel case
+        first_channel.append(p)
+    images, bad_images = _by_stem(first_channel, "image")
+    images = {(s[:-5] if s[-5:] == "_0000" else s): p for s, p in images.items()}
+    bad_images = {(s[:-5] if s[-5:] == "_0000" else s): why for s, why in bad_images.items()}
+    label_files = sorted(p for p in labels_dir.iterdir() if not p.name.startswith(".") and image_suffix(p)) \
+        if labels_dir.is_dir() else []
+    labels, bad_labels = _by_stem(label_files, "label")
+    cases = [CaseInput(cid, path, labels.get(cid), problem=bad_images.get(cid) or bad_labels.get(cid))
+             for cid, path in images.items()]
+    cases += [CaseInput(cid, None, lab, problem=bad_labels.get(cid)) for cid, lab in labels.items()
+              if cid not in images]
     return cases
 
 
@@ -141,6 +178,8 @@ def _audit_into(row: dict, case: CaseInput, label_map: LabelMapConfig, resample_
         return f"duplicate case id {case.case_id!r} (first at {case.duplicate_of}); give each case a unique id"
     if reason := check_case_id(case.case_id):
         return reason
+    if case.problem:
+        return case.problem
     if case.image is None:
         return f"label {case.label.name if case.label else ''} has no image; add imagesTr/{case.case_id}_0000 or remove the label"
     try:
@@ -191,12 +230,12 @@ def _audit_into(row: dict, case: CaseInput, label_map: LabelMapConfig, resample_
 
 
 def audit_dataset(dataset_dir: Path, label_map: LabelMapConfig, manifest: Path | None = None,
-                  resample_dir: Path | None = None,
-                  on_case: Callable[[dict], None] | None = None) -> pd.DataFrame:
+                  resample_dir: Path | None = None, on_case: Callable[[dict], None] | None = None,
+                  allow_outside: bool = False) -> pd.DataFrame:
     """Audit every case; returns a frame in the registry's `cases` schema (round 0)."""
     manifest = manifest or default_manifest(dataset_dir)
     rows = []
-    for case in discover_cases(dataset_dir, manifest):
+    for case in discover_cases(dataset_dir, manifest, allow_outside):
         row = audit_case(case, label_map, resample_dir)
         rows.append(row)
         if on_case:

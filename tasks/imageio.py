@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from models.geometry import Grid
+from models.geometry import Grid, slice_gap_problem
 from tasks.nifti_check import nifti_problem
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -41,10 +42,15 @@ def strip_suffix(path: Path) -> str:
 
 
 def _one_line(exc: Exception) -> str:
+    """The cause in an ITK message: the text after `ERROR:`, never the source location
+    (`.../sitkImageReaderBase.cxx:99:`) that precedes it."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    # ITK messages put the useful text after the file/line location prefix.
-    msg = next((ln.split(":", 1)[-1].strip() for ln in lines if "ERROR" in ln or "Exception" in ln), None)
-    return (msg or (lines[-1] if lines else type(exc).__name__))[:200]
+    cause = next((ln.split("ERROR:", 1)[1].strip() for ln in lines if "ERROR:" in ln), None)
+    if cause is None:
+        plain = [ln for ln in lines if not re.search(r"\.(cxx|cpp|h|hxx):\d+:?$", ln)
+                 and not ln.startswith("Exception thrown in")]
+        cause = plain[-1] if plain else type(exc).__name__
+    return cause[:200]
 
 
 def read_image(path: Path) -> sitk.Image:
@@ -91,11 +97,27 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     if len(series) > 1:
         raise ImageReadError(f"{folder} holds {len(series)} DICOM series; give each series its own folder")
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
+    if problem := slice_gap_problem(*_slice_positions(files)):
+        raise ImageReadError(f"DICOM series {folder.name}: {problem}")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOff()  # keep patient header fields out of memory
     reader.LoadPrivateTagsOff()
     return reader.Execute()
+
+
+def _slice_positions(files) -> tuple[np.ndarray, np.ndarray]:
+    """Each file's origin (its image position) and the slice normal; only geometry is read."""
+    positions, normal = [], None
+    for name in files:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(name)
+        reader.LoadPrivateTagsOff()
+        reader.ReadImageInformation()
+        positions.append(reader.GetOrigin())
+        if normal is None:
+            normal = np.asarray(reader.GetDirection(), float).reshape(3, 3)[:, 2]
+    return np.asarray(positions, float), normal
 
 
 def grid_of(image: sitk.Image) -> Grid:

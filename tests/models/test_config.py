@@ -37,6 +37,9 @@ def test_config_is_frozen():
     ("rounds: []", "rounds"),
     ("[1, 2", "not valid YAML"),
     ("- a\n- b", "must be a YAML mapping"),
+    ("rounds: [{name: t, kind: teacher}, {name: s, predict_roles: [partail]}]", "rounds.1.predict_roles.0"),
+    ("rounds: [{name: t, kind: teacher, train_roles: [val]}]", "rounds.0.train_roles.0"),
+    ("merge: {largest_component_classes: [1, 99]}", "merge.largest_component_classes holds [99]"),
 ])
 def test_bad_config_gives_one_line_error(tmp_path, text, fragment):
     path = tmp_path / "c.yaml"

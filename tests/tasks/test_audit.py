@@ -2,8 +2,10 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 
@@ -136,7 +138,9 @@ def test_dicom_series_with_label_in_another_orientation_is_resampled(tmp_path, r
         f"{real_ct / 'dicom_series_totalseg.nii.gz'},,\n")
     labels = LabelMapConfig(labels={0: "background", **{i: f"c{i}" for i in range(1, 118)}}, tumor_id=117)
     out = tmp_path / "resampled"
-    cases = audit_dataset(root, labels, manifest=manifest, resample_dir=out)
+    refused = audit_dataset(root, labels, manifest=manifest, resample_dir=out).iloc[0]
+    assert "lies outside the dataset folder" in refused["quarantine_reason"]
+    cases = audit_dataset(root, labels, manifest=manifest, resample_dir=out, allow_outside=True)
     row = cases.iloc[0].to_dict()
     assert row["quarantine_reason"] is None and row["label_resampled"]
     assert row["label_path"] == str(out / "ct.nii.gz")
@@ -157,3 +161,57 @@ def test_missing_dataset_and_malformed_manifest(tmp_path):
     bad.write_text("case_id,image,annotated\nx,y,liver\n")
     with pytest.raises(DatasetError, match="row 2"):
         audit_dataset(tmp_path / "raw", LABELS, manifest=bad)
+
+
+def test_paths_outside_the_dataset_are_refused_unless_allowed(tmp_path):
+    root, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
+    _write(_good_image(), root / "in.nii.gz")
+    _write(_good_image(), elsewhere / "out.nii.gz")
+    (root / "link.nii.gz").symlink_to(elsewhere / "out.nii.gz")
+    (root / "manifest.csv").write_text("case_id,image,label,annotated,role\n"
+                                       "ok,in.nii.gz,,,\n"
+                                       "up,../elsewhere/out.nii.gz,,,\n"
+                                       f"abs,{elsewhere / 'out.nii.gz'},,,\n"
+                                       "link,link.nii.gz,,,\n"
+                                       "secret,/etc/shadow,,,\n")
+    cases = audit_dataset(root, LABELS).set_index("case_id")
+    assert cases.loc["ok", "role"] == "unlabeled"
+    for case_id in ("up", "abs", "link", "secret"):
+        assert "lies outside the dataset folder" in cases.loc[case_id, "quarantine_reason"], case_id
+        assert pd.isna(cases.loc[case_id, "image_sha256"])  # never opened
+    allowed = audit_dataset(root, LABELS, allow_outside=True).set_index("case_id")
+    assert (allowed.loc[["up", "abs", "link"], "role"] == "unlabeled").all()
+
+
+def test_two_files_for_one_case_are_ambiguous(tmp_path):
+    root = tmp_path / "raw"
+    _write(_good_image(), root / "imagesTr" / "a_0000.nii.gz")
+    _write(_good_image(), root / "imagesTr" / "b_0000.nii.gz")
+    _write(_good_label(), root / "labelsTr" / "a.nii.gz")
+    _write(_good_label(), root / "labelsTr" / "a.mha")
+    _write(_good_image(), root / "imagesTr" / "b_0000.nrrd")
+    cases = audit_dataset(root, LABELS).set_index("case_id")
+    assert "two label files for one case (a.mha, a.nii.gz)" in cases.loc["a", "quarantine_reason"]
+    assert "two image files for one case" in cases.loc["b", "quarantine_reason"]
+
+
+def test_a_dicom_series_with_missing_slices_is_quarantined_naming_the_gap(tmp_path, real_ct):
+    import SimpleITK as sitk_
+
+    files = sitk_.ImageSeriesReader.GetGDCMSeriesFileNames(str(real_ct / "dicom_series"))
+    root = tmp_path / "raw"
+    (root / "gap").mkdir(parents=True)
+    for i, name in enumerate(files):
+        if i not in (8, 9):  # two slices removed from the middle
+            shutil.copy(name, root / "gap" / Path(name).name)
+    (root / "manifest.csv").write_text("case_id,image,label,annotated,role\ngap,gap,,,\n")
+    reason = audit_dataset(root, LABELS).iloc[0]["quarantine_reason"]
+    assert "about 2 missing slice(s): 6.00 mm between slices 7 and 8 where the series steps 2.00 mm" in reason
+
+
+def test_an_unreadable_file_keeps_itks_cause(tmp_path):
+    root = tmp_path / "raw"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "imagesTr" / "x_0000.mha").write_bytes(b"garbage")
+    reason = audit_dataset(root, LABELS).iloc[0]["quarantine_reason"]
+    assert "Unable to determine ImageIO reader" in reason and ".cxx" not in reason

@@ -160,10 +160,16 @@ def test_one_bad_input_does_not_stop_a_folder(archive, phantom_cohort, tmp_path)
     (folder / "a_good.nii.gz").symlink_to(good)
     sitk.WriteImage(sitk.Image(32, 32, sitk.sitkInt16) + 5, str(folder / "b_flat.nii.gz"))
     (folder / "c_junk.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(REAL_CT / "dicom_series"))
+    (folder / "d_gap").mkdir()
+    for name in files[:5] + files[7:]:
+        (folder / "d_gap" / Path(name).name).symlink_to(name)
     out = tmp_path / "out"
     result = runner.invoke(app, ["predict", str(archive), str(folder), str(out), "--device", "cpu"])
     assert result.exit_code == 1, result.output
-    assert "2 of 3 input(s) could not be segmented" in result.output
+    assert "3 of 4 input(s) could not be segmented" in result.output
+    gap = json.loads((out / "d_gap.efficiency.json").read_text())
+    assert "about 2 missing slice(s)" in gap["error"] and not (out / "d_gap.nii.gz").exists()
     assert (out / "a_good.nii.gz").is_file()
     flat = json.loads((out / "b_flat.efficiency.json").read_text())
     junk = json.loads((out / "c_junk.efficiency.json").read_text())
