@@ -20,12 +20,19 @@ def next_round_cases(previous: pd.DataFrame, round_no: int) -> pd.DataFrame:
 
 
 def apply_updates(frame: pd.DataFrame, updates: dict[str, dict]) -> pd.DataFrame:
-    """Set per-case values: {case_id: {column: value}} (unknown case ids are an error)."""
+    """Set per-case values: {case_id: {column: value}}. A round's results belong to the one
+    usable row of a case id: a quarantined duplicate of that id (same id given twice in a
+    manifest) is never written to. Unknown or ambiguous ids are an error."""
     out = frame.copy()
-    index = {cid: i for i, cid in enumerate(out["case_id"])}
+    ok = out["quarantine_reason"].isna()
+    usable_ids = out.loc[ok, "case_id"]
+    twice = sorted(set(usable_ids[usable_ids.duplicated()]))
+    if twice:
+        raise KeyError(f"case ids {twice[:5]} are on more than one usable row; the audit quarantines duplicates")
+    index = {cid: i for i, (cid, good) in enumerate(zip(out["case_id"], ok)) if good}
     missing = sorted(set(updates) - set(index))
     if missing:
-        raise KeyError(f"cases {missing[:5]} are not in the round's frame")
+        raise KeyError(f"cases {missing[:5]} are not usable cases of the round's frame")
     for case_id, values in updates.items():
         for col, value in values.items():
             out.at[out.index[index[case_id]], col] = value

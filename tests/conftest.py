@@ -40,6 +40,9 @@ def prefect_harness(tmp_path_factory):
         yield
 
 
+DUPLICATED = "phantom_001"  # a partial case of the test cohort (seed 3)
+
+
 @pytest.fixture(scope="session")
 def finished(phantom_cohort, tmp_path_factory, prefect_harness):
     """The whole pipeline (3 rounds + export) at test budgets, run once per session."""
@@ -47,7 +50,14 @@ def finished(phantom_cohort, tmp_path_factory, prefect_harness):
 
     work = tmp_path_factory.mktemp("work")
     config = work.parent / f"{work.name}.yaml"
-    config.write_text(tiny_config_yaml(phantom_cohort) + "evaluation: {holdout_fraction: 0.34, holdout_seed: 1}\n")
+    # the cohort's manifest with one case id given twice: the audit quarantines the second
+    # row, and the round's results must land on the first (the real case)
+    manifest = work.parent / f"{work.name}-manifest.csv"
+    rows = (phantom_cohort / "manifest.csv").read_text().replace(",imagesTr/", f",{phantom_cohort}/imagesTr/")
+    rows = rows.replace(",labelsTr/", f",{phantom_cohort}/labelsTr/")
+    manifest.write_text(rows + f"{DUPLICATED},{phantom_cohort}/imagesTr/{DUPLICATED}_0000.nii.gz,,,\n")
+    config.write_text(tiny_config_yaml(phantom_cohort) + f"manifest: {manifest}\n"
+                      "evaluation: {holdout_fraction: 0.34, holdout_seed: 1}\n")
     result = pipeline(str(config), str(work), 0, True)
     return {"work": work, "config": config, "result": result}
 

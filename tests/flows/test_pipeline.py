@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from data_registry.store import Registry
-from tests.conftest import tiny_config_yaml
+from tests.conftest import DUPLICATED, tiny_config_yaml
 
 
 def test_every_round_is_committed_with_every_case(finished, phantom_cohort):
@@ -17,11 +17,18 @@ def test_every_round_is_committed_with_every_case(finished, phantom_cohort):
     assert list(rounds["round"]) == [0, 1, 2, 3]
     assert list(rounds["kind"]) == ["teacher", "student", "student", "export"]
     assert set(rounds["status"]) == {"completed"}
-    n_cases = len(json.loads((phantom_cohort / "phantom.json").read_text())["cases"])
+    phantom = json.loads((phantom_cohort / "phantom.json").read_text())["cases"]
+    assert phantom[DUPLICATED]["role"] == "partial"
     for r in range(3):
         cases = reg.read("cases", r)
-        assert len(cases) == n_cases and cases["case_id"].is_unique
+        usable = cases[cases["quarantine_reason"].isna()]
+        assert len(cases) == len(phantom) + 1 and usable["case_id"].is_unique and len(usable) == len(phantom)
         assert (cases["round"] == r).all()
+    # the id given twice: the second row is quarantined, and the round's results are the first's
+    r1 = reg.read("cases", 1)
+    real, dup = r1[r1["case_id"] == DUPLICATED].to_dict("records")
+    assert "duplicate case id" in dup["quarantine_reason"] and not dup["trained"] and dup["hybrid_label_path"] is None
+    assert real["role"] == "partial" and real["trained"] and real["hybrid_label_path"]
     teacher = reg.read("cases", 0)
     assert set(teacher.loc[teacher["trained"], "role"]) == {"strong"}
     assert Path(finished["result"]["export"]).exists()
