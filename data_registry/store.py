@@ -1,6 +1,11 @@
-"""The Parquet case registry on disk: atomic round partitions, hive style.
+"""The Parquet case registry on disk: atomic round partitions.
 
-Layout under `<workdir>/registry/`: `{cases,rounds,metrics}/round=NNN/part-0.parquet`.
+Layout under `<workdir>/registry/`: `{cases,rounds,metrics}/round-NNN/part-0.parquet`.
+The round number is a column of every file, and the folder names are deliberately not
+hive-style (`round=NNN`): a hive key that is also a column makes pandas refuse to read
+the table and DuckDB turn the round into text, so any reader (pandas, pyarrow datasets,
+DuckDB, Polars, a glob) reads a whole table with one int32 `round` column.
+Registries written with `round=NNN` folders are renamed on the first write.
 A partition is written into a dot-prefixed temporary folder beside its final place and
 renamed into place, so a reader never sees half of it (pyarrow's dataset discovery also
 skips dot-prefixed names). A round is committed by writing its `rounds` partition last:
@@ -17,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_registry.frames import empty_frame, from_arrow, to_arrow
@@ -30,7 +36,17 @@ class RegistryError(RuntimeError):
 
 
 def partition_name(round_no: int) -> str:
-    return f"round={round_no:03d}"
+    return f"round-{round_no:03d}"
+
+
+LEGACY_PREFIX = "round="  # hive-style folders of registries written before the rename
+
+
+def _round_of(folder_name: str) -> int | None:
+    for prefix in ("round-", LEGACY_PREFIX):
+        if folder_name.startswith(prefix) and folder_name[len(prefix):].isdigit():
+            return int(folder_name[len(prefix):])
+    return None
 
 
 class Registry:
@@ -39,10 +55,19 @@ class Registry:
         self.root = self.workdir / "registry"
 
     # -- writing ------------------------------------------------------------------
+    def migrate_legacy_names(self) -> None:
+        """Rename hive-style `round=NNN` folders (older registries) to `round-NNN`."""
+        for base in [self.root, *sorted((self.root / "superseded").glob("*"))]:
+            for table in TABLES:
+                for part in sorted((base / table).glob(LEGACY_PREFIX + "*")) if (base / table).is_dir() else []:
+                    if (r := _round_of(part.name)) is not None and not (part.parent / partition_name(r)).exists():
+                        os.rename(part, part.parent / partition_name(r))
+
     def write_partition(self, table: str, round_no: int, df: pd.DataFrame) -> Path:
         """Write one table's partition of a round atomically (replacing an older one)."""
         if table not in TABLES:
             raise RegistryError(f"unknown registry table {table!r}; expected one of {sorted(TABLES)}")
+        self.migrate_legacy_names()
         arrow = to_arrow(df, table)
         table_dir = self.root / table
         table_dir.mkdir(parents=True, exist_ok=True)
@@ -86,9 +111,10 @@ class Registry:
         if not table_dir.is_dir():
             return {}
         found = {}
-        for part in table_dir.iterdir():
-            if part.name.startswith("round=") and (part / PART).is_file():
-                found[int(part.name.split("=", 1)[1])] = part / PART
+        for part in sorted(table_dir.iterdir(), key=lambda p: p.name.startswith(LEGACY_PREFIX)):
+            r = _round_of(part.name)
+            if r is not None and r not in found and (part / PART).is_file():
+                found[r] = part / PART
         return dict(sorted(found.items()))
 
     def read(self, table: str, round_no: int) -> pd.DataFrame:
@@ -97,13 +123,21 @@ class Registry:
             if path is None:
                 break
             try:
-                # One open file handle for the whole read: a concurrent replacement renames
-                # the folder away, and reopening by name could mix the old footer with new pages.
-                with open(path, "rb") as fh:
-                    return from_arrow(pq.read_table(fh))
+                return _read_part(path, round_no)
             except FileNotFoundError:
                 continue  # replaced between listing and opening: look again
         raise RegistryError(f"registry {self.root} holds no {table} partition for round {round_no}")
+
+    def damaged(self) -> list[str]:
+        """One line per registry file that cannot be read in full (every table, every round)."""
+        problems = []
+        for table in TABLES:
+            for r in self._partitions(table):
+                try:
+                    self.read(table, r)
+                except RegistryError as exc:
+                    problems.append(str(exc))
+        return problems
 
     def read_all(self, table: str) -> pd.DataFrame:
         parts = [self.read(table, r) for r in self._partitions(table)]
@@ -125,6 +159,7 @@ class Registry:
     # -- superseding ----------------------------------------------------------------
     def supersede_from(self, round_no: int) -> list[int]:
         """Move rounds >= round_no aside (kept under superseded/<stamp>/, marked superseded)."""
+        self.migrate_legacy_names()
         now = datetime.now(timezone.utc)
         stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
         moved: set[int] = set()
@@ -136,7 +171,7 @@ class Registry:
                     row = self.read("rounds", r).iloc[0].to_dict()
                     row.update(status="superseded", superseded_at=now)
                     self.write_partition("rounds", r, pd.DataFrame([row]))
-                dest = self.root / "superseded" / stamp / table / path.parent.name
+                dest = self.root / "superseded" / stamp / table / partition_name(r)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(path.parent, dest)
                 moved.add(r)
@@ -147,6 +182,23 @@ class Registry:
         frames = []
         if base.is_dir():
             for stamp in sorted(base.iterdir()):
-                for part in sorted((stamp / "rounds").glob("round=*/" + PART)):
-                    frames.append(from_arrow(pq.read_table(part)))
+                for part in sorted((stamp / "rounds").glob("round*/" + PART)):
+                    if (r := _round_of(part.parent.name)) is not None:
+                        frames.append(_read_part(part, r))
         return pd.concat(frames, ignore_index=True) if frames else empty_frame("rounds")
+
+
+def _read_part(path: Path, round_no: int) -> pd.DataFrame:
+    """One partition file; a damaged one is named, with what to do, in one line."""
+    try:
+        # One open file handle for the whole read: a concurrent replacement renames the
+        # folder away, and reopening by name could mix the old footer with new pages.
+        with open(path, "rb") as fh:
+            frame = from_arrow(pq.read_table(fh))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        why = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise RegistryError(f"registry file {path} is damaged ({why}); restore it from a backup, or redo the round "
+                            f"with `hybridlabel resume --round {round_no}`") from None
+    return frame

@@ -45,7 +45,7 @@ def test_round_written_and_read_back_is_identical(tmp_path):
     reg.commit_round(0, cases, round_row())
     back = reg.read("cases", 0)
     pd.testing.assert_frame_equal(back, cases)
-    assert pq.read_table(tmp_path / "registry" / "cases" / "round=000" / PART).equals(to_arrow(cases, "cases"))
+    assert pq.read_table(tmp_path / "registry" / "cases" / "round-000" / PART).equals(to_arrow(cases, "cases"))
     assert reg.is_complete(0) and not reg.is_complete(1)
     assert reg.round_row(0)["name"] == "teacher"
 
@@ -95,7 +95,7 @@ def test_reader_never_sees_a_half_written_partition(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
     assert reads > 5
-    leftover = reg.read("cases", 0) if (tmp_path / "registry" / "cases" / "round=000").exists() else None
+    leftover = reg.read("cases", 0) if (tmp_path / "registry" / "cases" / "round-000").exists() else None
     assert leftover is None or 200 <= len(leftover) <= 206
 
 
@@ -119,3 +119,42 @@ def test_status_values_are_checked(tmp_path):
     assert reg.round_row(0)["status"] == "running" and not reg.is_complete(0)
     with pytest.raises(RegistryError, match="not one of"):
         reg.set_round_status(0, "done")
+
+
+def test_whole_tables_read_with_pandas_pyarrow_and_duckdb(tmp_path):
+    """A user's first query: every reader gets every round, with one integer `round`."""
+    import duckdb
+    import pyarrow.dataset as ds
+
+    reg = Registry(tmp_path)
+    for r in (0, 1, 12):
+        reg.commit_round(r, cases_frame(3, r), round_row(f"r{r}"))
+    for table in ("cases", "rounds"):
+        folder = tmp_path / "registry" / table
+        frames = {"pandas": pd.read_parquet(folder),
+                  "pyarrow": ds.dataset(folder, format="parquet", partitioning="hive").to_table().to_pandas(),
+                  "duckdb": duckdb.sql(f"select * from read_parquet('{folder}/*/*.parquet')").df()}
+        for reader, frame in frames.items():
+            assert sorted(frame["round"].astype(int).unique()) == [0, 1, 12], (table, reader)
+            assert frame["round"].dtype.kind == "i", (table, reader, frame["round"].dtype)
+            assert len(frame) == (9 if table == "cases" else 3), (table, reader)
+
+
+def test_a_legacy_hive_registry_is_renamed_on_the_next_write(tmp_path):
+    reg = Registry(tmp_path)
+    reg.commit_round(0, cases_frame(3, 0), round_row())
+    for table in ("cases", "rounds"):
+        os.rename(tmp_path / "registry" / table / "round-000", tmp_path / "registry" / table / "round=000")
+    assert reg.is_complete(0) and len(reg.read("cases", 0)) == 3  # still read
+    reg.commit_round(1, cases_frame(3, 1), round_row("s"))
+    assert sorted(p.name for p in (tmp_path / "registry" / "cases").iterdir()) == ["round-000", "round-001"]
+
+
+def test_a_damaged_partition_is_named_with_what_to_do(tmp_path):
+    reg = Registry(tmp_path)
+    reg.commit_round(0, cases_frame(3, 0), round_row())
+    part = tmp_path / "registry" / "cases" / "round-000" / PART
+    part.write_bytes(part.read_bytes()[:100])
+    with pytest.raises(RegistryError, match=r"registry file .*round-000/part-0.parquet is damaged .*resume --round 0"):
+        reg.read("cases", 0)
+    assert len(reg.damaged()) == 1 and "cases" in reg.damaged()[0]
