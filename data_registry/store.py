@@ -128,11 +128,14 @@ class Registry:
                 continue  # replaced between listing and opening: look again
         raise RegistryError(f"registry {self.root} holds no {table} partition for round {round_no}")
 
-    def damaged(self) -> list[str]:
-        """One line per registry file that cannot be read in full (every table, every round)."""
+    def damaged(self, before: int | None = None) -> list[str]:
+        """One line per registry file that cannot be read in full (every table; the rounds
+        below `before` only, when given: those a run from there relies on)."""
         problems = []
         for table in TABLES:
             for r in self._partitions(table):
+                if before is not None and r >= before:
+                    continue
                 try:
                     self.read(table, r)
                 except RegistryError as exc:
@@ -168,9 +171,14 @@ class Registry:
                 if r < round_no:
                     continue
                 if table == "rounds":
-                    row = self.read("rounds", r).iloc[0].to_dict()
-                    row.update(status="superseded", superseded_at=now)
-                    self.write_partition("rounds", r, pd.DataFrame([row]))
+                    try:
+                        row = self.read("rounds", r).iloc[0].to_dict()
+                    except RegistryError:
+                        row = None  # a damaged row is moved aside as it is
+                    if row is not None:
+                        row.update(status="superseded", superseded_at=now)
+                        self.write_partition("rounds", r, pd.DataFrame([row]))
+                        path = self._partitions("rounds")[r]
                 dest = self.root / "superseded" / stamp / table / partition_name(r)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(path.parent, dest)
@@ -184,7 +192,10 @@ class Registry:
             for stamp in sorted(base.iterdir()):
                 for part in sorted((stamp / "rounds").glob("round*/" + PART)):
                     if (r := _round_of(part.parent.name)) is not None:
-                        frames.append(_read_part(part, r))
+                        try:
+                            frames.append(_read_part(part, r))
+                        except RegistryError:
+                            continue  # moved aside because it was damaged
         return pd.concat(frames, ignore_index=True) if frames else empty_frame("rounds")
 
 

@@ -147,10 +147,14 @@ def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", h
            as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
            metrics: bool = typer.Option(False, "--metrics", help="also print rounds x classes: val DSC / NSD and pseudo-label quality")) -> None:
     """Show the rounds recorded in a workdir's registry."""
+    from data_registry.store import Registry
     from flows.views import metrics_tables, rounds_table, status_dict
 
     if not (workdir / "registry").is_dir():
         fail(f"{workdir} holds no registry; run `hybridlabel demo --workdir {workdir}` or `hybridlabel run`")
+    damaged = Registry(workdir).damaged()
+    if damaged:
+        fail(damaged[0] + (f" ({len(damaged) - 1} more damaged file(s))" if len(damaged) > 1 else ""))
     info = status_dict(workdir)
     if as_json:
         print(json.dumps(info, indent=1, default=str))
@@ -172,6 +176,7 @@ def _run(action, workdir: Path) -> None:
         prefect_environment(workdir)  # before the first Prefect import: it reads settings once
     except EnvironmentError_ as exc:
         fail(str(exc))
+    from data_registry.store import RegistryError
     from flows.rounds import RoundError
     from flows.runner import EnvironmentError_
     from models.config import ConfigError
@@ -180,7 +185,7 @@ def _run(action, workdir: Path) -> None:
 
     try:
         return action()
-    except (ConfigError, DatasetError, RoundError, WorkdirBusy, EnvironmentError_) as exc:
+    except (ConfigError, DatasetError, RoundError, RegistryError, WorkdirBusy, EnvironmentError_) as exc:
         fail(str(exc))
 
 
@@ -203,19 +208,17 @@ def resume(round_no: int = typer.Option(..., "--round", help="first round to run
     """Check round N-1, mark rounds >= N superseded (kept), and run from round N."""
     from data_registry.store import Registry
     from flows.runner import run_pipeline
-    from tasks.integrity import round_problems
 
     cfg = config or workdir / "config.yaml"
     if not cfg.is_file():
         fail(f"{cfg} not found; pass --config CONFIG.yaml")
-    if round_no > 0:
-        problems = round_problems(workdir, round_no - 1)
-        if problems:
-            fail(f"cannot resume at round {round_no}: " + "; ".join(problems[:3]))
-    moved = Registry(workdir).supersede_from(round_no)
-    if moved:
-        console.print(f"rounds {moved} marked superseded (kept under {workdir / 'registry' / 'superseded'})")
-    _run(lambda: run_pipeline(cfg, workdir, round_no), workdir)
+
+    def supersede() -> None:  # under the workdir lock, after round N-1 was checked intact
+        moved = Registry(workdir).supersede_from(round_no)
+        if moved:
+            console.print(f"rounds {moved} marked superseded (kept under {workdir / 'registry' / 'superseded'})")
+
+    _run(lambda: run_pipeline(cfg, workdir, round_no, before_start=supersede), workdir)
     status(workdir=workdir, as_json=False, metrics=True)
 
 

@@ -53,11 +53,26 @@ def task_runner(config):
     return ThreadPoolTaskRunner(max_workers=config.workers)
 
 
-def run_pipeline(config_path: Path, workdir: Path, start_round: int | None = None, export: bool = True) -> dict:
+def run_pipeline(config_path: Path, workdir: Path, start_round: int | None = None, export: bool = True,
+                 before_start=None) -> dict:
+    """Take the workdir, check everything the run relies on, then start the flow: a refused
+    run changes nothing and fails with one line before Prefect starts (no flow traceback).
+    `before_start()` runs under the lock, after the registry checks (resume supersedes there)."""
     prefect_environment(workdir)
-    from flows.pipeline import first_round_to_run, pipeline
+    from data_registry.store import Registry
+    from flows.pipeline import check_start, first_round_to_run, pipeline
+    from flows.rounds import RoundError
     from models.config import load_config
+    from tasks.integrity import completed_rounds_problems
+    from tasks.workdir import WorkdirLock
 
     config = load_config(config_path)
-    start = first_round_to_run(workdir, config) if start_round is None else start_round
-    return pipeline(str(Path(config_path).resolve()), str(Path(workdir).resolve()), start, export)
+    with WorkdirLock(workdir):
+        start = first_round_to_run(workdir, config) if start_round is None else start_round
+        problems = Registry(workdir).damaged(before=start) or completed_rounds_problems(workdir, start)
+        if problems:
+            raise RoundError(problems[0])
+        check_start(config, Path(workdir), start)
+        if before_start is not None:
+            before_start()
+        return pipeline(str(Path(config_path).resolve()), str(Path(workdir).resolve()), start, export)

@@ -44,10 +44,21 @@ def _rows(frame: pd.DataFrame) -> list[dict]:
 
 
 def status_dict(workdir: Path) -> dict:
+    """Rounds as recorded, with what the disk says now: a `running` round whose pipeline
+    is gone is `interrupted`; a completed round whose model or labels are gone is `damaged`
+    (`problems` says what; files are checked for existence, `resume` compares hashes)."""
     from data_registry.store import Registry
+    from tasks.integrity import round_problems
+    from tasks.workdir import WorkdirLock
 
     reg = Registry(workdir)
     rounds = _rows(reg.rounds())
+    alive = WorkdirLock(workdir).held_by_live_process()
+    for row in rounds:
+        if row["status"] == "running" and not alive:
+            row["status"] = "interrupted"
+        elif row["status"] == "completed" and (problems := round_problems(workdir, row["round"], hashes=False)):
+            row.update(status="damaged", problems=problems)
     superseded = _rows(reg.superseded_rounds())
     export = next((r.get("model_dir") for r in reversed(rounds)
                    if r.get("kind") == "export" and r.get("status") == "completed"), None)
@@ -58,7 +69,8 @@ def rounds_table(info: dict) -> Table:
     table = Table(title=f"rounds in {info['workdir']}")
     for col in ("#", "name", "kind", "status", "cases", "pred", "train", "sel", "min"):
         table.add_column(col, no_wrap=col in ("name", "kind", "status"))
-    style = {"completed": "green", "running": "yellow", "failed": "red", "superseded": "dim"}
+    style = {"completed": "green", "running": "yellow", "failed": "red", "superseded": "dim",
+             "interrupted": "red", "damaged": "bold red"}
     for row in info["rounds"] + info["superseded"]:
         counts = row.get("counts") or {}
         selection = counts.get("selection") or {}
@@ -72,7 +84,13 @@ def rounds_table(info: dict) -> Table:
              if selection else ""),
             f"{seconds / 60:.1f}" if seconds else "",
         )
-    table.caption = f"export: {info['export'] or 'none yet'}"
+    notes = [f"round {r['round']}: {r['problems'][0]}" for r in info["rounds"] if r.get("problems")]
+    if any(r["status"] == "interrupted" for r in info["rounds"]):
+        notes.append("interrupted: the pipeline that ran it is gone; `hybridlabel run` or `resume` goes on")
+    first_damaged = next((r["round"] for r in info["rounds"] if r.get("problems")), None)
+    if first_damaged is not None:
+        notes.append(f"damaged: redo from round {first_damaged} with `hybridlabel resume --round {first_damaged}`")
+    table.caption = "\n".join([f"export: {info['export'] or 'none yet'}", *notes])
     return table
 
 

@@ -8,8 +8,10 @@ from data_registry.store import Registry
 from tasks.imageio import sha256_path
 
 
-def round_problems(workdir: Path, round_no: int) -> list[str]:
-    """One line per problem; empty when the round is complete and its files match the registry."""
+def round_problems(workdir: Path, round_no: int, hashes: bool = True) -> list[str]:
+    """One line per problem; empty when the round is complete and its files match the
+    registry. `hashes=False` checks only that the files exist (fast enough for `status`
+    on thousands of cases); `run` and `resume` compare every sha256."""
     reg = Registry(workdir)
     row = reg.round_row(round_no)
     if not row:
@@ -24,6 +26,24 @@ def round_problems(workdir: Path, round_no: int) -> list[str]:
     cases = reg.read("cases", round_no)
     for case in cases.to_dict("records"):
         path, sha = case.get("hybrid_label_path"), case.get("hybrid_label_sha256")
-        if path and sha and (not Path(path).exists() or sha256_path(Path(path)) != sha):
-            problems.append(f"case {case['case_id']}: hybrid label {path} is missing or changed")
+        if not (path and sha):
+            continue
+        if not Path(path).exists():
+            problems.append(f"case {case['case_id']}: hybrid label {path} is missing")
+        elif hashes and sha256_path(Path(path)) != sha:
+            problems.append(f"case {case['case_id']}: hybrid label {path} has changed since the round")
     return problems
+
+
+def completed_rounds_problems(workdir: Path, before: int, hashes: bool = True) -> list[str]:
+    """Problems of the completed rounds below `before`, each line naming its round and the fix."""
+    reg = Registry(workdir)
+    out = []
+    for r in range(before):
+        if reg.is_complete(r):
+            problems = round_problems(workdir, r, hashes)
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                out.append(f"round {r} is no longer intact: {problems[0]}{more}; "
+                           f"redo it with `hybridlabel resume --round {r} --workdir {workdir}`")
+    return out

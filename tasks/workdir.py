@@ -57,10 +57,19 @@ def _alive(pid: int) -> bool:
 
 
 class WorkdirLock:
-    """`<workdir>/.lock`, created exclusively; a lock whose process is gone is taken over."""
+    """`<workdir>/.lock`, created exclusively; a lock whose process is gone is taken over.
+    Re-entrant within one process: the CLI takes it before it changes anything, and the
+    flow it then runs takes it again."""
 
     def __init__(self, workdir: Path):
         self.path = Path(workdir) / ".lock"
+        self._nested = False
+
+    def held_by_live_process(self) -> bool:
+        holder = self._holder()
+        if not holder:
+            return False
+        return holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))
 
     def __enter__(self) -> "WorkdirLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +79,9 @@ class WorkdirLock:
             except FileExistsError:
                 holder = self._holder()
                 same_host = holder.get("host") == socket.gethostname()
+                if same_host and holder.get("pid") == os.getpid():
+                    self._nested = True
+                    return self
                 if holder and same_host and not _alive(int(holder.get("pid", -1))):
                     self.path.unlink(missing_ok=True)  # stale: its process is gone
                     continue
@@ -90,7 +102,7 @@ class WorkdirLock:
             return {}
 
     def __exit__(self, *exc) -> None:
-        if self._holder().get("pid") == os.getpid():
+        if not self._nested and self._holder().get("pid") == os.getpid():
             self.path.unlink(missing_ok=True)
 
 

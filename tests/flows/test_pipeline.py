@@ -177,13 +177,17 @@ def test_export_of_the_last_rounds_network_reuses_its_model_and_metrics(finished
     assert (exported["round"] == 3).all()
 
 
-def test_second_pipeline_on_the_same_workdir_is_refused(finished):
-    from tasks.workdir import WorkdirBusy, WorkdirLock
+def test_the_workdir_lock_is_reentrant_in_its_process(finished):
+    """The CLI takes the lock, then the flow takes it again; the inner exit keeps it held.
+    (Another process is refused: tests/flows/test_cli_integrity.py.)"""
+    from tasks.workdir import WorkdirLock
 
+    lock = finished["work"] / ".lock"
     with WorkdirLock(finished["work"]):
-        with pytest.raises(WorkdirBusy, match="is in use by pid"):
-            with WorkdirLock(finished["work"]):
-                pass
+        with WorkdirLock(finished["work"]):
+            pass
+        assert lock.exists() and WorkdirLock(finished["work"]).held_by_live_process()
+    assert not lock.exists()
 
 
 def test_missing_dataset_and_incomplete_parent_fail_before_any_work(tmp_path, prefect_harness):
