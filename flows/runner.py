@@ -39,6 +39,29 @@ def prefect_environment(workdir: Path) -> None:
     os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
 
 
+def guard_local_server() -> None:
+    """Start Prefect's temporary local server under `flows.server_guard`, so that it ends
+    with this process even when this process is killed (Prefect 3.8 starts it with
+    `python -m uvicorn ...` from `prefect.server.api.server`; only that call is wrapped)."""
+    import subprocess
+    import types
+
+    import prefect.server.api.server as server
+
+    if getattr(server.subprocess, "hybridlabel_guard", False):
+        return
+
+    def popen(args, *more, **kw):
+        args = list(args)
+        if args[1:3] == ["-m", "uvicorn"]:
+            args = [args[0], "-m", "flows.server_guard", str(os.getpid()), *args[2:]]
+        return subprocess.Popen(args, *more, **kw)
+
+    shim = types.SimpleNamespace(**{k: getattr(subprocess, k) for k in dir(subprocess) if not k.startswith("__")})
+    shim.Popen, shim.hybridlabel_guard = popen, True
+    server.subprocess = shim
+
+
 def task_runner(config):
     """Threads by default; a Dask cluster (local, or at `dask_address`) when configured."""
     if config.task_runner == "dask":
@@ -67,6 +90,7 @@ def run_pipeline(config_path: Path, workdir: Path, start_round: int | None = Non
     from tasks.workdir import WorkdirLock
 
     config = load_config(config_path)
+    guard_local_server()
     with WorkdirLock(workdir):
         start = first_round_to_run(workdir, config) if start_round is None else start_round
         problems = Registry(workdir).damaged(before=start) or completed_rounds_problems(workdir, start)

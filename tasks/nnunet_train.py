@@ -82,12 +82,25 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
     return out
 
 
+def label_array_sha256(path: Path) -> str:
+    """sha256 of a preprocessed label's values and shape: blosc2 files of the same array are
+    not byte-identical from one preprocessing run to the next (hashing the file made every
+    resume retrain models whose inputs had not changed)."""
+    import hashlib
+
+    import blosc2
+    import numpy as np
+
+    array = np.ascontiguousarray(blosc2.open(str(path), mode="r")[:])
+    digest = hashlib.sha256(f"{array.dtype}|{array.shape}|".encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def _training_inputs(preprocessed: Path, plans: str, spec: TrainingSpec) -> str:
     """What a model depends on: plans, budget, loss, and every case's preprocessed label."""
-    from tasks.imageio import sha256_path
-
     data = preprocessed / json.loads((preprocessed / f"{plans}.json").read_text())["configurations"][
         CONFIGURATION]["data_identifier"]
-    labels = {p.name: sha256_path(p) for p in sorted(data.glob("*_seg.b2nd"))}
+    labels = {p.name: label_array_sha256(p) for p in sorted(data.glob("*_seg.b2nd"))}
     return json.dumps({"plans": (preprocessed / f"{plans}.json").read_text(), "spec": spec.to_json(),
                        "labels": labels}, sort_keys=True)

@@ -47,6 +47,17 @@ def _frame(work: Path, round_no: int) -> pd.DataFrame:
     return Registry(work).read("cases", round_no)[COMPARED].sort_values("case_id").reset_index(drop=True)
 
 
+def _survivors(session: int) -> list[str]:
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getsid(p.pid) == session and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(" ".join(p.info["cmdline"] or [])[:120])
+    return found
+
+
 def _run_until_killed(script: str, tmp_path, env) -> tuple[int, str]:
     # output to a file, not a pipe: the killed process's children would hold a pipe open
     log = tmp_path / "killed.log"
@@ -54,10 +65,13 @@ def _run_until_killed(script: str, tmp_path, env) -> tuple[int, str]:
         proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         proc.wait(timeout=900)
-    # SIGKILL leaves the pipeline's children (Prefect's local server) behind: end them
-    # (the group may already be gone when no child outlived the pipeline)
+    # Prefect's local server notices its parent's death and stops (flows/server_guard.py)
+    deadline = time.monotonic() + 20
+    while (left := _survivors(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.5)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left, so that a failure does not leak it
+    assert not left, f"processes outlived the killed pipeline: {left}"
     return proc.returncode, log.read_text()
 
 
@@ -88,6 +102,9 @@ def test_kill_during_per_case_step_then_resume(reference, phantom_cohort, tmp_pa
     reg = Registry(work)
     assert reg.is_complete(0) and not reg.is_complete(1)
     assert reg.round_row(1)["status"] == "running"  # killed: no chance to say more
+    from flows.views import status_dict
+
+    assert [r["status"] for r in status_dict(work)["rounds"]] == ["completed", "interrupted"]
     journal = work / "rounds" / "r001" / "merge" / "journal"
     n_partial = (Registry(work).read("cases", 0)["role"].isin(["partial", "tumor_only"])).sum()
     assert 2 <= len(list(journal.glob("*.json"))) < n_partial

@@ -145,8 +145,13 @@ def test_rerun_skips_completed_work_and_resume_supersedes(finished):
     before = reg.read("cases", 2)
     journal = work / "rounds" / "r002" / "merge" / "journal"
     stamps = {p.name: p.stat().st_mtime_ns for p in journal.iterdir()}
+    checkpoint = Path(reg.round_row(2)["model_dir"]) / "fold_all" / "checkpoint_final.pth"
+    trained_at = checkpoint.stat().st_mtime_ns
     assert reg.supersede_from(2) == [2, 3]
     pipeline(str(work / "config.yaml"), str(work), 2, False)
+    # same inputs (labels re-preprocessed to other blosc2 bytes, same arrays): the model is reused
+    assert checkpoint.stat().st_mtime_ns == trained_at
+    assert not list(checkpoint.parents[1].parent.glob("*.superseded-*"))
     after = reg.read("cases", 2)
     assert {p.name: p.stat().st_mtime_ns for p in journal.iterdir()} == stamps  # per-case work reused
     cols = ["case_id", "role", "hybrid_label_sha256", "label_sources", "tumors", "scores", "selection", "trained"]
