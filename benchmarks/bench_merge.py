@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from models.config import LabelMapConfig, MergeConfig  # noqa: E402
 from models.merge import merge_case  # noqa: E402
-from models.phantom import SIZES, generate_phantom, partial_label  # noqa: E402
+from models.phantom import SIZES, generate_phantom, phantom_partial_label  # noqa: E402
 
 ANNOTATED = (1, 2, 13, 14)  # a kidney + liver + tumour source, as in FLARE23
 STRUCT26 = np.ones((3, 3, 3), bool)
@@ -41,7 +41,7 @@ def make_case(slices: int):
         case = generate_phantom(np.random.default_rng(seed), size="flare", shape=(slices, 512, 512))
         if len(case.tumors) >= 2:
             break
-    gt = partial_label(case, ANNOTATED)
+    gt = phantom_partial_label(case, ANNOTATED)
     pred = case.organ_label.copy()  # a teacher that misses the tumours ...
     pred[np.roll(case.label == 14, 4, axis=2)] = 14  # ... finds them shifted ...
     rng = np.random.default_rng(1)

@@ -62,6 +62,8 @@ METRIC_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("class_name", pa.string(), "class name"),
     ("dsc", pa.float64(), "Dice similarity coefficient"),
     ("nsd", pa.float64(), "normalised surface Dice at the class tolerance"),
+    ("gt_present", pa.bool_(), "the class is in the ground truth (FLARE scores an absent class 1 when the "
+                               "prediction is empty too: means over present classes cannot flatter)"),
     ("reference", pa.string(), "val_gt: the round's model on a val case | train_gt: the round's pseudo label "
                                "against a training case's ground truth | holdout_gt: the same on a held-back class"),
 ]

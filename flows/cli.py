@@ -43,6 +43,30 @@ def phantom(out_dir: Path = typer.Argument(..., help="output folder (nnU-Net raw
     console.print(f"wrote {cases} cases to {out_dir} (manifest {manifest})")
 
 
+@app.command("simulate-partial")
+def simulate_partial(full_dataset: Path = typer.Argument(..., help="fully labeled nnU-Net raw folder (imagesTr/, labelsTr/)"),
+                     out_dir: Path = typer.Argument(..., help="new dataset folder"),
+                     pattern: str = typer.Option("flare23", "--pattern", help="annotation pattern (flare23)"),
+                     seed: int = typer.Option(0, "--seed", help="which case gets which role"),
+                     config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (for the label map)")) -> None:
+    """Make a fully labeled dataset FLARE23-like: roles, partial labels, complete labels kept aside."""
+    from flows.progress import case_progress
+    from models.config import ConfigError, PipelineConfig, load_config
+    from tasks.audit import DatasetError, discover_cases
+    from tasks.simulate_partial import simulate_partial as simulate
+
+    if pattern != "flare23":
+        fail(f"--pattern must be flare23, got {pattern!r}")
+    try:
+        cfg = load_config(config) if config else PipelineConfig()
+        n = len(discover_cases(full_dataset))
+        with case_progress("cases", n) as advance:
+            manifest = simulate(full_dataset, out_dir, seed, cfg.label_map, on_case=lambda _: advance())
+    except (ConfigError, DatasetError) as exc:
+        fail(str(exc))
+    console.print(f"wrote {out_dir}: partial labels in labelsTr/, complete ones in groundTruth/, manifest {manifest}")
+
+
 @app.command()
 def audit(dataset_dir: Path = typer.Argument(..., help="nnU-Net raw folder (imagesTr/, labelsTr/)"),
           manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV: case_id,image,label,annotated,role (default: DATASET_DIR/manifest.csv if present)"),

@@ -25,9 +25,12 @@ def _config_or_default(config: Path | None):
 def evaluate(pred: Path = typer.Option(..., "--pred", help="predicted label map, or a folder of them"),
              gt: Path = typer.Option(..., "--gt", help="ground-truth label map, or a folder (files named like the predictions)"),
              out: Optional[Path] = typer.Option(None, "--out", help="per case and class CSV (case_id,class_id,class,dsc,nsd)"),
-             config: Optional[Path] = typer.Option(None, "--config", help="pipeline config whose label map and rules to use (default: FLARE23)")) -> None:
+             config: Optional[Path] = typer.Option(None, "--config", help="pipeline config whose label map and rules to use (default: FLARE23)"),
+             classes: Optional[str] = typer.Option(None, "--classes", help="classes the model can output, e.g. 1-13 for an organs-only model (default: every class of the label map)")) -> None:
     """FLARE23 DSC and NSD per case and class, then the summary table (mean and SD per
-    class, organ mean, tumour)."""
+    class, FLARE's organ mean, the organ mean over the classes present, tumour). Score
+    only the classes the model can output: FLARE's rule gives an absent class 1 and a
+    missed one 0, so a tumour class the model lacks would average to a meaningless 0.5."""
     import pandas as pd
 
     from flows.progress import case_progress
@@ -36,12 +39,17 @@ def evaluate(pred: Path = typer.Option(..., "--pred", help="predicted label map,
     from tasks.evaluate import EvaluationInputError, evaluate_pairs, metric_rules, pair_files, write_metrics_csv
 
     cfg = _config_or_default(config)
+    rules = metric_rules(cfg)
+    if classes:
+        wanted = _class_ranges(classes, set(rules.classes))
+        rules = type(rules)({c: n for c, n in rules.classes.items() if c in wanted}, rules.tolerances,
+                            rules.labeled_slices_only)
     try:
         pairs = pair_files(pred, gt)
     except EvaluationInputError as exc:
         fail(str(exc))
     with case_progress("cases evaluated", len(pairs)) as advance:
-        result = evaluate_pairs(pairs, metric_rules(cfg), on_case=lambda _: advance())
+        result = evaluate_pairs(pairs, rules, on_case=lambda _: advance())
     for case_id, why in result.problems.items():
         err_console.print(f"[yellow]warning:[/] {case_id}: {why}", highlight=False, soft_wrap=True)
     if not result.records:
@@ -53,6 +61,20 @@ def evaluate(pred: Path = typer.Option(..., "--pred", help="predicted label map,
     console.print(summary_rich_table(table, f"{cases} case(s): DSC and NSD, mean ± SD"))
     if out:
         console.print(f"wrote {out}")
+
+
+def _class_ranges(text: str, known: set[int]) -> set[int]:
+    """`1-13,14` -> {1, ..., 14}; ids outside the label map are an error."""
+    wanted: set[int] = set()
+    try:
+        for part in text.replace(" ", "").split(","):
+            lo, _, hi = part.partition("-")
+            wanted |= set(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        fail(f"--classes {text!r} must be ids and ranges, e.g. 1-13 or 1,2,14")
+    if unknown := sorted(wanted - known):
+        fail(f"--classes {text!r} names {unknown}, not classes of the label map")
+    return wanted
 
 
 @app.command()

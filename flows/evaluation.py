@@ -16,6 +16,7 @@ from data_registry.ops import usable
 from flows.dashboard import Progress, wait_all
 from models.config import PipelineConfig
 from models.metric_summary import mean_metrics
+from models.nnunet.identity import checkpoint_path
 from tasks.evaluate import metric_rules
 from tasks.imageio import sha256_path
 from tasks.round_tasks import evaluate_case_task, predict_case_task
@@ -39,7 +40,7 @@ def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases:
 
     val = [r for r in usable(cases, ["val"]).sort_values("case_id").to_dict("records") if r.get("label_path")]
     if val:
-        checkpoint = Path(model_dir) / "fold_all" / "checkpoint_final.pth"
+        checkpoint = checkpoint_path(model_dir)
         records = [{k: r.get(k) for k in ("case_id", "image_path", "image_sha256")} for r in val]
         progress = Progress(f"round-{round_no:03d}-val", len(records), f"round {round_no}: val cases predicted")
         preds = wait_all(predict_case_task.map(unmapped(model_dir), records,

@@ -21,7 +21,7 @@ from flows.evaluation import evaluate_round
 from models.config import PipelineConfig, TrainingConfig, load_config
 from tasks.export import write_model_archive
 from tasks.registry import code_version, config_record
-from tasks.round_tasks import train_task
+from tasks.round_tasks import preprocess_task, train_task
 from tasks.workdir import Layout
 
 
@@ -60,6 +60,11 @@ def export_model(config_path: str, workdir: str) -> str:
     if (training := export_training(config)) is not None:
         dataset_id = config.nnunet_dataset_id + last
         t = time.perf_counter()
+        if training.configuration != config.rounds[last].training.configuration:
+            preprocess_task(str(layout.nnunet), dataset_id, f"{config.name}_r{last}", config.nnunet_dataset_id,
+                            training.configuration)
+            stages["preprocess"] = time.perf_counter() - t
+            t = time.perf_counter()
         model_dir = train_task(str(layout.nnunet), dataset_id, f"Dataset{dataset_id:03d}_{config.name}_r{last}",
                                training)
         stages["train"] = time.perf_counter() - t

@@ -21,6 +21,7 @@ from flows.evaluation import evaluate_round
 from flows.dashboard import Progress, publish_round, round_summary, wait_all as _wait
 from models.config import PipelineConfig, load_config
 from models.holdout import held_out_classes
+from models.nnunet.identity import checkpoint_path
 from models.selection import select_confident_cases
 from tasks.audit import audit_dataset, summarize
 from tasks.imageio import sha256_path
@@ -100,7 +101,7 @@ def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[di
     t = time.perf_counter()
     build_dataset_task(str(layout.nnunet), dataset_id, dataset.split("_", 1)[1], train, config.label_map,
                        with_ignore, spec.targets == "organs+tumor",
-                       None if round_no == 0 else config.nnunet_dataset_id)
+                       None if round_no == 0 else config.nnunet_dataset_id, spec.training.configuration)
     stages["preprocess"] = time.perf_counter() - t
     t = time.perf_counter()
     model_dir = train_task(str(layout.nnunet), dataset_id, dataset, spec.training, annotated, parent_model)
@@ -125,7 +126,7 @@ def student_round(config_path: str, workdir: str, round_no: int) -> dict:
         raise RoundError(f"round {round_no} needs round {round_no - 1} completed with a model; "
                          f"run `hybridlabel resume --round {round_no - 1}` first")
     model_dir = parent["model_dir"]
-    checkpoint = Path(model_dir) / "fold_all" / "checkpoint_final.pth"
+    checkpoint = checkpoint_path(model_dir)
     if not checkpoint.exists():
         raise RoundError(f"round {round_no - 1}'s model {checkpoint} is missing; resume from round {round_no - 1}")
     reg.set_round_status(round_no, "running", **_round_row(config, round_no, "student", started))

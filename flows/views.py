@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
+from models.metric_summary import SUMMARY_ROWS
+
 ROLE_STYLE = {"quarantined": "bold red", "val": "cyan", "strong": "green"}
 
 
@@ -112,7 +114,7 @@ def summary_rich_table(summary: pd.DataFrame, title: str) -> Table:
     for col in ("class", "DSC", "NSD", "cases"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for row in summary.to_dict("records"):
-        bold = "bold " if row["class"] in ("organ mean", "tumor") else ""
+        bold = "bold " if row["class"] in SUMMARY_ROWS else ""
         table.add_row(f"[{bold}]{row['class']}" if bold else row["class"],
                       f"{row['dsc_mean']:.4f} ± {row['dsc_std']:.4f}", f"{row['nsd_mean']:.4f} ± {row['nsd_std']:.4f}",
                       str(row["cases"]))
@@ -129,7 +131,7 @@ def rounds_metrics_table(table: pd.DataFrame, title: str) -> Table:
     for round_no in table.index:
         out.add_column(f"r{round_no}", justify="right")
     for col in table.columns:
-        bold = col in ("organ mean", "tumor")
+        bold = col in SUMMARY_ROWS
         name = short_class_name(col)
         out.add_row(f"[bold]{name}" if bold else name,
                     *("" if pd.isna(v) else f"{v:.3f}" for v in table[col].tolist()))
@@ -168,7 +170,7 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
     """Arms and rounds x organ DSC / NSD, tumour DSC, train minutes (mean ± SD); the
     seeds and the per-model budget in the caption."""
     out = Table(title=title)
-    for col in ("arm", "organ DSC", "organ NSD", "tumour DSC", "train min"):
+    for col in ("arm", "organ DSC", "present", "organ NSD", "tumour DSC", "train min"):
         out.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
 
     def pm(row: dict, key: str) -> str:
@@ -176,9 +178,11 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
         return "" if pd.isna(mean) else f"{mean:.3f}±{0 if pd.isna(sd) else sd:.3f}"
 
     for row in table.to_dict("records"):
-        out.add_row(row["arm"], pm(row, "organ_dsc"), pm(row, "organ_nsd"), pm(row, "tumor_dsc"),
+        out.add_row(row["arm"], pm(row, "organ_dsc"), pm(row, "organ_dsc_present"), pm(row, "organ_nsd"),
+                    pm(row, "tumor_dsc"),
                     "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}")
     if len(table):
         out.caption = (f"seeds per arm: {', '.join(sorted({str(s) for s in table['seeds']}))}; "
-                       f"iterations per model: {', '.join(sorted({str(i) for i in table['iterations']}))}")
+                       f"iterations per model: {', '.join(sorted({str(i) for i in table['iterations']}))}; "
+                       "present: organ DSC over the classes present in the ground truth (judge by this)")
     return out

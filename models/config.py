@@ -90,6 +90,9 @@ class SelectionConfig(_Frozen):
 
 
 class TrainingConfig(_Frozen):
+    configuration: Literal["3d_fullres", "2d", "3d_lowres"] = Field(
+        "3d_fullres", description="nnU-Net configuration: 3d_fullres, 2d (slices: learns fastest on a CPU) or "
+                                  "3d_lowres (when the planner wrote one)")
     network: Literal["default", "lightweight", "tiny"] = Field("default", description="plans variant: nnU-Net default, lightweight (16 features, 2 convs/stage), tiny (CPU tests)")
     loss: Literal["naive", "target_adaptive", "merge_max"] = Field("target_adaptive", description="loss for partially labeled cases")
     epochs: int = Field(1000, ge=1, description="training epochs")
@@ -101,6 +104,8 @@ class TrainingConfig(_Frozen):
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="sgd = nnU-Net's (momentum 0.99, lr 1e-2); adam converges faster on short CPU budgets")
     learning_rate: float | None = Field(None, gt=0, description="initial learning rate; null = 1e-2 for sgd, 1e-3 for adam")
     init_from_parent: bool = Field(False, description="start a student from its teacher's weights (output layers re-initialised)")
+    max_train_seconds: float | None = Field(None, gt=0, description="stop training once this many seconds of training have passed (checked at epoch ends; the model so far is the final one); null = the epochs decide")
+    curve_every: int = Field(0, ge=0, description="keep the weights every N epochs (fold_all/curve/) so that one training gives a learning curve; 0 = off")
 
 
 class EvaluationConfig(_Frozen):

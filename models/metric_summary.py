@@ -1,5 +1,9 @@
 """Result tables from per-case, per-class metric records, as the papers print them:
-mean and standard deviation per class, the organ mean and the tumour (pure pandas)."""
+mean and standard deviation per class, the organ mean and the tumour (pure pandas).
+
+`organ mean` is FLARE's figure (every organ class scored, an absent class counting 1
+when the prediction is empty too); `organ mean (present)` averages only the organ classes
+present in each case's ground truth, and is the one to judge learning by."""
 
 from __future__ import annotations
 
@@ -7,13 +11,24 @@ import numpy as np
 import pandas as pd
 
 ORGAN_MEAN = "organ mean"
+ORGAN_MEAN_PRESENT = "organ mean (present)"
 TUMOR = "tumor"
+SUMMARY_ROWS = (ORGAN_MEAN, ORGAN_MEAN_PRESENT, TUMOR)
 
 
-def organ_means(records: pd.DataFrame, organ_ids, by: list[str]) -> pd.DataFrame:
-    """Per group (e.g. case, or round and case): the mean DSC / NSD over the organ classes scored."""
+def organ_means(records: pd.DataFrame, organ_ids, by: list[str], present_only: bool = False) -> pd.DataFrame:
+    """Per group (e.g. case, or round and case): the mean DSC / NSD over the organ classes
+    scored (or over those present in the ground truth)."""
     organs = records[records["class_id"].isin(list(organ_ids))]
+    if present_only:
+        organs = organs[_present(organs)]
     return organs.groupby(by, as_index=False)[["dsc", "nsd"]].mean()
+
+
+def _present(records: pd.DataFrame) -> pd.Series:
+    if "gt_present" not in records.columns:  # records written before the column existed
+        return pd.Series(True, index=records.index)
+    return records["gt_present"].fillna(True).astype(bool)
 
 
 def summary_table(records: pd.DataFrame, organ_ids, tumor_id: int) -> pd.DataFrame:
@@ -33,6 +48,9 @@ def summary_table(records: pd.DataFrame, organ_ids, tumor_id: int) -> pd.DataFra
     per_case = organ_means(records, organ_ids, ["case_id"])
     if len(per_case):
         rows.append(stats(per_case, ORGAN_MEAN))
+    present = organ_means(records, organ_ids, ["case_id"], present_only=True)
+    if len(present):
+        rows.append(stats(present, ORGAN_MEAN_PRESENT))
     tumor = records[records["class_id"] == tumor_id]
     if len(tumor):
         rows.append(stats(tumor, TUMOR))
@@ -52,6 +70,8 @@ def rounds_by_class(metrics: pd.DataFrame, organ_ids, tumor_id: int, reference: 
     table = table[[c for c in order if c in table.columns]]
     per_case = organ_means(frame, organ_ids, ["round", "case_id"])
     table[ORGAN_MEAN] = per_case.groupby("round")[value].mean() if len(per_case) else np.nan
+    present = organ_means(frame, organ_ids, ["round", "case_id"], present_only=True)
+    table[ORGAN_MEAN_PRESENT] = present.groupby("round")[value].mean() if len(present) else np.nan
     tumor = frame[frame["class_id"] == tumor_id]
     if len(tumor):
         table[TUMOR] = tumor.groupby("round")[value].mean()

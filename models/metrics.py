@@ -6,6 +6,10 @@
   ground truth labels (FLARE's code slices z_min:z_max and so drops the last labelled
   slice; the design says "slices the ground truth labels", so both ends are kept);
 - tumour is one binary class.
+Each record says whether the class is present in the ground truth (`gt_present`): FLARE's
+rule scores an absent class 1 for an empty prediction, so a mean over absent classes
+flatters a model that predicts nothing (an all-background prediction scored 0.14 organ
+mean on a cohort where few classes are present). Summaries give both means.
 
 Every class is scored inside the union of its two bounding boxes, found for all classes
 in one pass over each volume, so a 13-class case costs two passes plus small crops.
@@ -56,7 +60,7 @@ def score_class(gt: np.ndarray, pred: np.ndarray, spacing, tolerance_mm: float) 
 
 def score_case(pred: np.ndarray, gt: np.ndarray, spacing, rules: MetricRules,
                classes: list[int] | None = None) -> list[dict]:
-    """Per class of `rules` (or of `classes`): {class_id, class_name, dsc, nsd}.
+    """Per class of `rules` (or of `classes`): {class_id, class_name, dsc, nsd, gt_present}.
     `pred` and `gt` are (z, y, x) label maps on one grid, `spacing` (z, y, x) mm."""
     if pred.shape != gt.shape:
         raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} are not on one grid; "
@@ -76,7 +80,8 @@ def score_case(pred: np.ndarray, gt: np.ndarray, spacing, rules: MetricRules,
             dsc = nsd = 1.0
         else:
             dsc, nsd = score_class(gt[box] == cls, pred[box] == cls, spacing, rules.tolerances[cls])
-        records.append({"class_id": cls, "class_name": rules.classes.get(cls, str(cls)), "dsc": dsc, "nsd": nsd})
+        records.append({"class_id": cls, "class_name": rules.classes.get(cls, str(cls)), "dsc": dsc, "nsd": nsd,
+                        "gt_present": gt_box is not None})
     return records
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from models.partiality import partial_label
+
 ORGAN_HALF_HEIGHT_MM = 110.0
 AIR_HU, FAT_HU, BONE_HU = -1000.0, -100.0, 450.0
 
@@ -153,35 +155,6 @@ def generate_phantom(rng: np.random.Generator, size: str = "small",
     return PhantomCase(image, label, organ_label, spacing, tumors)
 
 
-# FLARE23-like annotation patterns for partially labeled cases; tumour-only dominates.
-PARTIAL_PATTERNS: tuple[tuple[int, ...], ...] = (
-    (14,), (1, 14), (2, 13, 14), (14,), (4, 14), (14,),
-)
-
-
-def assign_roles(n_cases: int) -> list[tuple[str, tuple[int, ...] | None]]:
-    """Intended (role, annotated classes) per case index; None = no label at all."""
-    if n_cases < 5:
-        raise ValueError(f"a phantom cohort needs at least 5 cases (val, 2 strong, partial, unlabeled), got {n_cases}")
-    n_val = max(1, round(0.12 * n_cases))
-    n_strong = max(2, round(0.12 * n_cases))
-    n_unlabeled = max(1, round(0.25 * n_cases))
-    n_partial = n_cases - n_val - n_strong - n_unlabeled
-    organs = tuple(range(1, 14))
-    plan: list[tuple[str, tuple[int, ...] | None]] = []
-    plan += [("val", organs + (14,))] * n_val
-    plan += [("strong", organs)] * n_strong
-    for i in range(n_partial):
-        pattern = PARTIAL_PATTERNS[i % len(PARTIAL_PATTERNS)]
-        plan.append(("tumor_only" if pattern == (14,) else "partial", pattern))
-    plan += [("unlabeled", None)] * n_unlabeled
-    return plan
-
-
-def partial_label(case: PhantomCase, annotated: tuple[int, ...]) -> np.ndarray:
+def phantom_partial_label(case: PhantomCase, annotated: tuple[int, ...]) -> np.ndarray:
     """The label an annotator covering only `annotated` would have drawn."""
-    # Without a tumour annotation, tumour voxels were drawn as their organ (FLARE22 style).
-    source = case.label if 14 in annotated else case.organ_label
-    keep = np.zeros(256, dtype=bool)
-    keep[list(annotated)] = True
-    return np.where(keep[source], source, 0).astype(np.uint8)
+    return partial_label(case.label, case.organ_label, annotated)

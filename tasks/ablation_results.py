@@ -27,11 +27,13 @@ def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConf
         return None
     labels = config.label_map
     per_case = organ_means(val, labels.organ_ids, ["case_id"])
+    present = organ_means(val, labels.organ_ids, ["case_id"], present_only=True)
     tumor = val[val["class_id"] == labels.tumor_id]
     training = json.loads(row["config_json"])["rounds"][round_no]["training"]
     stages = json.loads(row["stage_seconds"] or "{}")
     return {"arm": arm, "seed": seed, "round": round_no, "name": row["name"],
             "organ_dsc": float(per_case["dsc"].mean()), "organ_nsd": float(per_case["nsd"].mean()),
+            "organ_dsc_present": float(present["dsc"].mean()) if len(present) else np.nan,
             "tumor_dsc": float(tumor["dsc"].mean()) if len(tumor) else np.nan,
             "tumor_nsd": float(tumor["nsd"].mean()) if len(tumor) else np.nan,
             "class_dsc": json.dumps({n: round(float(g["dsc"].mean()), 4) for n, g in val.groupby("class_name")}),
@@ -66,7 +68,7 @@ def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for arm, group in rows.groupby("arm", sort=False):
         rec = {"arm": arm, "seeds": int(group["seed"].nunique()), "iterations": int(group["iterations"].iloc[0])}
-        for col in ("organ_dsc", "organ_nsd", "tumor_dsc", "train_minutes"):
+        for col in ("organ_dsc", "organ_dsc_present", "organ_nsd", "tumor_dsc", "train_minutes"):
             rec[f"{col}_mean"] = float(group[col].mean())
             rec[f"{col}_sd"] = float(group[col].std(ddof=0)) if group[col].notna().any() else np.nan
         classes = pd.DataFrame([json.loads(t) for t in group["class_dsc"]]).mean()

@@ -18,7 +18,7 @@ from tasks.files import atomic_write_text
 from tasks.imageio import IMAGE_SUFFIXES, ImageReadError, grid_of, image_suffix, read_image, resample_label_onto, \
     spacing_zyx, strip_suffix
 
-CSV_COLUMNS = ["case_id", "class_id", "class", "dsc", "nsd"]
+CSV_COLUMNS = ["case_id", "class_id", "class", "dsc", "nsd", "gt_present"]
 
 
 class EvaluationInputError(ValueError):
@@ -112,5 +112,6 @@ def write_metrics_csv(records: list[dict], out: Path) -> Path:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in records:
-        writer.writerow([r["case_id"], r["class_id"], r["class_name"], f"{r['dsc']:.6f}", f"{r['nsd']:.6f}"])
+        writer.writerow([r["case_id"], r["class_id"], r["class_name"], f"{r['dsc']:.6f}", f"{r['nsd']:.6f}",
+                         int(bool(r.get("gt_present", True)))])
     return atomic_write_text(Path(out), buf.getvalue())

@@ -29,12 +29,13 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
                         val_metrics: dict | None = None, source: str = "") -> tuple[Path, dict]:
     import torch
 
+    from models.nnunet.identity import checkpoint_path
     from models.nnunet.network import count_parameters
 
     model_dir = Path(model_dir)
     from tasks.model_archive import checkpoint_configuration, load_weights
 
-    ckpt = load_weights(model_dir / "fold_all" / "checkpoint_final.pth", f"model {model_dir}")
+    ckpt = load_weights(checkpoint_path(model_dir), f"model {model_dir}")
     configuration = checkpoint_configuration(ckpt)
     # weights and what inference needs, as plain types (plans and label map are members of their own)
     slim = {"network_weights": ckpt["network_weights"], "init_args": {"configuration": configuration},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from data_registry.store import Registry
+from models.nnunet.identity import checkpoint_path
 from tasks.imageio import sha256_path
 
 
@@ -21,7 +22,7 @@ def round_problems(workdir: Path, round_no: int, hashes: bool = True) -> list[st
     problems = []
     model = row.get("model_dir")
     if row.get("kind") in ("teacher", "student"):
-        if not model or not (Path(model) / "fold_all" / "checkpoint_final.pth").exists():
+        if not model or not checkpoint_path(model).exists():
             problems.append(f"round {round_no}'s model {model} is missing")
     cases = reg.read("cases", round_no)
     for case in cases.to_dict("records"):

@@ -9,17 +9,18 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from models.config import LabelMapConfig
+from models.nnunet.identity import FINAL, checkpoint_path
 from models.nnunet.predictor import ModelBundle, Segmenter
 from models.uncertainty import entropy_scores
 from tasks.imageio import array_to_image, read_image, spacing_zyx, write_image
 
 
-def load_bundle(model_folder: Path, checkpoint: str = "checkpoint_final.pth") -> ModelBundle:
+def load_bundle(model_folder: Path, checkpoint: str = FINAL) -> ModelBundle:
     """A trained model folder, loaded as an archive is: weights-only unpickling, checked plans."""
     from tasks.model_archive import bundle_from, load_weights
 
     folder = Path(model_folder)
-    ckpt = load_weights(folder / "fold_all" / checkpoint, f"model {folder}")
+    ckpt = load_weights(checkpoint_path(folder, checkpoint), f"model {folder}")
     return bundle_from(ckpt, json.loads((folder / "plans.json").read_text()),
                        json.loads((folder / "dataset.json").read_text()), f"model {folder}")
 

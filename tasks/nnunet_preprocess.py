@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from models.nnunet.commands import nnunet_env, plan_command
-from models.nnunet.plans import BASE_PLANS, CONFIGURATION
+from models.nnunet.plans import BASE_PLANS
 from tasks.files import atomic_write_bytes, atomic_write_text
 from tasks.nnunet_dataset import FILE_ENDING, TrainingCase, _link, dataset_name
 
@@ -59,14 +59,15 @@ def plan_dataset(root: Path, dataset_id: int, log: Callable[[str], None] = print
     return plans_file
 
 
-def _managers(plans: dict, dataset: dict):
+def _managers(plans: dict, dataset: dict, configuration: str):
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     pm = PlansManager(plans)
-    return pm, pm.get_configuration(CONFIGURATION), pm.get_label_manager(dataset)
+    return pm, pm.get_configuration(configuration), pm.get_label_manager(dataset)
 
 
-def _cache_image(cache: Path, case: TrainingCase, image: Path, plans: dict, dataset: dict) -> None:
+def _cache_image(cache: Path, case: TrainingCase, image: Path, plans: dict, dataset: dict,
+                 configuration: str) -> None:
     """nnU-Net's image preprocessing of one case, done once: data, properties, mask."""
     from acvl_utils.cropping_and_padding.bounding_boxes import bounding_box_to_slice
     from nnunetv2.preprocessing.cropping.cropping import create_nonzero_mask
@@ -75,7 +76,7 @@ def _cache_image(cache: Path, case: TrainingCase, image: Path, plans: dict, data
 
     if (cache / f"{case.case_id}.pkl").exists():
         return
-    pm, cm, _ = _managers(plans, dataset)
+    pm, cm, _ = _managers(plans, dataset, configuration)
     data, props = pm.image_reader_writer_class().read_images([str(image)])
     transposed = data.transpose([0, *[i + 1 for i in pm.transpose_forward]])
     pre = DefaultPreprocessor(verbose=False)
@@ -101,13 +102,14 @@ def _load_mask(cache: Path, case_id: str) -> np.ndarray:
     return np.unpackbits(bits, count=int(np.prod(shape))).astype(bool).reshape(shape)
 
 
-def preprocess_label(label: Path, props: dict, mask: np.ndarray, plans: dict, dataset: dict):
+def preprocess_label(label: Path, props: dict, mask: np.ndarray, plans: dict, dataset: dict,
+                     configuration: str = "3d_fullres"):
     """nnU-Net's label path of `run_case_npy`, without touching the image data."""
     from acvl_utils.cropping_and_padding.bounding_boxes import bounding_box_to_slice
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
     from nnunetv2.preprocessing.resampling.default_resampling import compute_new_shape
 
-    pm, cm, lm = _managers(plans, dataset)
+    pm, cm, lm = _managers(plans, dataset, configuration)
     seg, _ = pm.image_reader_writer_class().read_seg(str(label))
     seg = seg.transpose([0, *[i + 1 for i in pm.transpose_forward]])
     seg = np.copy(seg[(slice(None),) + bounding_box_to_slice(props["bbox_used_for_cropping"])])
@@ -142,11 +144,12 @@ def _write_seg(seg: np.ndarray, path_truncated: Path, patch_size) -> None:
     os.replace(tmp, path_truncated.with_name(f"{path_truncated.name}_seg.b2nd"))
 
 
-def _preprocess_whole(data_dir: Path, case: TrainingCase, image: Path, label: Path, plans: dict, dataset: dict) -> None:
+def _preprocess_whole(data_dir: Path, case: TrainingCase, image: Path, label: Path, plans: dict, dataset: dict,
+                      configuration: str) -> None:
     """nnU-Net's own preprocessing of image and label together (no reuse possible)."""
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 
-    pm, cm, _ = _managers(plans, dataset)
+    pm, cm, _ = _managers(plans, dataset, configuration)
     target = data_dir / f"{case.case_id}.b2nd"
     if target.is_symlink():
         target.unlink()  # a link into an image cache made under other plans
@@ -155,13 +158,18 @@ def _preprocess_whole(data_dir: Path, case: TrainingCase, image: Path, label: Pa
 
 
 def preprocess_round(root: Path, plans_file: Path, dataset_id: int, name: str, cases: list[TrainingCase],
-                     on_case: Callable[[str], None] | None = None) -> Path:
-    """Preprocessed folder of a round's dataset, reusing every cached image."""
+                     on_case: Callable[[str], None] | None = None, configuration: str = "3d_fullres") -> Path:
+    """Preprocessed folder of a round's dataset in `configuration`, reusing every cached
+    image (the cache is per configuration: each has its own spacing)."""
+    from models.nnunet.plans import configuration_problem
+
     plans = json.loads(Path(plans_file).read_text())
+    if problem := configuration_problem(plans, configuration):
+        raise NnunetError(problem)
     ds_name = dataset_name(dataset_id, name)
     raw = Path(root) / "raw" / ds_name
     dataset = json.loads((raw / "dataset.json").read_text())
-    config = plans["configurations"][CONFIGURATION]
+    config = plans["configurations"][configuration]
     # a normalisation that uses the nonzero mask ties the image data to the crop/seg path:
     # then each case is preprocessed whole by nnU-Net (no image cache), as nnU-Net would
     whole = any(config.get("use_mask_for_norm", []))
@@ -183,15 +191,16 @@ def preprocess_round(root: Path, plans_file: Path, dataset_id: int, name: str, c
     for case in cases:
         image = raw / "imagesTr" / f"{case.case_id}_0000{FILE_ENDING}"
         if whole:
-            _preprocess_whole(data_dir, case, image, raw / "labelsTr" / f"{case.case_id}{FILE_ENDING}", plans, dataset)
+            _preprocess_whole(data_dir, case, image, raw / "labelsTr" / f"{case.case_id}{FILE_ENDING}", plans, dataset,
+                              configuration)
             if on_case:
                 on_case(case.case_id)
             continue
-        _cache_image(cache, case, image, plans, dataset)
+        _cache_image(cache, case, image, plans, dataset, configuration)
         with open(cache / f"{case.case_id}.pkl", "rb") as fh:
             props = pickle.load(fh)
         seg, props = preprocess_label(raw / "labelsTr" / f"{case.case_id}{FILE_ENDING}", props,
-                                      _load_mask(cache, case.case_id), plans, dataset)
+                                      _load_mask(cache, case.case_id), plans, dataset, configuration)
         _write_seg(seg, data_dir / case.case_id, config["patch_size"])
         _link(cache / f"{case.case_id}.b2nd", data_dir / f"{case.case_id}.b2nd")
         atomic_write_bytes(data_dir / f"{case.case_id}.pkl", pickle.dumps(props))

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from models.config import TrainingConfig
 from models.nnunet.commands import nnunet_env, train_command
-from models.nnunet.plans import BASE_PLANS, CONFIGURATION, plans_name, plans_variant
-from models.nnunet.spec import TRAINER_NAME, TrainingSpec
+from models.nnunet.identity import LATEST, ModelIdentity, checkpoint_path
+from models.nnunet.plans import BASE_PLANS, plans_name, plans_variant
+from models.nnunet.spec import TrainingSpec
 from tasks.files import atomic_write_text
 from tasks.nnunet_preprocess import run_logged
 
@@ -31,14 +32,16 @@ def write_plans_variant(preprocessed: Path, training: TrainingConfig) -> str:
     name = plans_name(training.network)
     if training.batch_size is not None and training.network == "default":
         name = f"{BASE_PLANS}_bs{training.batch_size}"
-    variant = plans_variant(base, training.network, training.batch_size)
+    variant = plans_variant(base, training.network, training.batch_size, configuration=training.configuration)
     variant["plans_name"] = name
     atomic_write_text(Path(preprocessed) / f"{name}.json", json.dumps(variant, indent=1))
     return name
 
 
-def model_dir(root: Path, dataset: str, plans: str) -> Path:
-    return Path(root) / "results" / dataset / f"{TRAINER_NAME}__{plans}__{CONFIGURATION}"
+def model_identity(root: Path, dataset_id: int, dataset: str, training: TrainingConfig) -> ModelIdentity:
+    """The identity of the model this budget trains on this dataset (writes its plans variant)."""
+    plans = write_plans_variant(Path(root) / "preprocessed" / dataset, training)
+    return ModelIdentity(Path(root), dataset_id, dataset, plans, training.configuration)
 
 
 def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingConfig,
@@ -47,37 +50,34 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
     """Train (or finish training) the round's model; returns its model folder."""
     from models.nnunet.network import count_parameters
 
-    preprocessed = Path(root) / "preprocessed" / dataset
-    plans = write_plans_variant(preprocessed, training)
-    out = model_dir(root, dataset, plans)
-    n_params = count_parameters(json.loads((preprocessed / f"{plans}.json").read_text()),
-                                json.loads((preprocessed / "dataset.json").read_text()))
-    log(f"network {training.network} ({plans}): {n_params:,} parameters; budget {training.epochs} epochs x "
-        f"{training.iterations_per_epoch} iterations")
-    spec = TrainingSpec(epochs=training.epochs, iterations_per_epoch=training.iterations_per_epoch,
-                        val_iterations=training.val_iterations, seed=training.seed, loss=training.loss,
-                        annotated=annotated or {}, optimizer=training.optimizer,
-                        learning_rate=training.learning_rate)
+    model = model_identity(root, dataset_id, dataset, training)
+    out = model.folder
+    n_params = count_parameters(json.loads(model.plans_file.read_text()),
+                                json.loads((model.preprocessed / "dataset.json").read_text()), model.configuration)
+    log(f"network {training.network} ({model.plans}, {model.configuration}): {n_params:,} parameters; budget "
+        f"{training.epochs} epochs x {training.iterations_per_epoch} iterations")
+    spec = TrainingSpec(training, annotated=annotated or {})
     pretrained = None
     if training.init_from_parent and parent_model is not None:
-        pretrained = Path(parent_model) / "fold_all" / "checkpoint_final.pth"
-    inputs = _training_inputs(preprocessed, plans, spec) + (f"|from:{pretrained}" if pretrained else "")
+        pretrained = checkpoint_path(parent_model)
+    inputs = _training_inputs(model, spec) + (f"|from:{pretrained}" if pretrained else "")
     stamp = out / "training_inputs.json"
     if out.exists() and (not stamp.exists() or stamp.read_text() != inputs):
         aside = out.with_name(f"{out.name}.superseded-{time.strftime('%Y%m%dT%H%M%S')}")
         os.rename(out, aside)  # trained on other data or budget: kept, not reused
         log(f"model folder {out} was trained on other inputs; moved to {aside.name}")
-    if (out / "fold_all" / "checkpoint_final.pth").exists():
+    if model.checkpoint().exists():
         log(f"model {out} is already trained on these inputs; reusing it")
         return out
-    spec_path = atomic_write_text(preprocessed / f"training_spec_{plans}.json", spec.to_json())
+    spec_path = atomic_write_text(model.preprocessed / f"training_spec_{model.plans}_{model.configuration}.json",
+                                  spec.to_json())
     device = resolve_device(training.device)
     env = nnunet_env(root, dict(os.environ), n_proc=n_proc, n_proc_da=0 if device == "cpu" else max(2, n_proc),
                      spec_path=spec_path)
-    resume = (out / "fold_all" / "checkpoint_latest.pth").exists()
-    run_logged(train_command(dataset_id, plans, device, continue_training=resume, pretrained=pretrained), env, log)
-    if not (out / "fold_all" / "checkpoint_final.pth").exists():
-        raise RuntimeError(f"nnU-Net training ended without {out / 'fold_all' / 'checkpoint_final.pth'}")
+    resume = model.checkpoint(LATEST).exists()
+    run_logged(train_command(model, device, continue_training=resume, pretrained=pretrained), env, log)
+    if not model.checkpoint().exists():
+        raise RuntimeError(f"nnU-Net training ended without {model.checkpoint()}")
     atomic_write_text(stamp, inputs)
     return out
 
@@ -97,10 +97,9 @@ def label_array_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _training_inputs(preprocessed: Path, plans: str, spec: TrainingSpec) -> str:
+def _training_inputs(model: ModelIdentity, spec: TrainingSpec) -> str:
     """What a model depends on: plans, budget, loss, and every case's preprocessed label."""
-    data = preprocessed / json.loads((preprocessed / f"{plans}.json").read_text())["configurations"][
-        CONFIGURATION]["data_identifier"]
+    plans = model.plans_file.read_text()
+    data = model.preprocessed / json.loads(plans)["configurations"][model.configuration]["data_identifier"]
     labels = {p.name: label_array_sha256(p) for p in sorted(data.glob("*_seg.b2nd"))}
-    return json.dumps({"plans": (preprocessed / f"{plans}.json").read_text(), "spec": spec.to_json(),
-                       "labels": labels}, sort_keys=True)
+    return json.dumps({"plans": plans, "spec": spec.to_json(), "labels": labels}, sort_keys=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from models.phantom import assign_roles, generate_phantom, partial_label
+from models.partiality import assign_roles
+from models.phantom import generate_phantom, phantom_partial_label
 from tasks.files import atomic_write_text
 from tasks.imageio import write_image
 
@@ -44,7 +45,7 @@ def write_phantom_cohort(out_dir: Path, n_cases: int, seed: int, size: str = "sm
         label_rel = ""
         if annotated is not None:
             label_rel = f"labelsTr/{case_id}.nii.gz"
-            write_image(_to_image(partial_label(case, annotated), case.spacing), out_dir / label_rel)
+            write_image(_to_image(phantom_partial_label(case, annotated), case.spacing), out_dir / label_rel)
         manifest_rows.append({
             "case_id": case_id, "image": f"imagesTr/{case_id}_0000.nii.gz", "label": label_rel,
             "annotated": " ".join(str(c) for c in annotated) if annotated else "",

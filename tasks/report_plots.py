@@ -7,6 +7,10 @@ import io
 import numpy as np
 import pandas as pd
 
+from models.metric_summary import ORGAN_MEAN, ORGAN_MEAN_PRESENT, SUMMARY_ROWS, TUMOR
+
+SUMMARY_COLORS = {ORGAN_MEAN: "black", ORGAN_MEAN_PRESENT: "#555555", TUMOR: "#c62828"}
+
 SOURCE_COLOURS = {"gt": "#2e7d32", "pseudo": "#1565c0", "ignore": "#9e9e9e", "none": "#eeeeee"}
 DECISION_COLOURS = {"tumor_kept": "#2e7d32", "organ_kept": "#f9a825", "sits_out": "#9e9e9e"}
 
@@ -33,9 +37,9 @@ def metric_lines(table: pd.DataFrame, ylabel: str) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4))
     cmap = plt.get_cmap("tab20")
     for i, col in enumerate(table.columns):
-        bold = col in ("organ mean", "tumor")
+        bold = col in SUMMARY_ROWS
         ax.plot(table.index, table[col], marker="o", lw=3 if bold else 1, alpha=1 if bold else 0.7, label=col,
-                color="black" if col == "organ mean" else ("#c62828" if col == "tumor" else cmap(i % 20)))
+                color=SUMMARY_COLORS.get(col, cmap(i % 20)))
     ax.set_xlabel("round")
     ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)

@@ -105,7 +105,8 @@ def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig
 
 @task(name="build-round-dataset")
 def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list[dict], labels: LabelMapConfig,
-                       with_ignore: bool, tumor: bool, plans_from: int | None) -> str:
+                       with_ignore: bool, tumor: bool, plans_from: int | None,
+                       configuration: str = "3d_fullres") -> str:
     """Raw dataset of the round, plans (once, on the teacher's dataset), preprocessing
     (images once, labels each round). Returns the plans file."""
     from tasks.nnunet_dataset import TrainingCase, write_round_dataset
@@ -116,9 +117,23 @@ def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list
     write_round_dataset(Path(nnunet_root), dataset_id, name, training, labels, with_ignore=with_ignore, tumor=tumor)
     base = dataset_id if plans_from is None else plans_from
     plans = plan_dataset(Path(nnunet_root), base, log=log.info)
-    preprocess_round(Path(nnunet_root), plans, dataset_id, name, training)
-    log.info(f"dataset {dataset_id} ({name}): {len(training)} training cases preprocessed")
+    preprocess_round(Path(nnunet_root), plans, dataset_id, name, training, configuration=configuration)
+    log.info(f"dataset {dataset_id} ({name}): {len(training)} training cases preprocessed ({configuration})")
     return str(plans)
+
+
+@task(name="preprocess-round")
+def preprocess_task(nnunet_root: str, dataset_id: int, name: str, plans_from: int, configuration: str) -> str:
+    """A round's existing raw dataset preprocessed in another configuration (the export's)."""
+    from tasks.nnunet_dataset import FILE_ENDING, TrainingCase, dataset_name
+    from tasks.nnunet_preprocess import plan_dataset, preprocess_round
+
+    raw = Path(nnunet_root) / "raw" / dataset_name(dataset_id, name)
+    suffix = f"_0000{FILE_ENDING}"
+    cases = [TrainingCase(p.name[: -len(suffix)], p, raw / "labelsTr" / (p.name[: -len(suffix)] + FILE_ENDING))
+             for p in sorted((raw / "imagesTr").glob(f"*{suffix}"))]
+    plans = plan_dataset(Path(nnunet_root), plans_from, log=_logger().info)
+    return str(preprocess_round(Path(nnunet_root), plans, dataset_id, name, cases, configuration=configuration))
 
 
 @task(name="train-model")

@@ -63,14 +63,17 @@ def finished(phantom_cohort, tmp_path_factory, prefect_harness):
 
 
 def tiny_config_yaml(dataset, rounds: int = 3, name: str = "t", dataset_id: int = 800) -> str:
-    """A pipeline config with CPU-test budgets (seconds per round)."""
+    """A pipeline config with CPU-test budgets (seconds per round). The third round trains
+    nnU-Net's 2d configuration (the others 3d_fullres), so the pipeline test covers both:
+    training, prediction, evaluation, the export and `predict --fast` of a 2d model."""
     budget = "{network: tiny, epochs: 1, iterations_per_epoch: 2, val_iterations: 1, device: cpu, seed: 3}"
+    budget_2d = budget.replace("{", "{configuration: 2d, ")
     specs = [
         f"  - {{name: teacher, kind: teacher, predict_roles: [], train_roles: [strong], training: {budget}}}",
         f"  - {{name: organs, predict_roles: [partial, tumor_only], train_roles: [strong, partial, tumor_only], "
         f"training: {budget}}}",
         f"  - {{name: tumours, predict_roles: [strong, partial, tumor_only, unlabeled], "
-        f"train_roles: [strong, partial, tumor_only, unlabeled], targets: organs+tumor, training: {budget}}}",
+        f"train_roles: [strong, partial, tumor_only, unlabeled], targets: organs+tumor, training: {budget_2d}}}",
     ][:rounds]
     return (f"name: {name}\nnnunet_dataset_id: {dataset_id}\ndataset: {dataset}\nworkers: 2\n"
             f"selection: {{organ_keep: 0.67, tumor_keep: 1}}\nrounds:\n" + "\n".join(specs) + "\n")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from models.nnunet.plans import CONFIGURATION
-from models.nnunet.spec import SPEC_ENV, TRAINER_NAME
+from models.nnunet.identity import FOLD, ModelIdentity
+from models.nnunet.spec import SPEC_ENV
 
 TRAINERS_DIR = Path(__file__).resolve().parent / "trainers"
 
@@ -42,21 +42,23 @@ def _entry(module: str, func: str) -> list[str]:
 
 
 def plan_command(dataset_id: int, n_proc: int = 2) -> list[str]:
-    """Fingerprint and plans only: the images are preprocessed by hybridlabel, once."""
+    """Fingerprint and plans (every configuration) only: the images are preprocessed by
+    hybridlabel, once per configuration."""
     return _entry("nnunetv2.experiment_planning.plan_and_preprocess_entrypoints", "plan_and_preprocess_entry") + [
-        "-d", str(dataset_id), "-c", CONFIGURATION, "--no_pp", "-npfp", str(n_proc)]
+        "-d", str(dataset_id), "--no_pp", "-npfp", str(n_proc)]
 
 
-def full_preprocess_command(dataset_id: int, plans: str = "nnUNetPlans", n_proc: int = 2) -> list[str]:
+def full_preprocess_command(dataset_id: int, plans: str = "nnUNetPlans", n_proc: int = 2,
+                            configuration: str = "3d_fullres") -> list[str]:
     """nnU-Net's own preprocessing of a whole dataset (the reference of the benchmark)."""
     return _entry("nnunetv2.experiment_planning.plan_and_preprocess_entrypoints", "preprocess_entry") + [
-        "-d", str(dataset_id), "-c", CONFIGURATION, "-plans_name", plans, "-np", str(n_proc)]
+        "-d", str(dataset_id), "-c", configuration, "-plans_name", plans, "-np", str(n_proc)]
 
 
-def train_command(dataset_id: int, plans: str, device: str, continue_training: bool = False,
+def train_command(model: ModelIdentity, device: str, continue_training: bool = False,
                   pretrained: Path | None = None) -> list[str]:
     cmd = _entry("nnunetv2.run.run_training", "run_training_entry") + [
-        str(dataset_id), CONFIGURATION, "all", "-tr", TRAINER_NAME, "-p", plans, "-device", device]
+        str(model.dataset_id), model.configuration, FOLD, "-tr", model.trainer, "-p", model.plans, "-device", device]
     if continue_training:
         cmd.append("--c")
     elif pretrained is not None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from models.nnunet.plans import CONFIGURATION
-
-
-def build_network(plans: dict, dataset_json: dict, configuration: str = CONFIGURATION, deep_supervision: bool = False):
+def build_network(plans: dict, dataset_json: dict, configuration: str, deep_supervision: bool = False):
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -18,5 +15,5 @@ def build_network(plans: dict, dataset_json: dict, configuration: str = CONFIGUR
     return HybridLabelTrainer.build_network_architecture(pm, config, n_in, n_out, enable_deep_supervision=deep_supervision)
 
 
-def count_parameters(plans: dict, dataset_json: dict, configuration: str = CONFIGURATION) -> int:
+def count_parameters(plans: dict, dataset_json: dict, configuration: str) -> int:
     return sum(p.numel() for p in build_network(plans, dataset_json, configuration).parameters())

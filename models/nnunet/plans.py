@@ -1,14 +1,15 @@
 """Plans variants (network sizes) as edited copies of nnU-Net's plans (pure dicts).
 
 A variant keeps the configuration's `data_identifier`, so it trains on the same
-preprocessed data: only the network changes.
+preprocessed data: only the network changes. Configurations (`2d`, `3d_fullres`,
+`3d_lowres`) are nnU-Net's, as its planner writes them.
 """
 
 from __future__ import annotations
 
 import copy
 
-CONFIGURATION = "3d_fullres"
+CONFIGURATIONS = ("3d_fullres", "2d", "3d_lowres")
 BASE_PLANS = "nnUNetPlans"
 
 # base features, max features, convolutions per encoder stage and per decoder stage
@@ -25,16 +26,28 @@ def plans_name(network: str) -> str:
     return BASE_PLANS if network == "default" else f"{BASE_PLANS}_{network}"
 
 
+def configuration_problem(plans: dict, configuration: str) -> str | None:
+    """Why `configuration` cannot be trained with these plans, or None."""
+    available = sorted(c for c, v in plans.get("configurations", {}).items() if "architecture" in v)
+    if configuration not in available:
+        return (f"nnU-Net's planner wrote no {configuration!r} configuration for this dataset (it has "
+                f"{', '.join(available)}); choose one of those in training.configuration")
+    return None
+
+
 def plans_variant(plans: dict, network: str, batch_size: int | None = None,
-                  dataset_name: str | None = None) -> dict:
-    """A copy of `plans` with the network of `network` and, optionally, a batch size."""
+                  dataset_name: str | None = None, configuration: str = "3d_fullres") -> dict:
+    """A copy of `plans` with the network of `network` in `configuration` and, optionally,
+    a batch size."""
     if network != "default" and network not in NETWORKS:
         raise ValueError(f"unknown network {network!r}; expected default, {', '.join(NETWORKS)}")
+    if problem := configuration_problem(plans, configuration):
+        raise ValueError(problem)
     out = copy.deepcopy(plans)
     out["plans_name"] = plans_name(network)
     if dataset_name:
         out["dataset_name"] = dataset_name
-    config = out["configurations"][CONFIGURATION]
+    config = out["configurations"][configuration]
     if batch_size is not None:
         config["batch_size"] = int(batch_size)
     if network == "default":

@@ -2,14 +2,18 @@
 
 nnU-Net constructs trainers itself, by class name, so budgets cannot be constructor
 arguments; the spec travels as a JSON file named by one environment variable that is
-set for the training subprocess only and read when the trainer is constructed.
+set for the training subprocess only and read when the trainer is constructed. The
+budget inside it is the config's own `TrainingConfig`, never copied field by field: a new
+training option reaches the trainer by being a field of that schema.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from models.config import TrainingConfig
 
 SPEC_ENV = "HYBRIDLABEL_TRAINING_SPEC"
 TRAINER_NAME = "HybridLabelTrainer"
@@ -17,22 +21,19 @@ TRAINER_NAME = "HybridLabelTrainer"
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    epochs: int
-    iterations_per_epoch: int
-    val_iterations: int
-    seed: int
-    loss: str = "naive"  # naive | target_adaptive | merge_max
+    training: TrainingConfig
     annotated: dict[str, list[int]] = field(default_factory=dict)  # case id -> annotated classes
     final_validation: bool = False  # nnU-Net's own sliding-window validation at the end
-    optimizer: str = "sgd"  # sgd | adam
-    learning_rate: float | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps({"training": self.training.model_dump(mode="json"), "annotated": self.annotated,
+                           "final_validation": self.final_validation}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "TrainingSpec":
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        return cls(TrainingConfig.model_validate(data["training"]), data.get("annotated", {}),
+                   data.get("final_validation", False))
 
 
 def spec_from_environment() -> TrainingSpec | None:

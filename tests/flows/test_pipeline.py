@@ -104,6 +104,10 @@ def test_export_trains_the_lightweight_student_and_records_it(finished):
     with zipfile.ZipFile(counts["archive"]) as zf:
         info = json.loads(zf.read("hybridlabel.json"))
     assert info["network"] == "lightweight" and info["fast"] is True
+    # rounds 0-1 train 3d_fullres, round 2 (and so its export student) nnU-Net's 2d configuration
+    assert info["configuration"] == "2d" and info["preprocessing"]["patch_size"].__len__() == 2
+    assert [reg.round_row(r)["model_dir"].endswith("__3d_fullres") for r in range(3)] == [True, True, False]
+    assert reg.round_row(2)["model_dir"].endswith("__2d")
     assert info["val_metrics"]["organ mean"]["cases"] == metrics["case_id"].nunique()
     assert {"target_spacing_zyx", "normalization_schemes", "intensity_properties"} <= set(info["preprocessing"])
 

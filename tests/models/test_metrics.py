@@ -149,3 +149,22 @@ def test_one_empty_is_zero_and_grids_must_match():
     assert (rec["dsc"], rec["nsd"]) == (0.0, 0.0)
     with pytest.raises(ValueError, match="not on one grid"):
         score_case(pred[:4], gt, (1, 1, 1), RULES)
+
+
+def test_an_empty_prediction_cannot_flatter_the_present_class_mean():
+    """Liver is the only class in the ground truth; the prediction is all background.
+    FLARE's organ mean counts the 12 absent organs as 1 (12/13); the mean over present
+    classes is 0."""
+    import pandas as pd
+
+    from models.metric_summary import ORGAN_MEAN, ORGAN_MEAN_PRESENT, rounds_by_class, summary_table
+
+    gt = np.zeros((8, 8, 8), np.uint8)
+    gt[2:6, 2:6, 2:6] = 1
+    records = score_case(np.zeros_like(gt), gt, (1, 1, 1), RULES, classes=list(range(1, 14)))
+    assert [r["gt_present"] for r in records] == [True] + [False] * 12
+    frame = pd.DataFrame(records).assign(case_id="a", round=0, reference="val_gt")
+    table = summary_table(frame, range(1, 14), 14).set_index("class")
+    assert table.loc[ORGAN_MEAN, "dsc_mean"] == pytest.approx(12 / 13)
+    assert table.loc[ORGAN_MEAN_PRESENT, "dsc_mean"] == 0.0
+    assert rounds_by_class(frame, range(1, 14), 14).loc[0, ORGAN_MEAN_PRESENT] == 0.0

@@ -1,7 +1,6 @@
 import numpy as np
-import pytest
 
-from models.phantom import assign_roles, generate_phantom, partial_label
+from models.phantom import generate_phantom
 
 
 def test_phantom_has_all_organs_and_plausible_intensities():
@@ -32,24 +31,3 @@ def test_phantom_is_deterministic_and_varies_between_cases():
     c = generate_phantom(np.random.default_rng([5, 2]))
     assert np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label)
     assert not np.array_equal(a.label, c.label)
-
-
-def test_roles_follow_flare23_patterns():
-    plan = assign_roles(24)
-    roles = [r for r, _ in plan]
-    assert roles.count("val") >= 1 and roles.count("strong") >= 2 and roles.count("unlabeled") >= 1
-    assert roles.count("tumor_only") >= roles.count("strong")  # many tumour-only cases
-    patterns = {a for r, a in plan if r == "partial"}
-    assert {(1, 14), (2, 13, 14), (4, 14)} <= patterns
-    with pytest.raises(ValueError, match="at least 5"):
-        assign_roles(4)
-
-
-def test_partial_label_keeps_only_annotated_classes():
-    case = generate_phantom(np.random.default_rng(7))
-    kidneys = partial_label(case, (2, 13, 14))
-    assert set(np.unique(kidneys)) <= {0, 2, 13, 14}
-    assert np.array_equal(kidneys == 2, case.label == 2)
-    strong = partial_label(case, tuple(range(1, 14)))
-    assert 14 not in np.unique(strong)  # strong cases carry no tumour annotation
-    assert np.array_equal(strong, case.organ_label)

@@ -111,6 +111,17 @@ def test_tiny_model_trains_within_budget_and_predicts(engine, tmp_path):
     seg, probs = segmenter.predict(sitk.GetArrayFromImage(image), (5.0, 4.0, 4.0))
     assert probs.shape == (15,) + seg.shape
     np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1.0, atol=1e-2)
+    # the same 3d_fullres model exported and read back: `predict --fast`'s segmenter
+    from models.config import PipelineConfig
+    from models.nnunet.fast_predictor import FastSegmenter
+    from tasks.export import write_model_archive
+    from tasks.model_archive import read_archive
+
+    archive, info = write_model_archive(model, tmp_path / "export", PipelineConfig(), 0)
+    bundle, manifest = read_archive(archive)
+    assert manifest["configuration"] == "3d_fullres" and info["parameters"] == segmenter.n_parameters
+    fast = FastSegmenter(bundle, "cpu").predict_label(sitk.GetArrayFromImage(image), image.GetSpacing()[::-1])
+    assert fast.shape == seg.shape and set(np.unique(fast)) <= set(range(15))
 
 
 def test_partial_label_training_is_seeded_and_deterministic(engine):

@@ -80,8 +80,15 @@ def test_evaluate_folders_writes_csv_and_prints_summary(tmp_path):
     assert result.exit_code == 0, result.output
     assert "organ mean" in result.output and "no prediction" in result.output
     table = pd.read_csv(out)
-    assert list(table.columns) == ["case_id", "class_id", "class", "dsc", "nsd"]
+    assert list(table.columns) == ["case_id", "class_id", "class", "dsc", "nsd", "gt_present"]
     assert set(table["case_id"]) == {"a", "b", "c"} and len(table) == 3 * 14
+    assert "organ mean (present)" in result.output
+    organs = runner.invoke(app, ["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
+                                 "--out", str(out), "--classes", "1-13"])
+    assert organs.exit_code == 0 and set(pd.read_csv(out)["class_id"]) == set(range(1, 14))  # no tumour scored
+    bad = runner.invoke(app, ["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
+                              "--classes", "1-99"])
+    assert bad.exit_code == 2 and "not classes of the label map" in bad.output
     assert (table.loc[(table["case_id"] == "c") & table["class_id"].isin(range(1, 14)), "dsc"] == 0).any()
     a = table[table["case_id"] == "a"].set_index("class_id")
     assert 0.8 < a.loc[1, "dsc"] <= 1 and 0 <= a.loc[1, "nsd"] <= 1

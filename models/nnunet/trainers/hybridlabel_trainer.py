@@ -3,7 +3,9 @@ partial-label losses. nnU-Net finds it through `nnUNet_extTrainer` (this folder)
 
 from __future__ import annotations
 
+import os
 import random
+import time
 
 import numpy as np
 import torch
@@ -12,33 +14,76 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
+from models.config import TrainingConfig
 from models.nnunet.losses import PartialLabelLoss
 from models.nnunet.spec import TrainingSpec, spec_from_environment
+
+
+class _BudgetSpent(Exception):
+    """The training's time budget is spent: end as if the last epoch had been planned last."""
 
 
 class HybridLabelTrainer(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        spec = spec_from_environment() or TrainingSpec(epochs=self.num_epochs,
-                                                       iterations_per_epoch=self.num_iterations_per_epoch,
-                                                       val_iterations=self.num_val_iterations_per_epoch, seed=12345)
-        self.spec = spec
-        self.num_epochs = spec.epochs
-        self.num_iterations_per_epoch = spec.iterations_per_epoch
+        spec = spec_from_environment() or TrainingSpec(TrainingConfig(
+            epochs=self.num_epochs, iterations_per_epoch=self.num_iterations_per_epoch,
+            val_iterations=self.num_val_iterations_per_epoch, loss="naive"))
+        self.spec, budget = spec, spec.training
+        self.num_epochs = budget.epochs
+        self.num_iterations_per_epoch = budget.iterations_per_epoch
         # nnU-Net averages over the validation outputs of an epoch: at least one iteration
-        self.num_val_iterations_per_epoch = max(1, spec.val_iterations)
-        self.save_every = max(1, min(50, spec.epochs))
-        if spec.learning_rate is not None:
-            self.initial_lr = spec.learning_rate
-        elif spec.optimizer == "adam":
+        self.num_val_iterations_per_epoch = max(1, budget.val_iterations)
+        self.save_every = max(1, min(50, budget.epochs))
+        if budget.learning_rate is not None:
+            self.initial_lr = budget.learning_rate
+        elif budget.optimizer == "adam":
             self.initial_lr = 1e-3
-        random.seed(spec.seed)
-        np.random.seed(spec.seed)
-        torch.manual_seed(spec.seed)
+        random.seed(budget.seed)
+        np.random.seed(budget.seed)
+        torch.manual_seed(budget.seed)
+
+    # -- time budget and learning curve ------------------------------------------------
+    def _train_seconds(self) -> float:
+        """Seconds spent in epochs so far (training and validation iterations)."""
+        log = self.logger.my_fantastic_logging
+        return float(sum(e - s for s, e in zip(log["epoch_start_timestamps"], log["epoch_end_timestamps"])))
+
+    def on_epoch_start(self):
+        limit = self.spec.training.max_train_seconds
+        if limit is not None and self.current_epoch > 0 and self._train_seconds() >= limit:
+            raise _BudgetSpent
+        super().on_epoch_start()
+
+    def on_epoch_end(self):
+        epoch = self.current_epoch
+        super().on_epoch_end()
+        every = self.spec.training.curve_every
+        if every and (epoch + 1) % every == 0 and self.local_rank == 0:
+            self._save_curve_point(epoch + 1)
+
+    def _save_curve_point(self, epochs: int) -> None:
+        network = self.network.module if self.is_ddp else self.network
+        network = getattr(network, "_orig_mod", network)
+        folder = os.path.join(self.output_folder, "curve")
+        os.makedirs(folder, exist_ok=True)
+        torch.save({"network_weights": network.state_dict(), "init_args": {"configuration": self.configuration_name},
+                    "inference_allowed_mirroring_axes": [int(a) for a in self.inference_allowed_mirroring_axes or ()],
+                    "epochs": epochs, "iterations": epochs * self.num_iterations_per_epoch,
+                    "train_seconds": self._train_seconds(), "saved_at": time.time()},
+                   os.path.join(folder, f"epoch_{epochs:05d}.pth"))
+
+    def run_training(self):
+        try:
+            super().run_training()
+        except _BudgetSpent:
+            self.print_to_log_file(f"time budget of {self.spec.training.max_train_seconds} s spent after "
+                                   f"{self.current_epoch} epochs")
+            self.on_train_end()
 
     def configure_optimizers(self):
-        if self.spec.optimizer != "adam":
+        if self.spec.training.optimizer != "adam":
             return super().configure_optimizers()
         from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 
@@ -46,9 +91,9 @@ class HybridLabelTrainer(nnUNetTrainer):
         return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
     def _build_loss(self):
-        if self.spec.loss == "naive":
+        if self.spec.training.loss == "naive":
             return super()._build_loss()
-        loss = PartialLabelLoss(self.spec.loss, ignore_label=self.label_manager.ignore_label)
+        loss = PartialLabelLoss(self.spec.training.loss, ignore_label=self.label_manager.ignore_label)
         if self.enable_deep_supervision:
             scales = self._get_deep_supervision_scales()
             weights = np.array([1 / (2 ** i) for i in range(len(scales))])
@@ -69,7 +114,7 @@ class HybridLabelTrainer(nnUNetTrainer):
         return mask.to(self.device)
 
     def _loss(self, output, target, keys):
-        if self.spec.loss == "naive":
+        if self.spec.training.loss == "naive":
             return self.loss(output, target)
         mask = self._annotated_mask(keys)
         if self.enable_deep_supervision:
@@ -77,7 +122,7 @@ class HybridLabelTrainer(nnUNetTrainer):
         return self.loss(output, target, mask)
 
     def train_step(self, batch: dict) -> dict:
-        if self.spec.loss == "naive":
+        if self.spec.training.loss == "naive":
             return super().train_step(batch)
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"]
