@@ -15,14 +15,18 @@ from flows.cli_app import app, console, fail  # noqa: F401  (the shared app, con
 
 @app.command()
 def init(config: Path = typer.Argument(..., help="YAML file to write"),
+         preset: Optional[str] = typer.Option(None, "--preset", help="cpu (learns in minutes on a few cores) or gpu (FLARE-scale budgets); default: the design's defaults"),
          force: bool = typer.Option(False, "--force", help="overwrite an existing file")) -> None:
-    """Write the default pipeline config, every field commented."""
+    """Write a pipeline config, every field commented."""
     from models.config_yaml import render_config_yaml
+    from models.presets import PRESETS
     from tasks.files import atomic_write_text
 
+    if preset is not None and preset not in PRESETS:
+        fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     if config.exists() and not force:
         fail(f"{config} exists; pass --force to overwrite it")
-    atomic_write_text(config, render_config_yaml())
+    atomic_write_text(config, render_config_yaml(PRESETS[preset]() if preset else None))
     console.print(f"wrote {config}")
 
 

@@ -27,6 +27,14 @@ def test_init_writes_a_loadable_commented_config(tmp_path):
     assert load_config(path).merge.attribution_mm == 5.0
     again = runner.invoke(app, ["init", str(path)])
     assert again.exit_code != 0 and "--force" in again.output
+    for preset, configuration in (("cpu", "2d"), ("gpu", "3d_fullres")):
+        target = tmp_path / f"{preset}.yaml"
+        assert runner.invoke(app, ["init", str(target), "--preset", preset]).exit_code == 0
+        loaded = load_config(target)
+        assert {r.training.configuration for r in loaded.rounds} == {configuration}
+    assert load_config(tmp_path / "cpu.yaml").rounds[0].training.max_train_seconds > 0
+    bad = runner.invoke(app, ["init", str(tmp_path / "x.yaml"), "--preset", "tpu"])
+    assert bad.exit_code == 2 and "--preset must be one of cpu, gpu" in bad.output
 
 
 def test_phantom_then_audit_shows_the_intended_roles(tmp_path):

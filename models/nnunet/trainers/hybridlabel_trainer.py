@@ -47,8 +47,9 @@ class HybridLabelTrainer(nnUNetTrainer):
     # -- time budget and learning curve ------------------------------------------------
     def _train_seconds(self) -> float:
         """Seconds spent in epochs so far (training and validation iterations)."""
-        log = self.logger.my_fantastic_logging
-        return float(sum(e - s for s, e in zip(log["epoch_start_timestamps"], log["epoch_end_timestamps"])))
+        starts = self.logger.get_value("epoch_start_timestamps", step=None)
+        ends = self.logger.get_value("epoch_end_timestamps", step=None)
+        return float(sum(e - s for s, e in zip(starts, ends)))
 
     def on_epoch_start(self):
         limit = self.spec.training.max_train_seconds

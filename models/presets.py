@@ -1,0 +1,44 @@
+"""Budgets that learn on the machine a user has (pure): `hybridlabel init --preset`.
+
+- `cpu`: a laptop or a 2-core CI box. nnU-Net's `2d` configuration with AdamW reaches a
+  useful teacher in minutes where 3d_fullres needs hours (benchmarks/bench_learning.py);
+  every model gets a wall-clock budget, so a round costs what the config says.
+- `gpu`: one GPU, FLARE-scale: nnU-Net's 3d_fullres default network and SGD for the
+  rounds, its full schedule for the teacher, students started from their teacher, and
+  the lightweight network exported.
+"""
+
+from __future__ import annotations
+
+from models.config import ExportConfig, PipelineConfig, RoundSpec, TrainingConfig, default_rounds
+
+CPU_MINUTES_PER_MODEL = {"teacher": 3.0, "student": 2.0}
+
+
+def cpu_training(minutes: float, init_from_parent: bool = False, seed: int = 12345) -> TrainingConfig:
+    """The cpu preset's budget: 2d, nnU-Net's 2d network, AdamW 1e-3, a time limit."""
+    return TrainingConfig(configuration="2d", network="default", optimizer="adam", loss="target_adaptive",
+                          epochs=10_000, iterations_per_epoch=25, val_iterations=1, device="auto", seed=seed,
+                          max_train_seconds=minutes * 60, init_from_parent=init_from_parent)
+
+
+def cpu_preset() -> PipelineConfig:
+    rounds = []
+    for spec in default_rounds():
+        minutes = CPU_MINUTES_PER_MODEL["teacher" if spec.kind == "teacher" else "student"]
+        rounds.append(spec.model_copy(update={"training": cpu_training(minutes, spec.kind != "teacher")}))
+    return PipelineConfig(rounds=rounds, workers=2, predict_device="auto",
+                          export=ExportConfig(network="default", fast=True))
+
+
+def gpu_preset() -> PipelineConfig:
+    teacher = TrainingConfig(configuration="3d_fullres", network="default", optimizer="sgd", epochs=1000,
+                             iterations_per_epoch=250, device="cuda")
+    student = teacher.model_copy(update={"epochs": 500, "init_from_parent": True})
+    rounds: list[RoundSpec] = [spec.model_copy(update={"training": teacher if spec.kind == "teacher" else student})
+                               for spec in default_rounds()]
+    return PipelineConfig(rounds=rounds, predict_device="cuda", workers=4,
+                          export=ExportConfig(network="lightweight", training=teacher, fast=True))
+
+
+PRESETS = {"cpu": cpu_preset, "gpu": gpu_preset}
