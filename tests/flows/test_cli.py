@@ -92,7 +92,11 @@ def test_status_reports_a_registry_round(tmp_path):
 
     write_phantom_cohort(tmp_path / "c", 6, 1)
     cases = audit_dataset(tmp_path / "c", LabelMapConfig())
+    model = tmp_path / "w" / "model"
+    (model / "fold_all").mkdir(parents=True)
+    (model / "fold_all" / "checkpoint_final.pth").write_bytes(b"weights")
     Registry(tmp_path / "w").commit_round(0, cases, {"name": "teacher", "kind": "teacher", "status": "completed",
+                                                      "model_dir": str(model),
                                                       "counts": json.dumps({"roles": {"strong": 2}})})
     status = runner.invoke(app, ["status", "--workdir", str(tmp_path / "w"), "--json"])
     info = json.loads(status.output)
