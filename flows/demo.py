@@ -13,36 +13,43 @@ from tasks.files import atomic_write_text
 from tasks.phantom import write_phantom_cohort
 
 
+DEMO_SECONDS = {"teacher": 120, "student": 90}
+
+
 def demo_config() -> PipelineConfig:
-    """Teacher -> organ student -> organ+tumour student with selected unlabeled cases.
-    Sized for the README's 10 minutes on 2 CPU cores (~2 s per iteration there): 125
-    teacher iterations, 50 per student; students start from their teacher's weights."""
-    def budget(epochs: int, parent: bool) -> TrainingConfig:
-        return TrainingConfig(network="tiny", epochs=epochs, iterations_per_epoch=25, val_iterations=1,
-                              loss="naive", device="auto", seed=12345, init_from_parent=parent, optimizer="adam")
+    """Teacher -> organ student -> organ+tumour student with selected unlabeled cases, on
+    the cpu preset's choices (nnU-Net's 2d configuration and network, AdamW; measured in
+    benchmarks/bench_learning.py): wall-clock budgets that fit the README's 10 minutes on
+    2 CPU cores; students start from their teacher's weights."""
+    from models.presets import cpu_training
+
+    def budget(kind: str) -> TrainingConfig:
+        return cpu_training(DEMO_SECONDS[kind] / 60, init_from_parent=kind == "student")
 
     return PipelineConfig(
         name="demo", dataset=Path("phantom"),
         selection={"organ_keep": 0.67, "tumor_keep": 0.5},
-        # the rounds already train the tiny network: the export takes the last model as is
-        export={"network": "tiny"},
+        # the rounds already train the export's network: the export takes the last model as is
+        export={"network": "default"},
         rounds=[
             RoundSpec(name="teacher", kind="teacher", predict_roles=[], train_roles=["strong"],
-                      training=budget(5, False)),
+                      training=budget("teacher")),
             RoundSpec(name="organ_student", predict_roles=["partial", "tumor_only"],
-                      train_roles=["strong", "partial", "tumor_only"], training=budget(2, True)),
+                      train_roles=["strong", "partial", "tumor_only"], training=budget("student")),
             RoundSpec(name="tumor_student", predict_roles=["strong", "partial", "tumor_only", "unlabeled"],
                       train_roles=["strong", "partial", "tumor_only", "unlabeled"], targets="organs+tumor",
-                      training=budget(2, True)),
+                      training=budget("student")),
         ])
 
 
 def ablation_config(iterations: int = 100) -> PipelineConfig:
-    """The phantom ablation (`hybridlabel ablate --phantom`): every model gets the same
-    budget (`iterations`, Adam, tiny network, trained from scratch so that arms compare),
-    teacher + organ student + organ+tumour student with selected unlabeled cases."""
-    budget = TrainingConfig(network="tiny", epochs=max(1, iterations // 25), iterations_per_epoch=25,
-                            val_iterations=1, loss="naive", device="auto", seed=1, optimizer="adam")
+    """The phantom ablation (`hybridlabel ablate --phantom`): the demo's rounds, every model
+    with the same budget (`iterations` of the cpu preset's 2d network and AdamW, no time
+    limit, trained from scratch so that arms compare)."""
+    from models.presets import cpu_training
+
+    budget = cpu_training(1).model_copy(update={"epochs": max(1, iterations // 25), "max_train_seconds": None,
+                                                "loss": "naive", "seed": 1, "init_from_parent": False})
     base = demo_config()
     return base.model_copy(update={
         "name": "ablation",

@@ -81,7 +81,9 @@ def test_demo_prepares_a_cohort_and_a_config_with_teacher_and_two_students(tmp_p
     kinds = [r.kind for r in config.rounds]
     assert kinds[0] == "teacher" and kinds.count("student") >= 2
     assert config.rounds[-1].targets == "organs+tumor" and "unlabeled" in config.rounds[-1].train_roles
-    assert all(r.training.network == "tiny" for r in config.rounds)
+    # the cpu preset's choices (benchmarks/bench_learning.py): 2d, wall-clock budgets
+    assert all(r.training.configuration == "2d" and r.training.max_train_seconds for r in config.rounds)
+    assert config.export.network == config.rounds[-1].training.network  # the export takes the last model
 
 
 def test_status_reports_a_registry_round(tmp_path):

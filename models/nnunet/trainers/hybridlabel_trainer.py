@@ -46,10 +46,26 @@ class HybridLabelTrainer(nnUNetTrainer):
 
     # -- time budget and learning curve ------------------------------------------------
     def _train_seconds(self) -> float:
-        """Seconds spent in epochs so far (training and validation iterations)."""
+        """Wall seconds since the first epoch started: iterations, validation, checkpoints
+        and logging, i.e. what a time budget pays for (data-loader start-up excluded)."""
         starts = self.logger.get_value("epoch_start_timestamps", step=None)
-        ends = self.logger.get_value("epoch_end_timestamps", step=None)
-        return float(sum(e - s for s, e in zip(starts, ends)))
+        return float(time.time() - starts[0]) if starts else 0.0
+
+    def save_checkpoint(self, filename: str) -> None:
+        # the loop uses checkpoint_final only: nnU-Net's `checkpoint_best` (by its EMA pseudo
+        # Dice, written whenever it improves) costs a full write per early epoch on a CPU
+        if not filename.endswith("checkpoint_best.pth"):
+            super().save_checkpoint(filename)
+
+    def on_train_start(self):
+        super().on_train_start()
+        plot = self.logger.plot_progress_png
+
+        def every_tenth_epoch(folder: str) -> None:  # matplotlib per epoch: ~1 s on a CPU
+            if self.current_epoch % 10 == 9 or self.current_epoch + 1 >= self.num_epochs:
+                plot(folder)
+
+        self.logger.plot_progress_png = every_tenth_epoch
 
     def on_epoch_start(self):
         limit = self.spec.training.max_train_seconds
