@@ -119,6 +119,23 @@ def test_malformed_archives_get_one_line(tmp_path, kind, message):
     assert len(result.output.strip().splitlines()) == 1, result.output
 
 
+def test_checkpoints_with_numpy_values_load_on_many_threads_at_once(tmp_path):
+    """nnU-Net's checkpoints carry numpy scalars and arrays (its training log); Prefect
+    loads them from several task threads at once (a per-thread allow list lost that race)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from tasks.model_archive import load_weights
+
+    path = tmp_path / "ckpt.pth"
+    torch.save({"network_weights": {"w": torch.ones(2)}, "_best_ema": np.float64(0.5),
+                "logging": {"dice": [np.float32(0.1), np.array([0.2, 0.3])], "epoch": np.int64(3)}}, path)
+    with ThreadPoolExecutor(8) as pool:
+        loaded = list(pool.map(lambda _: load_weights(path, "test"), range(32)))
+    assert all(ck["_best_ema"] == 0.5 and ck["logging"]["epoch"] == 3 for ck in loaded)
+
+
 def test_an_expected_digest_is_checked(tmp_path):
     path = build(tmp_path / "ok.hlmodel.zip")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
