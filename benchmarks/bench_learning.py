@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from models.config import LabelMapConfig, TrainingConfig  # noqa: E402
 from models.metrics import MetricRules, score_case  # noqa: E402
 from models.nnunet.predictor import Segmenter  # noqa: E402
+from tasks.model_archive import load_weights  # noqa: E402
 from tasks.nnunet_dataset import TrainingCase, write_round_dataset  # noqa: E402
 from tasks.nnunet_predict import load_bundle  # noqa: E402
 from tasks.nnunet_preprocess import plan_dataset, preprocess_round  # noqa: E402
@@ -66,9 +67,7 @@ def curve(model: Path, val: list[tuple[np.ndarray, np.ndarray, tuple]], labels: 
     out = []
     for point in points:
         bundle = load_bundle(model, f"curve/{point.name}")
-        import torch
-
-        meta = torch.load(point, map_location="cpu", weights_only=True)
+        meta = load_weights(point, str(point))
         seg = Segmenter(bundle, device="cpu")
         scores = [present_organ_dice(seg.predict(image, spacing)[0], gt, labels) for image, gt, spacing in val]
         out.append({"iterations": int(meta["iterations"]), "seconds": float(meta["train_seconds"]),

@@ -7,8 +7,6 @@ small records; the result is the round's metrics partition and its mean metrics.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from prefect import unmapped
 

@@ -109,8 +109,8 @@ def read_archive(path: Path, expect_sha256: str | None = None) -> tuple[ModelBun
     path = Path(path)
     if not path.is_file():
         raise ArchiveError(f"model archive {path} not found; export one with `hybridlabel run` (its last step)")
-    if expect_sha256 and sha256_file(path) != expect_sha256.lower():
-        raise ArchiveError(f"{path.name} has sha256 {sha256_file(path)}, not the {expect_sha256} you expected; "
+    if expect_sha256 and (actual := sha256_file(path)) != expect_sha256.lower():
+        raise ArchiveError(f"{path.name} has sha256 {actual}, not the {expect_sha256} you expected; "
                            "do not use it, get the archive again from its publisher")
     try:
         with zipfile.ZipFile(path) as zf:
@@ -130,6 +130,8 @@ def read_archive(path: Path, expect_sha256: str | None = None) -> tuple[ModelBun
                 data[name], digest = _read_member(zf, name)
                 if digest != manifest.sha256[name]:
                     raise ArchiveError(f"{path.name}: {name} does not match its sha256; the archive is damaged")
+    # BadZipFile: truncated, or a member that does not inflate to its declared size and CRC;
+    # NotImplementedError: a compression method zipfile cannot inflate (tested)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, NotImplementedError, EOFError) as exc:
         raise ArchiveError(f"{path.name} is not a readable model archive ({type(exc).__name__}); "
                            "pass the .hlmodel.zip the export wrote") from None

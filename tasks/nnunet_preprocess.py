@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from models.nnunet.commands import nnunet_env, plan_command
-from models.nnunet.plans import BASE_PLANS
+from models.nnunet.plans import BASE_PLANS, DEFAULT_CONFIGURATION, configuration_problem
 from tasks.files import atomic_write_bytes, atomic_write_text
 from tasks.nnunet_dataset import FILE_ENDING, TrainingCase, _link, dataset_name
 
@@ -103,7 +103,7 @@ def _load_mask(cache: Path, case_id: str) -> np.ndarray:
 
 
 def preprocess_label(label: Path, props: dict, mask: np.ndarray, plans: dict, dataset: dict,
-                     configuration: str = "3d_fullres"):
+                     configuration: str):
     """nnU-Net's label path of `run_case_npy`, without touching the image data."""
     from acvl_utils.cropping_and_padding.bounding_boxes import bounding_box_to_slice
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
@@ -158,11 +158,10 @@ def _preprocess_whole(data_dir: Path, case: TrainingCase, image: Path, label: Pa
 
 
 def preprocess_round(root: Path, plans_file: Path, dataset_id: int, name: str, cases: list[TrainingCase],
-                     on_case: Callable[[str], None] | None = None, configuration: str = "3d_fullres") -> Path:
+                     on_case: Callable[[str], None] | None = None,
+                     configuration: str = DEFAULT_CONFIGURATION) -> Path:
     """Preprocessed folder of a round's dataset in `configuration`, reusing every cached
     image (the cache is per configuration: each has its own spacing)."""
-    from models.nnunet.plans import configuration_problem
-
     plans = json.loads(Path(plans_file).read_text())
     if problem := configuration_problem(plans, configuration):
         raise NnunetError(problem)

@@ -105,8 +105,7 @@ def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig
 
 @task(name="build-round-dataset")
 def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list[dict], labels: LabelMapConfig,
-                       with_ignore: bool, tumor: bool, plans_from: int | None,
-                       configuration: str = "3d_fullres") -> str:
+                       with_ignore: bool, tumor: bool, plans_from: int | None, configuration: str) -> str:
     """Raw dataset of the round, plans (once, on the teacher's dataset), preprocessing
     (images once, labels each round). Returns the plans file."""
     from tasks.nnunet_dataset import TrainingCase, write_round_dataset

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from models.nnunet.identity import FOLD, ModelIdentity
+from models.nnunet.plans import DEFAULT_CONFIGURATION
 from models.nnunet.spec import SPEC_ENV
 
 TRAINERS_DIR = Path(__file__).resolve().parent / "trainers"
@@ -49,7 +50,7 @@ def plan_command(dataset_id: int, n_proc: int = 2) -> list[str]:
 
 
 def full_preprocess_command(dataset_id: int, plans: str = "nnUNetPlans", n_proc: int = 2,
-                            configuration: str = "3d_fullres") -> list[str]:
+                            configuration: str = DEFAULT_CONFIGURATION) -> list[str]:
     """nnU-Net's own preprocessing of a whole dataset (the reference of the benchmark)."""
     return _entry("nnunetv2.experiment_planning.plan_and_preprocess_entrypoints", "preprocess_entry") + [
         "-d", str(dataset_id), "-c", configuration, "-plans_name", plans, "-np", str(n_proc)]

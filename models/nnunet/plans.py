@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 
-CONFIGURATIONS = ("3d_fullres", "2d", "3d_lowres")
+DEFAULT_CONFIGURATION = "3d_fullres"  # nnU-Net's; `training.configuration` chooses per model
 BASE_PLANS = "nnUNetPlans"
 
 # base features, max features, convolutions per encoder stage and per decoder stage
@@ -36,7 +36,7 @@ def configuration_problem(plans: dict, configuration: str) -> str | None:
 
 
 def plans_variant(plans: dict, network: str, batch_size: int | None = None,
-                  dataset_name: str | None = None, configuration: str = "3d_fullres") -> dict:
+                  dataset_name: str | None = None, configuration: str = DEFAULT_CONFIGURATION) -> dict:
     """A copy of `plans` with the network of `network` in `configuration` and, optionally,
     a batch size."""
     if network != "default" and network not in NETWORKS:

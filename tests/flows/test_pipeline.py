@@ -194,8 +194,8 @@ def test_the_workdir_lock_is_reentrant_in_its_process(finished):
 
     lock = finished["work"] / ".lock"
     with WorkdirLock(finished["work"]):
-        with WorkdirLock(finished["work"]):
-            pass
+        with WorkdirLock(finished["work"]) as inner:
+            assert inner._nested and lock.exists()
         assert lock.exists() and WorkdirLock(finished["work"]).held_by_live_process()
     assert not lock.exists()
 

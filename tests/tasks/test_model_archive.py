@@ -136,6 +136,34 @@ def test_checkpoints_with_numpy_values_load_on_many_threads_at_once(tmp_path):
     assert all(ck["_best_ema"] == 0.5 and ck["logging"]["epoch"] == 3 for ck in loaded)
 
 
+def _patch_member_header(path: Path, member: str, offset: int, value: bytes) -> None:
+    """Overwrite bytes of a member's local and central headers (as a hand-edited zip would)."""
+    data = bytearray(path.read_bytes())
+    name = member.encode()
+    for signature, name_at in ((b"PK\x03\x04", 30), (b"PK\x01\x02", 46)):
+        start = 0
+        while (at := data.find(signature, start)) >= 0:
+            if data[at + name_at: at + name_at + len(name)] == name:
+                local_offset = offset if signature == b"PK\x03\x04" else offset + 2  # central has 2 more bytes first
+                data[at + local_offset: at + local_offset + len(value)] = value
+            start = at + 4
+    path.write_bytes(bytes(data))
+
+
+def test_lying_or_exotic_zip_headers_get_one_line(tmp_path):
+    """A member whose header understates its size (a bomb that hides) stops at the
+    declared size and fails its CRC; an unknown compression method is not inflated."""
+    liar = build(tmp_path / "liar.hlmodel.zip")
+    declared = (100).to_bytes(4, "little")  # weights.pth claims 100 bytes uncompressed
+    _patch_member_header(liar, "weights.pth", 22, declared)
+    with pytest.raises(ArchiveError, match=r"not a readable model archive \(BadZipFile\)"):
+        read_archive(liar)
+    exotic = build(tmp_path / "exotic.hlmodel.zip")
+    _patch_member_header(exotic, "plans.json", 8, (99).to_bytes(2, "little"))  # method 99 (AES)
+    with pytest.raises(ArchiveError, match=r"not a readable model archive \(NotImplementedError\)"):
+        read_archive(exotic)
+
+
 def test_an_expected_digest_is_checked(tmp_path):
     path = build(tmp_path / "ok.hlmodel.zip")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
