@@ -37,7 +37,7 @@ def ablate(config: Optional[Path] = typer.Argument(None, help="pipeline config (
                                     help="arms, comma-separated"),
            seeds: str = typer.Option("1", "--seeds", help="training seeds, comma-separated"),
            phantom: bool = typer.Option(False, "--phantom", help="no CONFIG: write the phantom cohort and its ablation config into WORKDIR"),
-           iterations: int = typer.Option(100, "--iterations", min=1, help="with --phantom: training iterations per model")) -> None:
+           iterations: int = typer.Option(1000, "--iterations", min=1, help="with --phantom: training iterations per model")) -> None:
     """Train and evaluate each arm on the same data, val cases and budget; print and
     record the table (rows: arms and rounds; mean and SD over seeds)."""
     from flows.cli import _run

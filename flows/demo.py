@@ -24,17 +24,19 @@ def demo_config() -> PipelineConfig:
     from models.presets import cpu_training
 
     def budget(kind: str) -> TrainingConfig:
-        return cpu_training(DEMO_SECONDS[kind] / 60, init_from_parent=kind == "student")
+        return cpu_training(DEMO_SECONDS[kind] / 60, init_from_parent=kind == "student").model_copy(
+            update={"network": "tiny"})
 
     return PipelineConfig(
         name="demo", dataset=Path("phantom"),
         selection={"organ_keep": 0.67, "tumor_keep": 0.5},
         # the rounds already train the export's network: the export takes the last model as is
-        export={"network": "default"},
+        export={"network": "tiny"},
         rounds=[
             RoundSpec(name="teacher", kind="teacher", predict_roles=[], train_roles=["strong"],
                       training=budget("teacher")),
-            RoundSpec(name="organ_student", predict_roles=["partial", "tumor_only"],
+            # strong cases predicted too: the teacher's pseudo labels are then scored on every class
+            RoundSpec(name="organ_student", predict_roles=["strong", "partial", "tumor_only"],
                       train_roles=["strong", "partial", "tumor_only"], training=budget("student")),
             RoundSpec(name="tumor_student", predict_roles=["strong", "partial", "tumor_only", "unlabeled"],
                       train_roles=["strong", "partial", "tumor_only", "unlabeled"], targets="organs+tumor",
@@ -42,15 +44,14 @@ def demo_config() -> PipelineConfig:
         ])
 
 
-def ablation_config(iterations: int = 100) -> PipelineConfig:
+def ablation_config(iterations: int = 1000) -> PipelineConfig:
     """The phantom ablation (`hybridlabel ablate --phantom`): the demo's rounds, every model
-    with the same budget (`iterations` of the cpu preset's 2d network and AdamW, no time
-    limit, trained from scratch so that arms compare)."""
-    from models.presets import cpu_training
-
-    budget = cpu_training(1).model_copy(update={"epochs": max(1, iterations // 25), "max_train_seconds": None,
-                                                "loss": "naive", "seed": 1, "init_from_parent": False})
+    with the same budget (`iterations` of the demo's 2d network and AdamW with its partial-
+    label loss, no time limit so that machine load cannot tilt an arm, trained from scratch
+    so that arms compare)."""
     base = demo_config()
+    budget = base.rounds[0].training.model_copy(update={
+        "epochs": max(1, iterations // 25), "max_train_seconds": None, "seed": 1, "init_from_parent": False})
     return base.model_copy(update={
         "name": "ablation",
         "rounds": [r.model_copy(update={"training": budget}) for r in base.rounds]})

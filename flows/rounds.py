@@ -22,6 +22,7 @@ from flows.dashboard import Progress, publish_round, round_summary, wait_all as 
 from models.config import PipelineConfig, load_config
 from models.holdout import held_out_classes
 from models.nnunet.identity import checkpoint_path
+from models.pseudo_trust import class_dice, loss_annotated, untrusted_classes
 from models.selection import select_confident_cases
 from tasks.audit import audit_dataset, summarize
 from tasks.imageio import sha256_path
@@ -151,16 +152,23 @@ def student_round(config_path: str, workdir: str, round_no: int) -> dict:
     stages["merge"] = time.perf_counter() - t
     merged_by_case = {m["case_id"]: m for m in merged}
 
-    train = []
+    pseudo_dice = class_dice(m["overlap"] for m in merged)
+    untrusted = untrusted_classes(pseudo_dice, config.merge.min_pseudo_dice)
+    train, annotated = [], {}
     for row in usable(cases, spec.train_roles).sort_values("case_id").to_dict("records"):
         m = merged_by_case.get(row["case_id"])
         if m and not (row["role"] == "unlabeled" and decisions.get(row["case_id"]) == "sits_out"):
             train.append({"case_id": row["case_id"], "image_path": row["image_path"], "train_label": m["train_label"]})
+            annotated[row["case_id"]] = loss_annotated(m["sources"], untrusted)
         elif not m and row["role"] == "strong" and row.get("label_path"):
             train.append({"case_id": row["case_id"], "image_path": row["image_path"], "train_label": row["label_path"]})
+            annotated[row["case_id"]] = [int(c) for c in row.get("annotated_classes") or []]
     with_ignore = any(m["uses_ignore"] or (spec.targets == "organs" and str(config.label_map.tumor_id) in m["counts"])
                       for m in merged)
-    new_model = _train(config, layout, round_no, train, with_ignore, stages, parent_model=model_dir)
+    # only a partial-label loss can leave a class unannotated; the naive loss trains on the labels as they are
+    partial_loss = spec.training.loss != "naive"
+    new_model = _train(config, layout, round_no, train, with_ignore, stages,
+                       annotated=annotated if partial_loss else None, parent_model=model_dir)
 
     updates = {}
     for c in todo:
@@ -179,13 +187,16 @@ def student_round(config_path: str, workdir: str, round_no: int) -> dict:
     stages["evaluate"] = time.perf_counter() - t
     tumors = [t for m in merged for t in m["tumors"] if t.get("kept", True)]
     counts = {**summarize(cases), "predicted": len(todo), "trained": len(train),
+              "pseudo_dice": {str(c): d for c, d in pseudo_dice.items()},
+              "untrusted_classes": untrusted if partial_loss else [],
               "selection": {k: int(v) for k, v in selection["decision"].value_counts().items()} if len(selection) else {}}
     row = _round_row(config, round_no, "student", started, status="completed", model_dir=new_model,
                      stage_seconds=dumps(stages), counts=dumps(counts), mean_metrics=dumps(means),
                      finished_at=datetime.now(timezone.utc))
     reg.commit_round(round_no, cases, row, metrics=metrics)
     publish_round(round_no, round_summary(round_no, spec.name, cases, stages, config.label_map.labels,
-                                          selection, tumors, metrics), selection, metrics)
+                                          selection, tumors, metrics, pseudo_dice, counts["untrusted_classes"]),
+                  selection, metrics)
     return {"round": round_no, "model_dir": new_model}
 
 

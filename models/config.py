@@ -72,6 +72,10 @@ class MergeConfig(_Frozen):
     tumor_bearing_organ: Literal["pseudo", "gt"] = Field("pseudo", description="annotated organ with an attributed tumour: take the pseudo label (FLARE23) or the ground truth")
     tumor_fallback: Literal["organ", "background", "ignore"] = Field("organ", description="pseudo tumour of a case that is not tumour-selected becomes this")
     min_voxel_confidence: float | None = Field(None, ge=0, le=1, description="pseudo voxels with max probability below this become the ignore label; null = off")
+    min_pseudo_dice: float | None = Field(
+        0.5, ge=0, le=1,
+        description="a class whose pseudo labels score below this Dice against the predicted cases' annotations "
+                    "is left unannotated where it is pseudo-labelled (partial-label losses only); null = trust all")
 
 
 class SelectionConfig(_Frozen):

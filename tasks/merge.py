@@ -13,6 +13,7 @@ import SimpleITK as sitk
 from models.config import PipelineConfig
 from models.geometry import compare_grids
 from models.merge import merge_case
+from models.pseudo_trust import class_overlap
 from models.uncertainty import entropy_scores
 from tasks.files import atomic_write_text
 from tasks.imageio import array_to_image, grid_of, read_image, resample_label_onto, spacing_zyx, write_image
@@ -73,7 +74,9 @@ def merge_files(pred_path: Path, out_path: Path, config: PipelineConfig, label_p
     write_image(array_to_image(result.hybrid, reference), out_path)
     record = {"annotated": sorted(int(c) for c in annotated), "withheld": sorted(int(c) for c in withhold or []),
               "sources": {str(k): v for k, v in result.sources.items()},
-              "tumors": result.tumors, "counts": result.counts}
+              "tumors": result.tumors, "counts": result.counts,
+              # how far the parent's prediction agrees with this case's annotations (pseudo_trust)
+              "overlap": {str(c): v for c, v in class_overlap(gt, pred, annotated).items()} if gt is not None else {}}
     if probs is not None:
         record["scores"] = entropy_scores(probs, pred, config.label_map)
     json_path = Path(str(out_path) + ".json")

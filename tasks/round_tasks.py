@@ -94,7 +94,7 @@ def merge_one(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumo
     return write_journal(step, case["case_id"], inputs, {
         "case_id": case["case_id"], "path": str(out), "train_label": str(train_label),
         "sources": record["sources"], "tumors": record["tumors"], "counts": record["counts"],
-        "uses_ignore": uses_ignore})
+        "overlap": record.get("overlap", {}), "uses_ignore": uses_ignore})
 
 
 @task(name="merge-case", task_run_name="merge-{case[case_id]}")

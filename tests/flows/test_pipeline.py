@@ -54,6 +54,32 @@ def test_student_rounds_record_labels_sources_scores_and_selection(finished):
     assert not r2.loc[r2["role"] == "val", "trained"].any()  # val never trains
 
 
+def test_students_learn_only_trusted_pseudo_classes(finished):
+    """Round 1's pseudo labels are scored against the predicted cases' annotations; a class
+    below the threshold is unannotated in the student's loss where it is pseudo-labelled."""
+    from models.pseudo_trust import loss_annotated
+
+    reg = Registry(finished["work"])
+    counts = json.loads(reg.round_row(1)["counts"])
+    r1 = reg.read("cases", 1)
+    r1 = r1[r1["quarantine_reason"].isna()].set_index("case_id")
+    merged = r1[r1["hybrid_label_path"].notna()]
+    annotated_somewhere = {c for classes in merged["annotated_classes"] for c in classes}
+    dice = {int(c): d for c, d in counts["pseudo_dice"].items()}
+    assert dice and set(dice) <= annotated_somewhere and all(0 <= d <= 1 for d in dice.values())
+    assert counts["untrusted_classes"] == sorted(c for c, d in dice.items() if d < 0.5)
+    spec_file, = (finished["work"] / "nnunet" / "preprocessed").glob("Dataset*_r1/training_spec_*.json")
+    annotated = json.loads(spec_file.read_text())["annotated"]
+    trained = r1[r1["trained"]]
+    assert set(annotated) == set(trained.index)
+    for case_id, row in trained.iterrows():
+        if row["hybrid_label_path"]:
+            expected = loss_annotated(json.loads(row["label_sources"]), counts["untrusted_classes"])
+        else:  # a strong case trains on its own label
+            expected = list(row["annotated_classes"])
+        assert annotated[case_id] == expected
+
+
 def test_every_round_records_val_and_pseudo_label_metrics(finished, phantom_cohort):
     from models.holdout import held_out_classes
 
@@ -137,6 +163,7 @@ def test_round_artifacts_are_in_prefect(finished):
     summary = next(a for a in found if a.key == "round-001-summary")
     assert "Label sources per class" in summary.data and "Time per stage" in summary.data
     assert "Model on val cases" in summary.data and "organ mean" in summary.data
+    assert "Pseudo labels against the predicted cases' annotations" in summary.data
 
 
 def test_rerun_skips_completed_work_and_resume_supersedes(finished):

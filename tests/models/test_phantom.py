@@ -5,7 +5,8 @@ from models.phantom import generate_phantom
 
 def test_phantom_has_all_organs_and_plausible_intensities():
     case = generate_phantom(np.random.default_rng(1))
-    assert case.image.shape == case.label.shape == (40, 64, 80)
+    assert case.image.shape == case.label.shape and case.image.shape[1:] == (64, 80)
+    assert 32 <= case.image.shape[0] <= 48
     present = set(np.unique(case.label)) - {0}
     assert set(range(1, 14)) <= present | {14}
     assert set(range(1, 14)) <= set(np.unique(case.organ_label)) - {0}
@@ -31,3 +32,15 @@ def test_phantom_is_deterministic_and_varies_between_cases():
     c = generate_phantom(np.random.default_rng([5, 2]))
     assert np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label)
     assert not np.array_equal(a.label, c.label)
+
+
+def test_cases_vary_in_body_size_scan_length_and_contrast():
+    cases = [generate_phantom(np.random.default_rng([3, i])) for i in range(8)]
+    slices = {c.image.shape[0] for c in cases}
+    body = [int((c.image[c.image.shape[0] // 2] > -500).sum()) for c in cases]
+    aorta = [float(c.image[c.label == 5].mean()) for c in cases]
+    assert len(slices) >= 3
+    assert max(body) > 1.15 * min(body)  # habitus
+    assert max(aorta) - min(aorta) > 25  # contrast phase, beyond the per-organ +-6 HU jitter
+    explicit = generate_phantom(np.random.default_rng(0), size="flare", shape=(12, 64, 64))
+    assert explicit.image.shape == (12, 64, 64)  # an explicit grid is kept as given

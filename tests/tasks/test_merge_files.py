@@ -42,6 +42,12 @@ def test_merge_files_on_a_real_scan_writes_label_in_gt_geometry_and_record(tmp_p
     assert record["annotated"] == [2, 13] and record["sources"]["2"] == "gt" and record["sources"]["1"] == "pseudo"
     assert record["scores"]["organ_entropy"] < 0.01
     assert sum(sum(v.values()) for v in record["counts"].values()) == h.size
+    # the prediction's agreement with the annotated classes, for the student's pseudo-label trust
+    assert set(record["overlap"]) == {"2", "13"}
+    for c in (2, 13):
+        inter, n_pred, n_gt = record["overlap"][str(c)]
+        assert n_pred == int((pred == c).sum()) and n_gt == int((gt == c).sum())
+        assert inter == int(((pred == c) & (gt == c)).sum()) > 0
 
 
 def test_merge_cli_resamples_a_prediction_in_another_orientation(tmp_path):

@@ -36,3 +36,10 @@ def test_dataset_json_labels_and_ignore():
     organs = dataset_json(LabelMapConfig(), 10, with_ignore=True, tumor=False)
     assert "tumor" not in organs["labels"] and organs["labels"]["ignore"] == 14
     assert spec["channel_names"] == {"0": "CT"} and spec["numTraining"] == 10
+
+
+def test_a_configuration_the_planner_did_not_write_is_refused_with_the_ones_it_did():
+    # nnU-Net plans 3d_lowres only for images much larger than the 3d_fullres patch
+    with pytest.raises(ValueError, match="no '3d_lowres' configuration.*it has 3d_fullres.*training.configuration"):
+        plans_variant(PLANS, "tiny", configuration="3d_lowres")
+    assert plans_variant(PLANS, "tiny", configuration="3d_fullres")["configurations"]["3d_fullres"]
