@@ -45,6 +45,9 @@ CANDIDATES: dict[str, dict] = {
     "3d_lightweight": {"configuration": "3d_fullres", "network": "lightweight", **ADAM},
     "2d_tiny": {"configuration": "2d", "network": "tiny", **ADAM},
     "2d_default": {"configuration": "2d", "network": "default", **ADAM},
+    # small organs sampled twice as often (nnU-Net's foreground oversampling 0.33 -> 0.66)
+    "2d_tiny_fg66": {"configuration": "2d", "network": "tiny", "foreground_oversampling": 0.66, **ADAM},
+    "2d_default_fg66": {"configuration": "2d", "network": "default", "foreground_oversampling": 0.66, **ADAM},
     # nnU-Net's default trainer: 3d_fullres, its own network and SGD (momentum 0.99, lr 1e-2)
     "reference": {"configuration": "3d_fullres", "network": "default", "optimizer": "sgd", "loss": "naive"},
 }

@@ -107,9 +107,13 @@ class TrainingConfig(_Frozen):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device; auto = cuda when present")
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="sgd = nnU-Net's (momentum 0.99, lr 1e-2); adam converges faster on short CPU budgets")
     learning_rate: float | None = Field(None, gt=0, description="initial learning rate; null = 1e-2 for sgd, 1e-3 for adam")
-    init_from_parent: bool = Field(False, description="start a student from its teacher's weights (output layers re-initialised)")
+    init_from_parent: bool = Field(False, description="start a student from its teacher's weights, output layers included (a class the teacher lacks starts fresh)")
     max_train_seconds: float | None = Field(None, gt=0, description="stop training once this many seconds of training have passed (checked at epoch ends; the model so far is the final one); null = the epochs decide")
     curve_every: int = Field(0, ge=0, description="keep the weights every N epochs (fold_all/curve/) so that one training gives a learning curve; 0 = off")
+    foreground_oversampling: float = Field(
+        0.33, ge=0, le=1,
+        description="share of each batch whose patch is centred on a class drawn uniformly from the case's classes "
+                    "(nnU-Net's 0.33); more makes small organs seen more often")
 
 
 class EvaluationConfig(_Frozen):

@@ -20,6 +20,7 @@ from pathlib import Path
 from models.archive_manifest import (
     MANIFEST, MEMBERS, SIZE_LIMITS, dataset_problem, oversized_member, parse_manifest, plans_problem,
 )
+from models.nnunet.checkpoint_types import allow_numpy_values
 from models.nnunet.predictor import ModelBundle
 
 
@@ -54,26 +55,12 @@ def _json(data: bytes, name: str, archive: str):
         raise ArchiveError(f"{archive}: {name} is not valid JSON; the archive is damaged") from None
 
 
-def _allow_numpy_values() -> None:
-    """numpy scalars, dtypes and plain arrays (nnU-Net's training log holds them) join
-    torch's weights-only allow list, process-wide: `safe_globals(...)` is a context that
-    one thread's exit clears under another's load (Prefect runs per-case tasks on threads).
-    Nothing here can call code: an object array's items still go through the same checks."""
-    import numpy as np
-    import torch
-
-    dtypes = [type(np.dtype(t)) for t in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
-                                          "float16", "float32", "float64")]
-    torch.serialization.add_safe_globals([np._core.multiarray.scalar, np._core.multiarray._reconstruct,
-                                          np.ndarray, np.dtype, *dtypes])
-
-
 def load_weights(source, what: str) -> dict:
     """A checkpoint through torch's weights-only unpickler: tensors and plain containers
     only (nnU-Net's training logs hold numpy scalars: those few types are allowed)."""
     import torch
 
-    _allow_numpy_values()
+    allow_numpy_values()
     try:
         ckpt = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -56,11 +56,11 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
                                 json.loads((model.preprocessed / "dataset.json").read_text()), model.configuration)
     log(f"network {training.network} ({model.plans}, {model.configuration}): {n_params:,} parameters; budget "
         f"{training.epochs} epochs x {training.iterations_per_epoch} iterations")
-    spec = TrainingSpec(training, annotated=annotated or {})
     pretrained = None
     if training.init_from_parent and parent_model is not None:
         pretrained = checkpoint_path(parent_model)
-    inputs = _training_inputs(model, spec) + (f"|from:{pretrained}" if pretrained else "")
+    spec = TrainingSpec(training, annotated=annotated or {}, parent_checkpoint=str(pretrained) if pretrained else None)
+    inputs = _training_inputs(model, spec)
     stamp = out / "training_inputs.json"
     if out.exists() and (not stamp.exists() or stamp.read_text() != inputs):
         aside = out.with_name(f"{out.name}.superseded-{time.strftime('%Y%m%dT%H%M%S')}")
@@ -75,7 +75,7 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
     env = nnunet_env(root, dict(os.environ), n_proc=n_proc, n_proc_da=0 if device == "cpu" else max(2, n_proc),
                      spec_path=spec_path)
     resume = model.checkpoint(LATEST).exists()
-    run_logged(train_command(model, device, continue_training=resume, pretrained=pretrained), env, log)
+    run_logged(train_command(model, device, continue_training=resume), env, log)
     if not model.checkpoint().exists():
         raise RuntimeError(f"nnU-Net training ended without {model.checkpoint()}")
     atomic_write_text(stamp, inputs)

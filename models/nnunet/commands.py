@@ -56,12 +56,12 @@ def full_preprocess_command(dataset_id: int, plans: str = "nnUNetPlans", n_proc:
         "-d", str(dataset_id), "-c", configuration, "-plans_name", plans, "-np", str(n_proc)]
 
 
-def train_command(model: ModelIdentity, device: str, continue_training: bool = False,
-                  pretrained: Path | None = None) -> list[str]:
+def train_command(model: ModelIdentity, device: str, continue_training: bool = False) -> list[str]:
+    """nnU-Net's training entry point. A student's parent weights travel in the training
+    spec, not as `-pretrained_weights`: nnU-Net's loader unpickles the checkpoint whole and
+    drops the segmentation heads (models.nnunet.warm_start)."""
     cmd = _entry("nnunetv2.run.run_training", "run_training_entry") + [
         str(model.dataset_id), model.configuration, FOLD, "-tr", model.trainer, "-p", model.plans, "-device", device]
     if continue_training:
         cmd.append("--c")
-    elif pretrained is not None:
-        cmd += ["-pretrained_weights", str(pretrained)]
     return cmd

@@ -24,16 +24,18 @@ class TrainingSpec:
     training: TrainingConfig
     annotated: dict[str, list[int]] = field(default_factory=dict)  # case id -> annotated classes
     final_validation: bool = False  # nnU-Net's own sliding-window validation at the end
+    parent_checkpoint: str | None = None  # a student's first weights (models.nnunet.warm_start)
 
     def to_json(self) -> str:
         return json.dumps({"training": self.training.model_dump(mode="json"), "annotated": self.annotated,
-                           "final_validation": self.final_validation}, sort_keys=True)
+                           "final_validation": self.final_validation,
+                           "parent_checkpoint": self.parent_checkpoint}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "TrainingSpec":
         data = json.loads(text)
         return cls(TrainingConfig.model_validate(data["training"]), data.get("annotated", {}),
-                   data.get("final_validation", False))
+                   data.get("final_validation", False), data.get("parent_checkpoint"))
 
 
 def spec_from_environment() -> TrainingSpec | None:

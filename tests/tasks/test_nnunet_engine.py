@@ -165,3 +165,23 @@ def test_mask_based_normalisation_preprocesses_whole_cases_like_nnunet(engine):
             [str(case.image)], str(case.label), pm, pm.get_configuration("3d_fullres"), dataset)
         assert np.array_equal(_load(data, case.case_id, ".b2nd"), ref.astype(np.float32))
         assert np.array_equal(_load(data, case.case_id, "_seg.b2nd"), seg.astype(np.int16))
+
+
+def test_a_student_starts_from_its_parents_weights_heads_included(engine):
+    root = engine["root"]
+    parent = train_model(root, 1, "Dataset001_teacher", TINY, log=lambda _: None)  # trained above: reused
+    # organs only (one class fewer; the tumour's value 14 is then the ignore label)
+    write_round_dataset(root, 13, "student", engine["cases"], LABELS, with_ignore=True, tumor=False)
+    preprocess_round(root, engine["plans"], 13, "student", engine["cases"])
+    student = train_model(root, 13, "Dataset013_student", TINY.model_copy(update={"init_from_parent": True}),
+                          log=lambda _: None, parent_model=parent)
+    log = next((student / "fold_all").glob("training_log_*.txt")).read_text()
+    assert "started from" in log and "checkpoint_final.pth" in log
+    before = load_weights(parent / "fold_all" / "checkpoint_final.pth", "parent")["network_weights"]
+    after = load_weights(student / "fold_all" / "checkpoint_final.pth", "student")["network_weights"]
+    heads = [k for k in after if ".seg_layers." in k and k.endswith("weight")]
+    assert heads and all(after[k].shape[0] == before[k].shape[0] - 1 for k in heads)
+    # two SGD steps move the weights a little; a fresh initialisation would be as far off as the weights are large
+    for key in [next(iter(after))] + heads:
+        carried = before[key][: after[key].shape[0]]
+        assert float((after[key] - carried).norm() / carried.norm()) < 0.2, key

@@ -15,8 +15,10 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
 from models.config import TrainingConfig
+from models.nnunet.checkpoint_types import allow_numpy_values
 from models.nnunet.losses import PartialLabelLoss
 from models.nnunet.spec import TrainingSpec, spec_from_environment
+from models.nnunet.warm_start import warm_start_state
 
 
 class _BudgetSpent(Exception):
@@ -53,6 +55,7 @@ class HybridLabelTrainer(nnUNetTrainer):
         # nnU-Net averages over the validation outputs of an epoch: at least one iteration
         self.num_val_iterations_per_epoch = max(1, budget.val_iterations)
         self.save_every = max(1, min(50, budget.epochs))
+        self.oversample_foreground_percent = budget.foreground_oversampling
         if budget.learning_rate is not None:
             self.initial_lr = budget.learning_rate
         elif budget.optimizer == "adam":
@@ -76,6 +79,8 @@ class HybridLabelTrainer(nnUNetTrainer):
 
     def on_train_start(self):
         super().on_train_start()
+        if self.spec.parent_checkpoint and self.current_epoch == 0:  # not when continuing a training
+            self._start_from_parent(self.spec.parent_checkpoint)
         plot = self.logger.plot_progress_png
 
         def every_tenth_epoch(folder: str) -> None:  # matplotlib per epoch: ~1 s on a CPU
@@ -83,6 +88,16 @@ class HybridLabelTrainer(nnUNetTrainer):
                 plot(folder)
 
         self.logger.plot_progress_png = every_tenth_epoch
+
+    def _start_from_parent(self, checkpoint: str) -> None:
+        allow_numpy_values()
+        parent = torch.load(checkpoint, map_location="cpu", weights_only=True)["network_weights"]
+        network = self.network.module if self.is_ddp else self.network
+        network = getattr(network, "_orig_mod", network)
+        state, partial = warm_start_state(network.state_dict(), parent)
+        network.load_state_dict(state)
+        self.print_to_log_file(f"started from {checkpoint}" + (f"; new classes only in {len(partial)} head tensors"
+                                                               if partial else ""))
 
     def on_epoch_start(self):
         limit = self.spec.training.max_train_seconds
