@@ -18,9 +18,10 @@ DEMO_SECONDS = {"teacher": 120, "student": 90}
 
 def demo_config() -> PipelineConfig:
     """Teacher -> organ student -> organ+tumour student with selected unlabeled cases, on
-    the cpu preset's choices (nnU-Net's 2d configuration and network, AdamW; measured in
-    benchmarks/bench_learning.py): wall-clock budgets that fit the README's 10 minutes on
-    2 CPU cores; students start from their teacher's weights."""
+    the cpu preset's budget (nnU-Net's 2d configuration, AdamW) with the tiny network, the
+    fastest to a Dice on the phantom (benchmarks/bench_learning.py): wall-clock budgets
+    that fit the README's 10 minutes on 2 CPU cores; students start from their parent's
+    weights."""
     from models.presets import cpu_training
 
     def budget(kind: str) -> TrainingConfig:

@@ -206,6 +206,12 @@ class PipelineConfig(_Frozen):
             if unknown or 0 in ids:
                 raise ValueError(f"{field} holds {unknown or [0]}, not classes of the label map "
                                  f"(ids 1-{max(self.label_map.labels)})")
+        for parent, child in zip(self.rounds, self.rounds[1:]):
+            a, b = parent.training, child.training
+            if b.init_from_parent and (a.configuration, a.network) != (b.configuration, b.network):
+                raise ValueError(f"round {child.name!r} starts from {parent.name!r}'s weights but trains "
+                                 f"{b.configuration}/{b.network} where that round trained {a.configuration}/"
+                                 f"{a.network}; use the same configuration and network, or init_from_parent: false")
         return self
 
 

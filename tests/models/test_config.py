@@ -40,6 +40,9 @@ def test_config_is_frozen():
     ("rounds: [{name: t, kind: teacher}, {name: s, predict_roles: [partail]}]", "rounds.1.predict_roles.0"),
     ("rounds: [{name: t, kind: teacher, train_roles: [val]}]", "rounds.0.train_roles.0"),
     ("merge: {largest_component_classes: [1, 99]}", "merge.largest_component_classes holds [99]"),
+    ("merge: {min_pseudo_dice: 1.5}", "merge.min_pseudo_dice"),
+    ("rounds: [{name: t, kind: teacher}, {name: s, training: {configuration: 2d, init_from_parent: true}}]",
+     "round 's' starts from 't''s weights but trains 2d/default where that round trained 3d_fullres/default"),
 ])
 def test_bad_config_gives_one_line_error(tmp_path, text, fragment):
     path = tmp_path / "c.yaml"
