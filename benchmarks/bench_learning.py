@@ -10,7 +10,8 @@ time is wall time from the first epoch on (iterations, validation, checkpoints);
 counted. Prints the table and writes `learning.png` (Dice against training seconds).
 
 Usage: python benchmarks/bench_learning.py [--workdir W] [--seconds 240] [--cases 24]
-       [--candidates 3d_tiny,2d_tiny,2d_default,reference] [--seed 0]
+       [--candidates 3d_tiny,2d_tiny,2d_default,reference] [--seed 0] [--cohort DIR]
+(`--cohort`: a real-CT cohort from benchmarks/realct_cohort.py instead of the phantom)
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=25, help="iterations per epoch (one curve point each)")
     ap.add_argument("--points", type=int, default=12, help="curve points scored per candidate")
     ap.add_argument("--candidates", default="3d_tiny,2d_tiny,2d_default,reference")
+    ap.add_argument("--cohort", type=Path, default=None,
+                    help="a simulate-partial output (benchmarks/realct_cohort.py OUT/cohort) instead of the phantom")
     args = ap.parse_args()
     names = args.candidates.split(",")
     unknown = sorted(set(names) - set(CANDIDATES))
@@ -98,10 +101,11 @@ def main() -> None:
         ap.error(f"unknown candidates {unknown}; choose from {', '.join(CANDIDATES)}")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="learning-"))
     labels = LabelMapConfig()
-    cohort = work / "cohort"
-    if not (cohort / "phantom.json").exists():
+    cohort = args.cohort or work / "cohort"
+    if args.cohort is None and not (cohort / "phantom.json").exists():
         write_phantom_cohort(cohort, args.cases, args.seed)
-    truth = json.loads((cohort / "phantom.json").read_text())["cases"]
+    record = cohort / "phantom.json" if (cohort / "phantom.json").exists() else cohort / "simulation.json"
+    truth = json.loads(record.read_text())["cases"]
     strong = [TrainingCase(c, cohort / "imagesTr" / f"{c}_0000.nii.gz", cohort / "labelsTr" / f"{c}.nii.gz")
               for c, t in sorted(truth.items()) if t["role"] == "strong"]
     val = []
@@ -129,7 +133,7 @@ def main() -> None:
         print(f"{name}: {last['iterations']} iterations in {last['seconds']:.0f} s "
               f"({last['seconds'] / max(last['iterations'], 1):.2f} s/iteration), val organ Dice {last['dice']:.3f}",
               flush=True)
-    print(f"\nteacher on {len(strong)} strong phantom cases, scored on {len(val)} val cases (organ Dice over the "
+    print(f"\nteacher on {len(strong)} strong cases of {cohort}, scored on {len(val)} val cases (organ Dice over the "
           f"classes present); {args.seconds:.0f} s of training each, 2-core CPU unless said otherwise")
     print(f"| candidate | parameters | s/iteration | time to {THRESHOLDS[0]} | time to {THRESHOLDS[1]} | "
           f"Dice at budget | vs reference (Dice points) |")
