@@ -6,6 +6,7 @@ its subprocesses only, never in the caller's process.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,9 +38,20 @@ def nnunet_env(root: Path, base: dict[str, str], n_proc: int = 2, n_proc_da: int
     return env
 
 
+def _die_with_parent() -> str:
+    """Python that makes the child end when the process that started it dies (Linux's
+    parent-death signal, then a check that the parent is still the one that started it):
+    a killed pipeline leaves no nnU-Net training running on."""
+    if not sys.platform.startswith("linux"):
+        return ""
+    return (f"import ctypes, os, signal; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "
+            f"os.getppid() == {os.getpid()} or sys.exit(1); ")
+
+
 def _entry(module: str, func: str) -> list[str]:
     # the console scripts' own entry points, run with this interpreter
-    return [sys.executable, "-c", f"import sys; from {module} import {func} as f; sys.argv[0] = '{func}'; f()"]
+    return [sys.executable, "-c",
+            f"import sys; {_die_with_parent()}from {module} import {func} as f; sys.argv[0] = '{func}'; f()"]
 
 
 def plan_command(dataset_id: int, n_proc: int = 2) -> list[str]:

@@ -142,3 +142,29 @@ def test_kill_during_registry_commit_then_resume(reference, phantom_cohort, tmp_
     assert Registry(work).is_complete(1)
     for r in (0, 1):
         pd.testing.assert_frame_equal(_frame(work, r), _frame(reference, r))
+
+
+def test_kill_during_training_leaves_no_nnunet_process(phantom_cohort, tmp_path):
+    """nnU-Net trains in a subprocess that a SIGKILLed pipeline cannot stop: the child ends
+    on its parent's death (parent-death signal, models/nnunet/commands.py), not only at
+    its next line of output into the broken pipe (minutes apart in a long epoch)."""
+    work = tmp_path / "work"
+    config = _config(tmp_path, phantom_cohort, "k")
+    script = textwrap.dedent(f"""
+        import os, signal
+        import tasks.nnunet_train as nt
+        real = nt.run_logged
+        def dying(cmd, env, log, cwd=None):
+            def watch(line):
+                log(line)
+                if "Epoch 0" in line:  # training is under way in the child
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return real(cmd, env, watch, cwd)
+        nt.run_logged = dying
+        from pathlib import Path
+        from flows.runner import run_pipeline
+        run_pipeline(Path({str(config)!r}), Path({str(work)!r}), None, False)
+    """)
+    rc, out = _run_until_killed(script, tmp_path, _env(tmp_path))  # asserts that nothing outlives it
+    assert rc == -signal.SIGKILL and "Epoch 0" in out, out[-2000:]
+    assert not Registry(work).is_complete(0)
