@@ -28,9 +28,9 @@ class _BudgetSpent(Exception):
 class WallClockPolyLR:
     """nnU-Net's poly decay (exponent 0.9) over the wall-clock budget instead of the
     epochs: a time-limited training ends at whatever epoch the time runs out, and under
-    the epoch schedule its learning rate would never have decayed (measured on the demo:
-    students at a constant 1e-3 lost the small organs their teacher had). Stepped by
-    nnU-Net at each epoch's start; the epoch it passes is ignored."""
+    the epoch schedule its learning rate would never have decayed (the model kept is the
+    one at a constant 1e-3, not a converged one). Stepped by nnU-Net at each epoch's
+    start; the epoch it passes is ignored."""
 
     def __init__(self, optimizer, initial_lr: float, budget_seconds: float, elapsed, exponent: float = 0.9):
         self.optimizer, self.initial_lr, self.budget, self.elapsed = optimizer, initial_lr, budget_seconds, elapsed
