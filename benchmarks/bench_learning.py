@@ -29,15 +29,15 @@ import SimpleITK as sitk
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.config import LabelMapConfig, TrainingConfig  # noqa: E402
-from models.metrics import MetricRules, score_case  # noqa: E402
-from models.nnunet.predictor import Segmenter  # noqa: E402
-from tasks.model_archive import load_weights  # noqa: E402
-from tasks.nnunet_dataset import TrainingCase, write_round_dataset  # noqa: E402
-from tasks.nnunet_predict import load_bundle  # noqa: E402
-from tasks.nnunet_preprocess import plan_dataset, preprocess_round  # noqa: E402
-from tasks.nnunet_train import train_model  # noqa: E402
-from tasks.phantom import write_phantom_cohort  # noqa: E402
+from hybridlabel.models.config import LabelMapConfig, TrainingConfig  # noqa: E402
+from hybridlabel.models.metrics import MetricRules, score_case  # noqa: E402
+from hybridlabel.models.nnunet.predictor import Segmenter  # noqa: E402
+from hybridlabel.tasks.model.archive import load_weights  # noqa: E402
+from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset  # noqa: E402
+from hybridlabel.tasks.nnunet.predict import load_bundle  # noqa: E402
+from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round  # noqa: E402
+from hybridlabel.tasks.nnunet.train import train_model  # noqa: E402
+from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
 
 ADAM = {"optimizer": "adam", "loss": "naive"}
 CANDIDATES: dict[str, dict] = {

@@ -28,9 +28,9 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.config import LabelMapConfig, MergeConfig  # noqa: E402
-from models.merge import merge_case  # noqa: E402
-from models.phantom import SIZES, generate_phantom, phantom_partial_label  # noqa: E402
+from hybridlabel.models.config import LabelMapConfig, MergeConfig  # noqa: E402
+from hybridlabel.models.merge import merge_case  # noqa: E402
+from hybridlabel.models.phantom import generate_phantom, phantom_partial_label  # noqa: E402
 
 ANNOTATED = (1, 2, 13, 14)  # a kidney + liver + tumour source, as in FLARE23
 STRUCT26 = np.ones((3, 3, 3), bool)
@@ -141,7 +141,7 @@ def main() -> None:
     args = ap.parse_args()
     import SimpleITK as sitk
 
-    from tasks.imageio import NIFTI_COMPRESSION_LEVEL
+    from hybridlabel.tasks.files.imageio import NIFTI_COMPRESSION_LEVEL
 
     case, gt, pred = make_case(args.slices)
     spacing = case.spacing
@@ -165,8 +165,8 @@ def main() -> None:
                  str(tmp / "floor.nii.gz"), str(NIFTI_COMPRESSION_LEVEL)]
         cli = [str(Path(sys.executable).with_name("hybridlabel")), "merge", "--label", str(tmp / "gt.nii.gz"),
                "--pred", str(tmp / "pred.nii.gz"), "--out", str(tmp / "out.nii.gz")]
-        from models.config import PipelineConfig
-        from tasks.merge import merge_files
+        from hybridlabel.models.config import PipelineConfig
+        from hybridlabel.tasks.merge import merge_case_files
 
         def io_only():
             g = sitk.ReadImage(str(tmp / "gt.nii.gz"))
@@ -174,7 +174,7 @@ def main() -> None:
             sitk.WriteImage(g, str(tmp / "floor.nii.gz"), True, NIFTI_COMPRESSION_LEVEL)
 
         io_s, _ = best_of(io_only, args.repeats)
-        task_s, _ = best_of(lambda: merge_files(tmp / "pred.nii.gz", tmp / "task.nii.gz", PipelineConfig(),
+        task_s, _ = best_of(lambda: merge_case_files(tmp / "pred.nii.gz", tmp / "task.nii.gz", PipelineConfig(),
                                                 tmp / "gt.nii.gz"), args.repeats)
         print(f"(b') in one process (no start-up): merge task {task_s:.2f} s, pure I/O {io_s:.2f} s -> "
               f"{task_s / io_s:.2f}x")

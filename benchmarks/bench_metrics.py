@@ -19,9 +19,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM  # noqa: E402
-from models.metrics import MetricRules, score_case  # noqa: E402
-from models.phantom import generate_phantom  # noqa: E402
+from hybridlabel.models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM  # noqa: E402
+from hybridlabel.models.metrics import MetricRules, score_case  # noqa: E402
+from hybridlabel.models.phantom import generate_phantom  # noqa: E402
 
 RULES = MetricRules({c: n for c, n in FLARE23_LABELS.items() if c}, dict(FLARE23_NSD_TOLERANCE_MM),
                     frozenset({5, 6, 10}))

@@ -30,16 +30,16 @@ import SimpleITK as sitk
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.config import LabelMapConfig, PipelineConfig, TrainingConfig  # noqa: E402
-from models.nnunet.fast_predictor import FastSegmenter  # noqa: E402
-from models.phantom import generate_phantom  # noqa: E402
-from tasks.export import write_model_archive  # noqa: E402
-from tasks.model_archive import read_archive  # noqa: E402
-from tasks.nnunet_dataset import TrainingCase, write_round_dataset  # noqa: E402
-from tasks.nnunet_predict import load_bundle  # noqa: E402
-from tasks.nnunet_preprocess import plan_dataset, preprocess_round  # noqa: E402
-from tasks.nnunet_train import train_model  # noqa: E402
-from tasks.phantom import write_phantom_cohort  # noqa: E402
+from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingConfig  # noqa: E402
+from hybridlabel.models.nnunet.fast_predictor import FastSegmenter  # noqa: E402
+from hybridlabel.models.phantom import generate_phantom  # noqa: E402
+from hybridlabel.tasks.model.export import write_model_archive  # noqa: E402
+from hybridlabel.tasks.model.archive import read_archive  # noqa: E402
+from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset  # noqa: E402
+from hybridlabel.tasks.nnunet.predict import load_bundle  # noqa: E402
+from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round  # noqa: E402
+from hybridlabel.tasks.nnunet.train import train_model  # noqa: E402
+from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
 
 ORGANS = range(1, 14)
 
@@ -103,7 +103,7 @@ def main() -> None:
     preprocess_round(root, plans, 610, "bench", train_cases)
     light_dir = train(root, "lightweight", args.iterations, args.device)
     default_dir = train(root, "default", args.iterations, args.device)
-    archive, info = write_model_archive(light_dir, work / "export", PipelineConfig(name="bench"), 0)
+    archive, info = write_model_archive(light_dir, work / "export", PipelineConfig(name="bench"), 0, "lightweight")
     bundle, _ = read_archive(archive)
     print(f"lightweight: {info['parameters']:,} parameters, archive {info['size_bytes'] / 1e6:.1f} MB; "
           f"default: {FastSegmenter(load_bundle(default_dir), args.device).n_parameters:,} parameters")

@@ -25,11 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.config import LabelMapConfig  # noqa: E402
-from models.nnunet.commands import nnunet_env  # noqa: E402
-from tasks.nnunet_dataset import TrainingCase, write_round_dataset  # noqa: E402
-from tasks.nnunet_preprocess import plan_dataset, preprocess_round, run_logged  # noqa: E402
-from tasks.phantom import write_phantom_cohort  # noqa: E402
+from hybridlabel.models.config import LabelMapConfig  # noqa: E402
+from hybridlabel.models.nnunet.commands import nnunet_env  # noqa: E402
+from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset  # noqa: E402
+from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round, run_logged  # noqa: E402
+from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
 
 
 def main() -> None:

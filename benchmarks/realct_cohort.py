@@ -25,8 +25,8 @@ import SimpleITK as sitk
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.config import LabelMapConfig  # noqa: E402
-from tasks.simulate_partial import simulate_partial  # noqa: E402
+from hybridlabel.models.config import LabelMapConfig  # noqa: E402
+from hybridlabel.tasks.intake.simulate_partial import simulate_partial  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "data" / "real-ct"
 TOTALSEG_TO_FLARE = {5: 1, 2: 2, 1: 3, 7: 4, 52: 5, 63: 6, 8: 7, 9: 8, 4: 9, 15: 10, 6: 11, 19: 12, 3: 13}

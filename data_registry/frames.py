@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from data_registry.schema import columns, schema
+from hybridlabel.data_registry.schema import columns, schema
 
 
 def to_arrow(df: pd.DataFrame, table: str) -> pa.Table:
@@ -49,7 +49,3 @@ def _default(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def role_counts(cases: pd.DataFrame) -> dict[str, int]:
-    return {str(k): int(v) for k, v in cases["role"].value_counts().sort_index().items()}

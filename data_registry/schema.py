@@ -36,7 +36,7 @@ CASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("quarantine_reason", pa.string(), "one line: why the case is unusable; null when fine"),
 ]
 
-ROUND_COLUMNS: list[tuple[str, pa.DataType, str]] = [
+ROUND_ROW_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("round", pa.int32(), "round number"),
     ("name", pa.string(), "round name from the config"),
     ("kind", pa.string(), "intake | teacher | student | export"),
@@ -70,7 +70,7 @@ METRIC_COLUMNS: list[tuple[str, pa.DataType, str]] = [
 
 TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
     "cases": CASE_COLUMNS,
-    "rounds": ROUND_COLUMNS,
+    "rounds": ROUND_ROW_COLUMNS,
     "metrics": METRIC_COLUMNS,
 }
 JSON_COLUMNS = {"voxel_counts", "label_sources", "tumors", "scores", "stage_seconds", "counts", "mean_metrics", "config_json"}

@@ -25,8 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_registry.frames import empty_frame, from_arrow, to_arrow
-from data_registry.schema import ROUND_STATUSES, TABLES
+from hybridlabel.data_registry.frames import empty_frame, from_arrow, to_arrow
+from hybridlabel.data_registry.schema import ROUND_STATUSES, TABLES
 
 PART = "part-0.parquet"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from prefect import flow
 
-from models.config import PipelineConfig, RoundSpec, load_config
-from models.config_yaml import render_config_yaml
-from tasks.ablation_results import collect_arms, write_ablation
-from tasks.files import atomic_write_text
+from hybridlabel.models.config import PipelineConfig, RoundSpec, load_config
+from hybridlabel.models.config_yaml import render_config_yaml
+from hybridlabel.tasks.ablation_results import collect_arms, write_ablation
+from hybridlabel.tasks.files.atomic import atomic_write_text
 
 ARMS = ("teacher", "naive", "target_adaptive", "merge_max", "rounds")
 LABELED = ["strong", "partial", "tumor_only"]
@@ -61,7 +61,7 @@ def plan_arms(arms: list[str], seeds: list[int]) -> list[tuple[str, int]]:
 @flow(name="ablation", flow_run_name="ablation")
 def ablation(config_path: str, workdir: str, arms: list[str], seeds: list[int]) -> str:
     """Train and evaluate every arm for every seed, then write the ablation table."""
-    from flows.pipeline import first_round_to_run, pipeline
+    from hybridlabel.flows.pipeline import first_round_to_run, pipeline
 
     config, work = load_config(Path(config_path)), Path(workdir)
     for arm, seed in plan_arms(arms, seeds):

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from flows.cli_app import app, console, fail  # noqa: F401  (the shared app, console and error line)
+from hybridlabel.flows.cli_app import app, console, fail, run_guarded  # noqa: F401  (the shared app, console and error line)
 
 
 @app.command()
@@ -18,9 +18,9 @@ def init(config: Path = typer.Argument(..., help="YAML file to write"),
          preset: Optional[str] = typer.Option(None, "--preset", help="cpu (learns in minutes on a few cores) or gpu (FLARE-scale budgets); default: the design's defaults"),
          force: bool = typer.Option(False, "--force", help="overwrite an existing file")) -> None:
     """Write a pipeline config, every field commented."""
-    from models.config_yaml import render_config_yaml
-    from models.presets import PRESETS
-    from tasks.files import atomic_write_text
+    from hybridlabel.models.config_yaml import render_config_yaml
+    from hybridlabel.models.presets import PRESETS
+    from hybridlabel.tasks.files.atomic import atomic_write_text
 
     if preset is not None and preset not in PRESETS:
         fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
@@ -36,9 +36,9 @@ def phantom(out_dir: Path = typer.Argument(..., help="output folder (nnU-Net raw
             seed: int = typer.Option(0, "--seed", help="random seed"),
             size: str = typer.Option("small", "--size", help="small (CPU-learnable) or flare (512x512xN)")) -> None:
     """Write a synthetic abdominal CT cohort with FLARE23-style partial labels."""
-    from flows.progress import case_progress
-    from models.phantom import SIZES
-    from tasks.phantom import write_phantom_cohort
+    from hybridlabel.flows.progress import case_progress
+    from hybridlabel.models.phantom import SIZES
+    from hybridlabel.tasks.intake.phantom import write_phantom_cohort
 
     if size not in SIZES:
         fail(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
@@ -54,10 +54,10 @@ def simulate_partial(full_dataset: Path = typer.Argument(..., help="fully labele
                      seed: int = typer.Option(0, "--seed", help="which case gets which role"),
                      config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (for the label map)")) -> None:
     """Make a fully labeled dataset FLARE23-like: roles, partial labels, complete labels kept aside."""
-    from flows.progress import case_progress
-    from models.config import ConfigError, PipelineConfig, load_config
-    from tasks.audit import DatasetError, discover_cases
-    from tasks.simulate_partial import simulate_partial as simulate
+    from hybridlabel.flows.progress import case_progress
+    from hybridlabel.models.config import ConfigError, PipelineConfig, load_config
+    from hybridlabel.tasks.intake.audit import DatasetError, discover_cases
+    from hybridlabel.tasks.intake.simulate_partial import simulate_partial as simulate
 
     if pattern != "flare23":
         fail(f"--pattern must be flare23, got {pattern!r}")
@@ -79,11 +79,11 @@ def audit(dataset_dir: Path = typer.Argument(..., help="nnU-Net raw folder (imag
           config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (for the label map)"),
           allow_outside: bool = typer.Option(False, "--allow-outside", help="accept manifest paths outside the dataset and manifest folders")) -> None:
     """Check every case, infer roles, quarantine bad input with a one-line reason."""
-    from flows.progress import case_progress
-    from flows.views import audit_table
-    from models.config import ConfigError, PipelineConfig, load_config
-    from tasks.audit import DatasetError, audit_dataset, discover_cases, default_manifest
-    from tasks.registry import write_audit_parquet
+    from hybridlabel.flows.progress import case_progress
+    from hybridlabel.flows.views import audit_table
+    from hybridlabel.models.config import ConfigError, PipelineConfig, load_config
+    from hybridlabel.tasks.intake.audit import DatasetError, audit_dataset, discover_cases, default_manifest
+    from hybridlabel.tasks.registry import write_audit_parquet
 
     try:
         cfg = load_config(config) if config else PipelineConfig()
@@ -128,16 +128,16 @@ def merge(pred: Path = typer.Option(..., "--pred", help="the teacher's label map
           tumor_selected: bool = typer.Option(True, "--tumor-selected/--tumor-not-selected", help="keep pseudo tumour (else the config's tumor_fallback)"),
           config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (merge rules, label map)")) -> None:
     """Merge ground truth and a pseudo label into a hybrid label (the design's merge rules)."""
-    from models.config import ConfigError, PipelineConfig, load_config
-    from tasks.imageio import ImageReadError
-    from tasks.merge import MergeInputError, merge_files
+    from hybridlabel.models.config import ConfigError, PipelineConfig, load_config
+    from hybridlabel.tasks.files.imageio import ImageReadError
+    from hybridlabel.tasks.merge import MergeInputError, merge_case_files
 
     try:
         cfg = load_config(config) if config else PipelineConfig()
-        out_path, json_path = merge_files(pred, out, cfg, label, probs, _class_list(annotated), tumor_selected)
+        out_path, json_path, record = merge_case_files(pred, out, cfg, label, probs, _class_list(annotated),
+                                                       tumor_selected)
     except (ConfigError, ImageReadError, MergeInputError, OSError) as exc:
         fail(str(exc))
-    record = json.loads(json_path.read_text())
     console.print(f"wrote {out_path} and {json_path}: {len(record['tumors'])} tumour component(s); sources "
                   + ", ".join(f"{k}:{v}" for k, v in sorted(record["sources"].items(), key=lambda kv: int(kv[0])) if k != "0"),
                   highlight=False)
@@ -152,9 +152,9 @@ def select(scores: Path = typer.Argument(..., help="Parquet (or CSV) with case_i
     """Rank unlabeled cases by uncertainty and keep the confident ones."""
     import pandas as pd
 
-    from flows.views import selection_table
-    from models.selection import select_confident_cases
-    from tasks.files import atomic_write_parquet
+    from hybridlabel.flows.views import selection_table
+    from hybridlabel.models.selection import select_confident_cases
+    from hybridlabel.tasks.files.atomic import atomic_write_parquet
 
     if not scores.is_file():
         fail(f"scores file {scores} not found")
@@ -175,15 +175,14 @@ def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", h
            as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
            metrics: bool = typer.Option(False, "--metrics", help="also print rounds x classes: val DSC / NSD and pseudo-label quality")) -> None:
     """Show the rounds recorded in a workdir's registry."""
-    from data_registry.store import Registry
-    from flows.views import metrics_tables, rounds_table, status_dict
+    import hybridlabel
+    from hybridlabel.data_registry.store import RegistryError
+    from hybridlabel.flows.views import metrics_tables, rounds_table
 
-    if not (workdir / "registry").is_dir():
-        fail(f"{workdir} holds no registry; run `hybridlabel demo --workdir {workdir}` or `hybridlabel run`")
-    damaged = Registry(workdir).damaged()
-    if damaged:
-        fail(damaged[0] + (f" ({len(damaged) - 1} more damaged file(s))" if len(damaged) > 1 else ""))
-    info = status_dict(workdir)
+    try:
+        info = hybridlabel.status(workdir)
+    except RegistryError as exc:
+        fail(str(exc))
     if as_json:
         print(json.dumps(info, indent=1, default=str))
         return
@@ -196,35 +195,14 @@ def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", h
             console.print(table)
 
 
-def _run(action, workdir: Path) -> None:
-    """Run a pipeline action; known failures become one clear line and a non-zero exit."""
-    from flows.runner import EnvironmentError_, prefect_environment
-
-    try:
-        prefect_environment(workdir)  # before the first Prefect import: it reads settings once
-    except EnvironmentError_ as exc:
-        fail(str(exc))
-    from data_registry.store import RegistryError
-    from flows.rounds import RoundError
-    from flows.runner import EnvironmentError_
-    from models.config import ConfigError
-    from tasks.audit import DatasetError
-    from tasks.workdir import WorkdirBusy
-
-    try:
-        return action()
-    except (ConfigError, DatasetError, RoundError, RegistryError, WorkdirBusy, EnvironmentError_) as exc:
-        fail(str(exc))
-
-
 @app.command()
 def run(config: Path = typer.Argument(..., help="pipeline config (YAML)"),
         workdir: Path = typer.Option(..., "--workdir", help="work folder: registry, models, labels"),
         no_export: bool = typer.Option(False, "--no-export", help="stop after the last round")) -> None:
     """Run every round of the config that is not complete yet, then export the model."""
-    from flows.runner import run_pipeline
+    import hybridlabel
 
-    result = _run(lambda: run_pipeline(config, workdir, None, not no_export), workdir)
+    result = run_guarded(lambda: hybridlabel.run(config, workdir, export=not no_export), workdir)
     status(workdir=workdir, as_json=False, metrics=True)
     console.print(f"export: {result['export']}")
 
@@ -234,19 +212,12 @@ def resume(round_no: int = typer.Option(..., "--round", help="first round to run
            workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="work folder"),
            config: Optional[Path] = typer.Option(None, "--config", help="config (default: the workdir's config.yaml)")) -> None:
     """Check round N-1, mark rounds >= N superseded (kept), and run from round N."""
-    from data_registry.store import Registry
-    from flows.runner import run_pipeline
+    import hybridlabel
 
-    cfg = config or workdir / "config.yaml"
-    if not cfg.is_file():
-        fail(f"{cfg} not found; pass --config CONFIG.yaml")
+    def superseded(moved: list[int]) -> None:
+        console.print(f"rounds {moved} marked superseded (kept under {workdir / 'registry' / 'superseded'})")
 
-    def supersede() -> None:  # under the workdir lock, after round N-1 was checked intact
-        moved = Registry(workdir).supersede_from(round_no)
-        if moved:
-            console.print(f"rounds {moved} marked superseded (kept under {workdir / 'registry' / 'superseded'})")
-
-    _run(lambda: run_pipeline(cfg, workdir, round_no, before_start=supersede), workdir)
+    run_guarded(lambda: hybridlabel.resume(round_no, workdir, config, on_superseded=superseded), workdir)
     status(workdir=workdir, as_json=False, metrics=True)
 
 
@@ -255,13 +226,12 @@ def demo(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", hel
          cases: int = typer.Option(24, "--cases", min=5, help="phantom cases"),
          seed: int = typer.Option(0, "--seed", help="phantom seed")) -> None:
     """The main job on the built-in phantom: cohort, teacher, student rounds, export, status."""
-    from flows.demo import prepare_demo
-    from flows.runner import run_pipeline
-
-    from tasks.report import write_report
+    import hybridlabel
+    from hybridlabel.flows.demo import prepare_demo
+    from hybridlabel.tasks.report.page import write_report
 
     config_path = prepare_demo(workdir, cases, seed, console)
-    result = _run(lambda: run_pipeline(config_path, workdir, None), workdir)
+    result = run_guarded(lambda: hybridlabel.run(config_path, workdir), workdir)
     status(workdir=workdir, as_json=False, metrics=True)
     report_path = write_report(workdir, workdir / "report.html")
     console.print(f"registry: {workdir / 'registry'}  ·  model: {result['export']}  ·  "
@@ -275,7 +245,7 @@ def deploy(config: Optional[Path] = typer.Option(None, "--config", help="config 
     """Register the pipeline and single-round deployments with the server in PREFECT_API_URL."""
     import os
 
-    from flows.deploy import PREFECT_FILE, register_deployments
+    from hybridlabel.flows.deploy import PREFECT_FILE, register_deployments
 
     if not os.environ.get("PREFECT_API_URL"):
         fail("PREFECT_API_URL is not set; start a server (`prefect server start --host 127.0.0.1`) "
@@ -284,9 +254,9 @@ def deploy(config: Optional[Path] = typer.Option(None, "--config", help="config 
         console.print(f"registered {name}")
 
 
-import flows.cli_ablate  # noqa: E402,F401  (registers ablate)
-import flows.cli_predict  # noqa: E402,F401  (registers predict)
-import flows.cli_results  # noqa: E402,F401  (registers evaluate and report)
+import hybridlabel.flows.cli_ablate  # noqa: E402,F401  (registers ablate)
+import hybridlabel.flows.cli_predict  # noqa: E402,F401  (registers predict)
+import hybridlabel.flows.cli_results  # noqa: E402,F401  (registers evaluate and report)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

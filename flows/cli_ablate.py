@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from flows.cli_app import app, console, fail
+from hybridlabel.flows.cli_app import app, console, fail, run_guarded
 
 
 def _int_list(text: str, what: str) -> list[int]:
@@ -18,10 +18,10 @@ def _int_list(text: str, what: str) -> list[int]:
 
 
 def _phantom_config(workdir: Path, iterations: int) -> Path:
-    from flows.demo import ablation_config
-    from models.config_yaml import render_config_yaml
-    from tasks.files import atomic_write_text
-    from tasks.phantom import write_phantom_cohort
+    from hybridlabel.flows.demo import ablation_config
+    from hybridlabel.models.config_yaml import render_config_yaml
+    from hybridlabel.tasks.files.atomic import atomic_write_text
+    from hybridlabel.tasks.intake.phantom import write_phantom_cohort
 
     cohort = workdir / "phantom"
     if not (cohort / "manifest.csv").exists():
@@ -40,15 +40,14 @@ def ablate(config: Optional[Path] = typer.Argument(None, help="pipeline config (
            iterations: int = typer.Option(1000, "--iterations", min=1, help="with --phantom: training iterations per model")) -> None:
     """Train and evaluate each arm on the same data, val cases and budget; print and
     record the table (rows: arms and rounds; mean and SD over seeds)."""
-    from flows.cli import _run
-    from flows.views import ablation_rich_table
-    from tasks.ablation_results import ablation_table, read_ablation
+    from hybridlabel.flows.views import ablation_rich_table
+    from hybridlabel.tasks.ablation_results import ablation_table, read_ablation
 
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
     seed_list = _int_list(seeds, "--seeds")
 
     def action():
-        from flows.ablation import AblationError, ablation, plan_arms
+        from hybridlabel.flows.ablation import AblationError, ablation, plan_arms
 
         try:
             plan_arms(arm_list, seed_list)
@@ -60,7 +59,7 @@ def ablate(config: Optional[Path] = typer.Argument(None, help="pipeline config (
         config = _phantom_config(workdir, iterations)
     if config is None or not config.is_file():
         fail(f"config file {config} not found; pass a CONFIG.yaml, or --phantom for the built-in phantom")
-    _run(action, workdir)
+    run_guarded(action, workdir)
     rows = read_ablation(workdir)
     if rows is None or rows.empty:
         fail("no arm completed; see the log above")

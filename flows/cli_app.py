@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -18,3 +20,23 @@ def fail(message: str, code: int = 2) -> None:
     """One red line on stderr, then exit with `code`."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def run_guarded(action, workdir: Path):
+    """Run a pipeline action; known failures become one clear line and a non-zero exit."""
+    from hybridlabel.flows.runner import EnvironmentError_, prefect_environment
+
+    try:
+        prefect_environment(workdir)  # before the first Prefect import: it reads settings once
+    except EnvironmentError_ as exc:
+        fail(str(exc))
+    from hybridlabel.data_registry.store import RegistryError
+    from hybridlabel.models.config import ConfigError
+    from hybridlabel.tasks.intake.audit import DatasetError
+    from hybridlabel.tasks.round_inputs import RoundError
+    from hybridlabel.tasks.workdir import WorkdirBusy
+
+    try:
+        return action()
+    except (ConfigError, DatasetError, RoundError, RegistryError, WorkdirBusy, EnvironmentError_) as exc:
+        fail(str(exc))

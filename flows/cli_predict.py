@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from flows.cli_app import app, console, err_console, fail
+from hybridlabel.flows.cli_app import app, console, err_console, fail
 
 
 @app.command()
@@ -21,22 +21,23 @@ def predict(model: Path = typer.Argument(..., help="model archive (.hlmodel.zip)
     """Segment CTs with an exported model: label maps in the inputs' geometry, and an
     efficiency record per case (wall time, peak RAM, peak GPU memory, memory-time area).
     Exit code 0: every input segmented; 1: some failed (each says why); 2: nothing could start."""
-    from flows.progress import case_progress
-    from tasks.model_archive import ArchiveError, read_archive
-    from tasks.predict_files import PredictInputError, plan_jobs, predict_files
+    import hybridlabel
+    from hybridlabel.flows.progress import BarOnStart
+    from hybridlabel.tasks.model.archive import ArchiveError
+    from hybridlabel.tasks.model.predict_files import PredictInputError
 
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, got {device!r}")
     if tta not in ("none", "mirror"):
         fail(f"--tta must be none or mirror, got {tta!r}")
+    bar = BarOnStart("cases segmented")
     try:
-        jobs = plan_jobs(source, output)
-        loaded = read_archive(model, sha256)  # a bad archive fails here, before any progress bar
-        with case_progress("cases segmented", len(jobs)) as advance:
-            records = predict_files(model, source, output, device, tta, fast, on_case=lambda _: advance(),
-                                    loaded=loaded)
+        records = hybridlabel.predict(model, source, output, device, tta, fast, sha256, on_start=bar.start,
+                                      on_case=bar.advance)
     except (ArchiveError, PredictInputError, RuntimeError) as exc:
+        bar.stop()
         fail(str(exc).splitlines()[0])
+    bar.stop()
     for r in records:
         if "error" in r:
             err_console.print(f"[yellow]warning:[/] {r['case_id']}: {r['error']}", highlight=False, soft_wrap=True)

@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from flows.cli_app import app, console, err_console, fail
+from hybridlabel.flows.cli_app import app, console, err_console, fail
 
 
 def _config_or_default(config: Path | None):
-    from models.config import ConfigError, PipelineConfig, load_config
+    from hybridlabel.models.config import ConfigError, PipelineConfig, load_config
 
     if config is None:
         return PipelineConfig()
@@ -31,33 +31,25 @@ def evaluate(pred: Path = typer.Option(..., "--pred", help="predicted label map,
     class, FLARE's organ mean, the organ mean over the classes present, tumour). Score
     only the classes the model can output: FLARE's rule gives an absent class 1 and a
     missed one 0, so a tumour class the model lacks would average to a meaningless 0.5."""
-    import pandas as pd
+    import hybridlabel
+    from hybridlabel.flows.progress import case_progress
+    from hybridlabel.flows.views import summary_rich_table
+    from hybridlabel.tasks.evaluate import EvaluationInputError, metric_rules, pair_files, write_metrics_csv
 
-    from flows.progress import case_progress
-    from flows.views import summary_rich_table
-    from models.metric_summary import summary_table
-    from tasks.evaluate import EvaluationInputError, evaluate_pairs, metric_rules, pair_files, write_metrics_csv
-
-    cfg = _config_or_default(config)
-    rules = metric_rules(cfg)
-    if classes:
-        wanted = _class_ranges(classes, set(rules.classes))
-        rules = type(rules)({c: n for c, n in rules.classes.items() if c in wanted}, rules.tolerances,
-                            rules.labeled_slices_only)
+    wanted = _class_ranges(classes, set(metric_rules(_config_or_default(config)).classes)) if classes else None
     try:
-        pairs = pair_files(pred, gt)
+        n = len(pair_files(pred, gt))
+        with case_progress("cases evaluated", n) as advance:
+            records, table, problems = hybridlabel.evaluate(pred, gt, config, wanted, on_case=lambda _: advance())
     except EvaluationInputError as exc:
         fail(str(exc))
-    with case_progress("cases evaluated", len(pairs)) as advance:
-        result = evaluate_pairs(pairs, rules, on_case=lambda _: advance())
-    for case_id, why in result.problems.items():
+    for case_id, why in problems.items():
         err_console.print(f"[yellow]warning:[/] {case_id}: {why}", highlight=False, soft_wrap=True)
-    if not result.records:
+    if not records:
         fail("no case could be scored (see the warnings above)")
     if out:
-        write_metrics_csv(result.records, out)
-    table = summary_table(pd.DataFrame(result.records), cfg.label_map.organ_ids, cfg.label_map.tumor_id)
-    cases = len({r["case_id"] for r in result.records})
+        write_metrics_csv(records, out)
+    cases = len({r["case_id"] for r in records})
     console.print(summary_rich_table(table, f"{cases} case(s): DSC and NSD, mean ± SD"))
     if out:
         console.print(f"wrote {out}")
@@ -83,7 +75,7 @@ def report(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", h
            cases: int = typer.Option(3, "--cases", min=0, max=12, help="val cases drawn as axial slices per round")) -> None:
     """Write one self-contained HTML report: metrics across rounds, label sources,
     uncertainty and cut-offs, tumours per organ, times, slices, registry summary."""
-    from tasks.report import write_report
+    from hybridlabel.tasks.report.page import write_report
 
     if not (workdir / "registry").is_dir() and not (workdir / "ablation.parquet").is_file():
         fail(f"{workdir} holds no registry; run `hybridlabel demo --workdir {workdir}` or `hybridlabel run` first")

@@ -59,7 +59,7 @@ REFERENCE_TITLES = {"val_gt": "Model on val cases", "train_gt": "Pseudo labels v
 
 def metric_rows(metrics: pd.DataFrame | None, reference: str) -> list[dict]:
     """Per class mean DSC / NSD of one reference, organ mean and tumour last."""
-    from models.metric_summary import summary_table
+    from hybridlabel.models.metric_summary import summary_table
 
     if metrics is None or metrics.empty or reference not in set(metrics["reference"]):
         return []

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from flows.progress import case_progress
-from models.config import PipelineConfig, RoundSpec, TrainingConfig
-from models.config_yaml import render_config_yaml
-from tasks.files import atomic_write_text
-from tasks.phantom import write_phantom_cohort
+from hybridlabel.flows.progress import case_progress
+from hybridlabel.models.config import PipelineConfig, RoundSpec, TrainingConfig
+from hybridlabel.models.config_yaml import render_config_yaml
+from hybridlabel.tasks.files.atomic import atomic_write_text
+from hybridlabel.tasks.intake.phantom import write_phantom_cohort
 
 
 DEMO_SECONDS = {"teacher": 120, "student": 90}
@@ -22,7 +22,7 @@ def demo_config() -> PipelineConfig:
     fastest to a Dice on the phantom (benchmarks/bench_learning.py): wall-clock budgets
     that fit the README's 10 minutes on 2 CPU cores; students start from their parent's
     weights."""
-    from models.presets import cpu_training
+    from hybridlabel.models.presets import cpu_training
 
     def budget(kind: str) -> TrainingConfig:
         return cpu_training(DEMO_SECONDS[kind] / 60, init_from_parent=kind == "student").model_copy(

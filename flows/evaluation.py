@@ -10,15 +10,15 @@ from __future__ import annotations
 import pandas as pd
 from prefect import unmapped
 
-from data_registry.ops import usable
-from flows.dashboard import Progress, wait_all
-from models.config import PipelineConfig
-from models.metric_summary import mean_metrics
-from models.nnunet.identity import checkpoint_path
-from tasks.evaluate import metric_rules
-from tasks.imageio import sha256_path
-from tasks.round_tasks import evaluate_case_task, predict_case_task
-from tasks.workdir import Layout
+from hybridlabel.models.round_rules import usable
+from hybridlabel.flows.dashboard import Progress, wait_all
+from hybridlabel.models.config import PipelineConfig
+from hybridlabel.models.metric_summary import mean_metrics
+from hybridlabel.models.nnunet.identity import checkpoint_path
+from hybridlabel.tasks.evaluate import metric_rules
+from hybridlabel.tasks.files.imageio import sha256_path
+from hybridlabel.tasks.round_tasks import evaluate_case_task, predict_case_task
+from hybridlabel.tasks.workdir import Layout
 
 
 def model_classes(config: PipelineConfig, round_no: int, targets: str | None = None) -> list[int]:

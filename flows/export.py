@@ -8,21 +8,22 @@ evaluated on the val cases like a round, and recorded as round len(rounds), kind
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow
 
-from data_registry.frames import dumps
-from data_registry.store import Registry, RegistryError
-from flows.dashboard import metric_rows, publish_round
-from flows.evaluation import evaluate_round
-from models.config import PipelineConfig, TrainingConfig, load_config
-from tasks.export import write_model_archive
-from tasks.registry import code_version, config_record
-from tasks.round_tasks import preprocess_task, train_task
-from tasks.workdir import Layout
+from hybridlabel.data_registry.frames import dumps
+from hybridlabel.data_registry.store import Registry, RegistryError
+from hybridlabel.flows.dashboard import metric_rows, publish_round
+from hybridlabel.flows.evaluation import evaluate_round
+from hybridlabel.flows.timing import timed
+from hybridlabel.models.config import PipelineConfig, TrainingConfig
+from hybridlabel.tasks.model.export import write_model_archive
+from hybridlabel.tasks.registry import code_version, config_record
+from hybridlabel.tasks.round_inputs import parent_model
+from hybridlabel.tasks.round_tasks import preprocess_task, train_task
+from hybridlabel.tasks.workdir import Layout
 
 
 def export_training(config: PipelineConfig) -> TrainingConfig | None:
@@ -36,7 +37,7 @@ def export_training(config: PipelineConfig) -> TrainingConfig | None:
 
 def last_round_val_metrics(reg: Registry, last: int, round_no: int, config: PipelineConfig):
     """Round `last`'s val rows, renumbered as the export round, and their means."""
-    from models.metric_summary import mean_metrics
+    from hybridlabel.models.metric_summary import mean_metrics
 
     try:
         metrics = reg.read("metrics", last)
@@ -49,38 +50,31 @@ def last_round_val_metrics(reg: Registry, last: int, round_no: int, config: Pipe
 
 
 @flow(name="export", flow_run_name="export")
-def export_model(config_path: str, workdir: str) -> str:
-    config, reg, layout = load_config(Path(config_path)), Registry(Path(workdir)), Layout(Path(workdir))
+def export_model(config: PipelineConfig, workdir: str) -> str:
+    reg, layout = Registry(Path(workdir)), Layout(Path(workdir))
     last = len(config.rounds) - 1
-    row = reg.round_row(last)
-    if not reg.is_complete(last) or not row or not row.get("model_dir"):
-        raise RuntimeError(f"export needs round {last} completed with a model")
     started, stages, round_no = datetime.now(timezone.utc), {}, len(config.rounds)
-    model_dir, source = row["model_dir"], f"round {last}"
+    model_dir, source = parent_model(Path(workdir), last), f"round {last}"
     if (training := export_training(config)) is not None:
         dataset_id = config.nnunet_dataset_id + last
-        t = time.perf_counter()
         if training.configuration != config.rounds[last].training.configuration:
-            preprocess_task(str(layout.nnunet), dataset_id, f"{config.name}_r{last}", config.nnunet_dataset_id,
-                            training.configuration)
-            stages["preprocess"] = time.perf_counter() - t
-            t = time.perf_counter()
-        model_dir = train_task(str(layout.nnunet), dataset_id, f"Dataset{dataset_id:03d}_{config.name}_r{last}",
-                               training)
-        stages["train"] = time.perf_counter() - t
+            with timed(stages, "preprocess"):
+                preprocess_task(str(layout.nnunet), dataset_id, f"{config.name}_r{last}", config.nnunet_dataset_id,
+                                training.configuration)
+        with timed(stages, "train"):
+            model_dir = train_task(str(layout.nnunet), dataset_id, f"Dataset{dataset_id:03d}_{config.name}_r{last}",
+                                   training)
         source = f"{config.export.network} student on round {last}'s hybrid labels"
     cases = reg.read("cases", last).assign(round=round_no)
-    t = time.perf_counter()
-    if training is not None:
-        metrics, means = evaluate_round(config, layout, round_no, cases, model_dir, [],
-                                        targets=config.rounds[last].targets)
-    else:  # the same model as round `last`: its val metrics already are in the registry
-        metrics, means = last_round_val_metrics(reg, last, round_no, config)
-    stages["evaluate"] = time.perf_counter() - t
-    t = time.perf_counter()
-    archive, info = write_model_archive(Path(model_dir), layout.export_dir, config, last,
-                                        val_metrics=means.get("val_gt", {}), source=source)
-    stages["archive"] = time.perf_counter() - t
+    with timed(stages, "evaluate"):
+        if training is not None:
+            metrics, means = evaluate_round(config, layout, round_no, cases, model_dir, [],
+                                            targets=config.rounds[last].targets)
+        else:  # the same model as round `last`: its val metrics already are in the registry
+            metrics, means = last_round_val_metrics(reg, last, round_no, config)
+    with timed(stages, "archive"):
+        archive, info = write_model_archive(Path(model_dir), layout.export_dir, config, last, config.export.network,
+                                            val_metrics=means.get("val_gt", {}), source=source)
     reg.commit_round(round_no, cases, {
         "name": "export", "kind": "export", "status": "completed", "parent_round": last,
         **config_record(config), "model_dir": str(archive), "counts": dumps(info), "mean_metrics": dumps(means),

@@ -6,15 +6,29 @@ from pathlib import Path
 
 from prefect import flow
 
-from data_registry.store import Registry
-from flows.export import export_model
-from flows.rounds import RoundError, student_round, teacher_round
-from flows.runner import task_runner
-from models.config import load_config
-from models.config_yaml import render_config_yaml
-from tasks.files import atomic_write_text
-from tasks.registry import config_record
-from tasks.workdir import Layout, WorkdirLock
+from hybridlabel.data_registry.store import Registry
+from hybridlabel.flows.export import export_model
+from hybridlabel.flows.rounds import student_round, teacher_round
+from hybridlabel.models.config import load_config
+from hybridlabel.models.config_yaml import render_config_yaml
+from hybridlabel.tasks.files.atomic import atomic_write_text
+from hybridlabel.tasks.registry import config_record
+from hybridlabel.tasks.round_inputs import RoundError, parent_model
+from hybridlabel.tasks.workdir import Layout, WorkdirLock
+
+
+def task_runner(config):
+    """Threads by default; a Dask cluster (local, or at `dask_address`) when configured."""
+    if config.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if config.dask_address:
+            return DaskTaskRunner(address=config.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": config.workers, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": None})
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=config.workers)
 
 
 def first_round_to_run(workdir: Path, config) -> int:
@@ -34,9 +48,8 @@ def check_start(config, workdir: Path, start_round: int) -> None:
         raise RoundError(f"dataset folder {config.dataset} not found; fix `dataset:` in the config")
     if not 0 <= start_round <= len(config.rounds):
         raise RoundError(f"round {start_round} is not in the config (rounds 0-{len(config.rounds) - 1})")
-    if start_round > 0 and not Registry(workdir).is_complete(start_round - 1):
-        raise RoundError(f"round {start_round - 1} is not complete in {workdir}; "
-                         f"resume from an earlier round (hybridlabel status --workdir {workdir})")
+    if start_round > 0:
+        parent_model(workdir, start_round - 1)
 
 
 @flow(name="pipeline", flow_run_name="pipeline-from-round-{start_round}")
@@ -48,20 +61,22 @@ def pipeline(config_path: str, workdir: str, start_round: int = 0, export: bool 
     with WorkdirLock(work):
         layout = Layout(work)
         if Path(config_path).resolve() != layout.config.resolve():
-            # the workdir keeps the config it ran with (paths made absolute), for resume
+            # the workdir keeps the config it ran with (paths made absolute), for resume;
+            # the rounds get it as a rerun will read it back, so their fingerprints match
             atomic_write_text(layout.config, render_config_yaml(config))
+            config = load_config(layout.config)
         for r in range(start_round, len(config.rounds)):
             try:
                 if r == 0:
-                    teacher_round(str(layout.config), str(work))
+                    teacher_round(config, str(work))
                 else:  # per-case tasks fan out on the configured runner (threads or Dask)
-                    student_round.with_options(task_runner=task_runner(config))(str(layout.config), str(work), r)
+                    student_round.with_options(task_runner=task_runner(config))(config, str(work), r)
             except BaseException:
                 reg = Registry(work)
                 if reg.round_row(r) and not reg.is_complete(r):
                     reg.set_round_status(r, "failed")
                 raise
-        archive = export_model(str(layout.config), str(work)) if export else None
+        archive = export_model(config, str(work)) if export else None
     return {"workdir": str(work), "rounds": len(config.rounds), "export": archive}
 
 
@@ -72,5 +87,5 @@ def single_round(config_path: str, workdir: str, round_no: int) -> dict:
     check_start(config, Path(workdir), round_no)
     with WorkdirLock(Path(workdir)):
         if round_no == 0:
-            return teacher_round(config_path, workdir)
-        return student_round.with_options(task_runner=task_runner(config))(config_path, workdir, round_no)
+            return teacher_round(config, workdir)
+        return student_round.with_options(task_runner=task_runner(config))(config, workdir, round_no)

@@ -8,6 +8,28 @@ from contextlib import contextmanager
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
+class BarOnStart:
+    """A case bar that appears only once the work starts (`start(total)`), so that what
+    fails before (a refused archive) is one line, without an empty bar above it."""
+
+    def __init__(self, description: str):
+        self.description, self.progress, self.task = description, None, None
+
+    def start(self, total: int) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task(self.description, total=total)
+
+    def advance(self, *_) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 @contextmanager
 def case_progress(description: str, total: int) -> Iterator[Callable[[], None]]:
     """Yield an `advance()` callable that moves a bar of `total` steps."""

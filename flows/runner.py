@@ -54,26 +54,12 @@ def guard_local_server() -> None:
     def popen(args, *more, **kw):
         args = list(args)
         if args[1:3] == ["-m", "uvicorn"]:
-            args = [args[0], "-m", "flows.server_guard", str(os.getpid()), *args[2:]]
+            args = [args[0], "-m", "hybridlabel.flows.server_guard", str(os.getpid()), *args[2:]]
         return subprocess.Popen(args, *more, **kw)
 
     shim = types.SimpleNamespace(**{k: getattr(subprocess, k) for k in dir(subprocess) if not k.startswith("__")})
     shim.Popen, shim.hybridlabel_guard = popen, True
     server.subprocess = shim
-
-
-def task_runner(config):
-    """Threads by default; a Dask cluster (local, or at `dask_address`) when configured."""
-    if config.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner
-
-        if config.dask_address:
-            return DaskTaskRunner(address=config.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": config.workers, "threads_per_worker": 1,
-                                              "processes": True, "dashboard_address": None})
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    return ThreadPoolTaskRunner(max_workers=config.workers)
 
 
 def run_pipeline(config_path: Path, workdir: Path, start_round: int | None = None, export: bool = True,
@@ -82,12 +68,12 @@ def run_pipeline(config_path: Path, workdir: Path, start_round: int | None = Non
     run changes nothing and fails with one line before Prefect starts (no flow traceback).
     `before_start()` runs under the lock, after the registry checks (resume supersedes there)."""
     prefect_environment(workdir)
-    from data_registry.store import Registry
-    from flows.pipeline import check_start, first_round_to_run, pipeline
-    from flows.rounds import RoundError
-    from models.config import load_config
-    from tasks.integrity import completed_rounds_problems
-    from tasks.workdir import WorkdirLock
+    from hybridlabel.data_registry.store import Registry
+    from hybridlabel.flows.pipeline import check_start, first_round_to_run, pipeline
+    from hybridlabel.tasks.round_inputs import RoundError
+    from hybridlabel.models.config import load_config
+    from hybridlabel.tasks.integrity import completed_rounds_problems
+    from hybridlabel.tasks.workdir import WorkdirLock
 
     config = load_config(config_path)
     guard_local_server()

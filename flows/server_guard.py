@@ -1,4 +1,4 @@
-"""`python -m flows.server_guard PARENT_PID MODULE ARGS...`: run MODULE (Prefect's uvicorn
+"""`python -m hybridlabel.flows.server_guard PARENT_PID MODULE ARGS...`: run MODULE (Prefect's uvicorn
 server) as `python -m MODULE ARGS...`, and stop it when PARENT_PID is gone.
 
 Prefect starts its temporary local server as a child process and stops it when the

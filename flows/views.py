@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
-from models.metric_summary import SUMMARY_ROWS
+from hybridlabel.data_registry.schema import JSON_COLUMNS
+from hybridlabel.models.metric_summary import SUMMARY_ROWS
 
 ROLE_STYLE = {"quarantined": "bold red", "val": "cyan", "strong": "green"}
 
@@ -37,8 +38,8 @@ def _rows(frame: pd.DataFrame) -> list[dict]:
     out = []
     for row in frame.to_dict("records"):
         clean = {k: (None if (not isinstance(v, (list, dict)) and pd.isna(v)) else v) for k, v in row.items()}
-        for key in ("counts", "stage_seconds", "mean_metrics"):
-            if isinstance(clean.get(key), str):
+        for key in JSON_COLUMNS & clean.keys():
+            if key != "config_json" and isinstance(clean.get(key), str):
                 clean[key] = json.loads(clean[key])
         clean.pop("config_json", None)
         out.append(clean)
@@ -49,9 +50,9 @@ def status_dict(workdir: Path) -> dict:
     """Rounds as recorded, with what the disk says now: a `running` round whose pipeline
     is gone is `interrupted`; a completed round whose model or labels are gone is `damaged`
     (`problems` says what; files are checked for existence, `resume` compares hashes)."""
-    from data_registry.store import Registry
-    from tasks.integrity import round_problems
-    from tasks.workdir import WorkdirLock
+    from hybridlabel.data_registry.store import Registry
+    from hybridlabel.tasks.integrity import round_problems
+    from hybridlabel.tasks.workdir import WorkdirLock
 
     reg = Registry(workdir)
     rounds = _rows(reg.rounds())
@@ -124,7 +125,7 @@ def summary_rich_table(summary: pd.DataFrame, title: str) -> Table:
 def rounds_metrics_table(table: pd.DataFrame, title: str) -> Table:
     """Classes (rows, organ mean and tumour last) x rounds (columns): fits a terminal for
     a dozen rounds."""
-    from models.metric_summary import short_class_name
+    from hybridlabel.models.metric_summary import short_class_name
 
     out = Table(title=title, min_width=min(len(title) + 2, 80))  # a title on one line
     out.add_column("class", no_wrap=True)
@@ -146,8 +147,8 @@ METRIC_VIEWS = [("val_gt", "dsc", "val DSC per round (the round's model)"),
 
 def metrics_tables(workdir: Path) -> list[Table]:
     """The rounds x classes tables of a workdir's registry, for the references it holds."""
-    from data_registry.store import Registry
-    from models.metric_summary import rounds_by_class
+    from hybridlabel.data_registry.store import Registry
+    from hybridlabel.models.metric_summary import rounds_by_class
 
     reg = Registry(workdir)
     metrics = reg.read_all("metrics")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from models.components import Components, distance_from, grown_box
+from hybridlabel.models.components import Components, distance_from, grown_box
 
 EXTRA_ORGAN = "extra_organ"
 

@@ -12,7 +12,7 @@ from typing import Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM, FLARE23_TUMOR_ID
+from hybridlabel.models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM, FLARE23_TUMOR_ID
 
 Keep = Union[int, float]
 # roles a round may predict or train on (`val` is held out, `quarantined` unusable)
@@ -34,7 +34,7 @@ class LabelMapConfig(_Frozen):
     )
     tumor_id: int = Field(FLARE23_TUMOR_ID, description="id of the (pan-cancer) tumour class")
     nsd_tolerance_mm: dict[int, float] = Field(
-        default_factory=lambda: dict(FLARE23_NSD_TOLERANCE_MM),
+        default_factory=lambda: {c: float(mm) for c, mm in FLARE23_NSD_TOLERANCE_MM.items()},
         description="NSD tolerance per class in mm (FLARE23 values)",
     )
 
@@ -79,7 +79,10 @@ class MergeConfig(_Frozen):
 
 
 class SelectionConfig(_Frozen):
-    scorer: Literal["entropy", "disagreement"] = Field("entropy", description="uncertainty score used to rank unlabeled cases")
+    scorer: Literal["entropy", "disagreement"] = Field("entropy", description="uncertainty score used to rank unlabeled cases (entropy is always recorded too)")
+    disagreement_with: Literal["mirror", "previous_round"] = Field(
+        "mirror", description="disagreement compares the prediction with its mirrored pass (one more forward pass) "
+                              "or with the previous round's prediction of the case (the mirrored pass where there is none)")
     organ_keep: Keep = Field(0.55, description="unlabeled cases kept for organs: a count (int) or a fraction (float <= 1)")
     tumor_keep: Keep = Field(0.1, description="of the organ-kept cases, those whose tumour pseudo labels are kept: count or fraction")
 

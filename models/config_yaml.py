@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from models.config import PipelineConfig
+from hybridlabel.models.config import PipelineConfig
 
 
 def _scalar(value) -> str:

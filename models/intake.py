@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from models.labels import ROLES
+from hybridlabel.models.labels import ROLES
 
 
 def check_case_id(case_id: str) -> str | None:

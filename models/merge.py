@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 import fastremap
 import numpy as np
 
-from models.attribution import EXTRA_ORGAN, attribute_tumors
-from models.components import (
+from hybridlabel.models.attribution import EXTRA_ORGAN, attribute_tumors
+from hybridlabel.models.components import (
     Components, apply_keep, component_box, drop_small_components, find_components, foreground_box,
     keep_largest_per_class, near_any,
 )
-from models.config import LabelMapConfig, MergeConfig
+from hybridlabel.models.config import LabelMapConfig, MergeConfig
 
 LUT_SIZE = 256
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from models.surface import surface_dice, surface_distances
+from hybridlabel.models.surface import surface_dice, surface_distances
 
 
 @dataclass(frozen=True)

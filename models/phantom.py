@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from models.partiality import partial_label
+from hybridlabel.models.partiality import partial_label
 
 ORGAN_HALF_HEIGHT_MM = 110.0
 AIR_HU, FAT_HU, BONE_HU = -1000.0, -100.0, 450.0

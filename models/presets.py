@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from models.config import ExportConfig, PipelineConfig, RoundSpec, TrainingConfig, default_rounds
+from hybridlabel.models.config import ExportConfig, PipelineConfig, RoundSpec, TrainingConfig, default_rounds
 
 CPU_MINUTES_PER_MODEL = {"teacher": 3.0, "student": 2.0}
 

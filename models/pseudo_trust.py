@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from models.components import foreground_box
+from hybridlabel.models.components import foreground_box
 
 Overlap = dict[int, list[int]]  # class -> [intersection, predicted voxels, annotated voxels]
 

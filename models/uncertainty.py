@@ -2,14 +2,22 @@
 
 `entropy`: mean normalised entropy of the softmax over the voxels predicted as the group.
 `disagreement`: 1 - Dice between two predictions of the group (class-aware: a voxel
-agrees when both predictions give it the same class). Empty groups never divide by zero.
+agrees when both predictions give it the same class): the model against its mirrored
+pass, or against the previous round's prediction of the case (FLARE22's winner dropped
+cases whose pseudo labels changed between rounds). Empty groups never divide by zero.
+
+`SCORERS` names them; `case_scores` computes the ones a round asks for, where the
+probabilities are (in memory, while the case is predicted).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
 import numpy as np
 
-from models.config import LabelMapConfig
+from hybridlabel.models.config import LabelMapConfig
 
 
 def _group_luts(labels: LabelMapConfig) -> dict[str, np.ndarray]:
@@ -63,6 +71,28 @@ def disagreement_scores(pred: np.ndarray, other: np.ndarray, labels: LabelMapCon
     return result
 
 
-def max_probability(probs: np.ndarray) -> np.ndarray:
-    """Per-voxel max class probability (one volume-sized float array)."""
-    return probs.max(axis=0)
+@dataclass(frozen=True)
+class ScoreInputs:
+    """What the scorers see of one predicted case."""
+    pred: np.ndarray                   # (z, y, x) label map
+    probs: np.ndarray                  # (C, z, y, x) class probabilities
+    other: np.ndarray | None = None    # a second prediction of the case (mirrored pass or previous round)
+
+
+SCORERS: dict[str, Callable[[ScoreInputs, LabelMapConfig], dict[str, float]]] = {
+    "entropy": lambda x, labels: entropy_scores(x.probs, x.pred, labels),
+    "disagreement": lambda x, labels: disagreement_scores(x.pred, x.other, labels),
+}
+NEEDS_SECOND_PREDICTION = frozenset({"disagreement"})
+
+
+def case_scores(inputs: ScoreInputs, labels: LabelMapConfig, scorers: Iterable[str]) -> dict[str, float]:
+    """Every asked-for score of one case: {organ_<scorer>, tumor_<scorer>, ...}."""
+    out: dict[str, float] = {}
+    for name in sorted(set(scorers)):
+        if name not in SCORERS:
+            raise ValueError(f"unknown uncertainty scorer {name!r}; scorers are {', '.join(SCORERS)}")
+        if name in NEEDS_SECOND_PREDICTION and inputs.other is None:
+            raise ValueError(f"scorer {name!r} needs a second prediction of the case")
+        out.update(SCORERS[name](inputs, labels))
+    return out

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_registry.store import Registry
-from models.config import PipelineConfig
-from models.metric_summary import organ_means
-from tasks.files import atomic_write_parquet
+from hybridlabel.data_registry.store import Registry
+from hybridlabel.models.config import PipelineConfig
+from hybridlabel.models.metric_summary import organ_means
+from hybridlabel.tasks.files.atomic import atomic_write_parquet
 
 ABLATION_FILE = "ablation.parquet"
 

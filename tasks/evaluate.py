@@ -11,11 +11,11 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from models.config import PipelineConfig
-from models.geometry import compare_grids
-from models.metrics import MetricRules, score_case
-from tasks.files import atomic_write_text
-from tasks.imageio import IMAGE_SUFFIXES, ImageReadError, grid_of, image_suffix, read_image, resample_label_onto, \
+from hybridlabel.models.config import PipelineConfig
+from hybridlabel.models.geometry import compare_grids
+from hybridlabel.models.metrics import MetricRules, score_case
+from hybridlabel.tasks.files.atomic import atomic_write_text
+from hybridlabel.tasks.files.imageio import IMAGE_SUFFIXES, ImageReadError, grid_of, image_suffix, read_image, resample_label_onto, \
     spacing_zyx, strip_suffix
 
 CSV_COLUMNS = ["case_id", "class_id", "class", "dsc", "nsd", "gt_present"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_registry.store import Registry
-from models.nnunet.identity import checkpoint_path
-from tasks.imageio import sha256_path
+from hybridlabel.data_registry.store import Registry
+from hybridlabel.models.nnunet.identity import checkpoint_path
+from hybridlabel.tasks.files.imageio import sha256_path
 
 
 def round_problems(workdir: Path, round_no: int, hashes: bool = True) -> list[str]:

@@ -10,13 +10,13 @@ import fastremap
 import numpy as np
 import SimpleITK as sitk
 
-from models.config import PipelineConfig
-from models.geometry import compare_grids
-from models.merge import merge_case
-from models.pseudo_trust import class_overlap
-from models.uncertainty import entropy_scores
-from tasks.files import atomic_write_text
-from tasks.imageio import array_to_image, grid_of, read_image, resample_label_onto, spacing_zyx, write_image
+from hybridlabel.models.config import PipelineConfig
+from hybridlabel.models.geometry import compare_grids
+from hybridlabel.models.merge import merge_case
+from hybridlabel.models.pseudo_trust import class_overlap
+from hybridlabel.models.uncertainty import entropy_scores
+from hybridlabel.tasks.files.atomic import atomic_write_text
+from hybridlabel.tasks.files.imageio import array_to_image, grid_of, read_image, resample_label_onto, spacing_zyx, write_image
 
 
 class MergeInputError(ValueError):
@@ -44,9 +44,12 @@ def load_probabilities(path: Path) -> np.ndarray:
         return data[key]
 
 
-def merge_files(pred_path: Path, out_path: Path, config: PipelineConfig, label_path: Path | None = None,
-                probs_path: Path | None = None, annotated: list[int] | None = None,
-                tumor_selected: bool = True, withhold: list[int] | None = None) -> tuple[Path, Path]:
+def merge_case_files(pred_path: Path, out_path: Path, config: PipelineConfig, label_path: Path | None = None,
+                     probs_path: Path | None = None, annotated: list[int] | None = None,
+                     tumor_selected: bool = True, withhold: list[int] | None = None) -> tuple[Path, Path, dict]:
+    """Merge one case's files: the hybrid label at `out_path`, its record beside it
+    (`OUT.json`: annotated and withheld classes, sources, tumours, counts, overlap), and
+    the record returned."""
     pred_img = read_image(pred_path)
     reference = pred_img
     gt = None
@@ -81,4 +84,4 @@ def merge_files(pred_path: Path, out_path: Path, config: PipelineConfig, label_p
         record["scores"] = entropy_scores(probs, pred, config.label_map)
     json_path = Path(str(out_path) + ".json")
     atomic_write_text(json_path, json.dumps(record, indent=1, sort_keys=True))
-    return Path(out_path), json_path
+    return Path(out_path), json_path, record

@@ -6,7 +6,6 @@ sha256, and a rerun of an interrupted round skips cases whose output is intact.
 
 from __future__ import annotations
 
-import json
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -15,10 +14,10 @@ import numpy as np
 import SimpleITK as sitk
 from prefect import get_run_logger, task
 
-from models.config import LabelMapConfig, PipelineConfig, TrainingConfig
-from tasks.imageio import array_to_image, write_image
-from tasks.merge import merge_files
-from tasks.workdir import fingerprint, read_journal, write_journal
+from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingConfig
+from hybridlabel.tasks.files.imageio import array_to_image, sha256_path, write_image
+from hybridlabel.tasks.merge import merge_case_files
+from hybridlabel.tasks.workdir import fingerprint, read_journal, write_journal
 
 _predict_lock = threading.Lock()
 
@@ -34,31 +33,37 @@ def _logger():
 
 @lru_cache(maxsize=2)
 def _segmenter(model_dir: str, device: str, tta: str):
-    from models.nnunet.predictor import Segmenter
-    from tasks.nnunet_predict import load_bundle
+    from hybridlabel.models.nnunet.predictor import Segmenter
+    from hybridlabel.tasks.nnunet.predict import load_bundle
 
     return Segmenter(load_bundle(Path(model_dir)), device=device, tta=tta)
 
 
-def predict_one(model_dir: str, case: dict, out_dir: str, labels: LabelMapConfig, device: str, tta: str,
-                model_sha: str = "") -> dict:
-    step = Path(out_dir)
-    inputs = fingerprint(model_sha or model_dir, case.get("image_sha256") or case["image_path"], tta)
-    done = read_journal(step, case["case_id"], inputs)
-    if done:
-        return done
-    from tasks.nnunet_predict import predict_case
+def _predict_locked(model_dir: str, device: str, tta: str, *args):
+    # module level, the lock out of the task: Dask pickles a task body by value, and a lock cannot be pickled
+    from hybridlabel.tasks.nnunet.predict import predict_case
 
-    segmenter = _segmenter(str(model_dir), device, tta)
     with _predict_lock:  # one network per process: its weights are (re)loaded per call by nnU-Net
-        out, scores = predict_case(segmenter, Path(case["image_path"]), step / f"{case['case_id']}.nii.gz", labels)
-    return write_journal(step, case["case_id"], inputs, {"case_id": case["case_id"], "path": str(out), "scores": scores})
+        return predict_case(_segmenter(str(model_dir), device, tta), *args)
 
 
 @task(name="predict-case", task_run_name="predict-{case[case_id]}", retries=0)
 def predict_case_task(model_dir: str, case: dict, out_dir: str, labels: LabelMapConfig, device: str = "auto",
-                      tta: str = "none", model_sha: str = "") -> dict:
-    return predict_one(model_dir, case, out_dir, labels, device, tta, model_sha)
+                      tta: str = "none", model_sha: str = "", scorers: tuple[str, ...] = ("entropy",),
+                      reference_dir: str | None = None) -> dict:
+    """Predict one case and score it. `reference_dir`: the previous round's predictions,
+    which a disagreement scorer compares with (else with a mirrored pass)."""
+    step = Path(out_dir)
+    reference = Path(reference_dir) / f"{case['case_id']}.nii.gz" if reference_dir else None
+    reference_sha = sha256_path(reference) if reference is not None and reference.is_file() else None
+    inputs = fingerprint(model_sha or model_dir, case.get("image_sha256") or case["image_path"], tta,
+                         sorted(scorers), reference_sha)
+    done = read_journal(step, case["case_id"], inputs)
+    if done:
+        return done
+    out, scores = _predict_locked(model_dir, device, tta, Path(case["image_path"]), step / f"{case['case_id']}.nii.gz",
+                                  labels, tuple(scorers), reference if reference_sha else None)
+    return write_journal(step, case["case_id"], inputs, {"case_id": case["case_id"], "path": str(out), "scores": scores})
 
 
 def organ_training_label(hybrid: Path, out: Path, labels: LabelMapConfig) -> Path:
@@ -73,8 +78,11 @@ def organ_training_label(hybrid: Path, out: Path, labels: LabelMapConfig) -> Pat
     return write_image(array_to_image(lut[array], image), out)
 
 
-def merge_one(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumor_selected: bool,
-              targets: str) -> dict:
+@task(name="merge-case", task_run_name="merge-{case[case_id]}")
+def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumor_selected: bool,
+                    targets: str) -> dict:
+    """Merge one case (skipped when its journal shows the same inputs) and, for an
+    organs-only round, write its organ training label."""
     step = Path(out_dir)
     withhold = list(case.get("held_out_classes") or [])
     inputs = fingerprint(pred["sha256"], case.get("input_label_sha256"), case.get("annotated_classes"),
@@ -85,8 +93,7 @@ def merge_one(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumo
     out = step / f"{case['case_id']}.nii.gz"
     label = Path(case["label_path"]) if case.get("label_path") else None
     annotated = list(case.get("annotated_classes") or []) if label else None
-    _, record_path = merge_files(Path(pred["path"]), out, config, label, None, annotated, tumor_selected, withhold)
-    record = json.loads(record_path.read_text())
+    _, _, record = merge_case_files(Path(pred["path"]), out, config, label, None, annotated, tumor_selected, withhold)
     train_label = out
     if targets == "organs":
         train_label = organ_training_label(out, step / "train" / out.name, config.label_map)
@@ -97,19 +104,13 @@ def merge_one(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumo
         "overlap": record.get("overlap", {}), "uses_ignore": uses_ignore})
 
 
-@task(name="merge-case", task_run_name="merge-{case[case_id]}")
-def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumor_selected: bool,
-                    targets: str) -> dict:
-    return merge_one(case, pred, out_dir, config, tumor_selected, targets)
-
-
 @task(name="build-round-dataset")
 def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list[dict], labels: LabelMapConfig,
                        with_ignore: bool, tumor: bool, plans_from: int | None, configuration: str) -> str:
     """Raw dataset of the round, plans (once, on the teacher's dataset), preprocessing
     (images once, labels each round). Returns the plans file."""
-    from tasks.nnunet_dataset import TrainingCase, write_round_dataset
-    from tasks.nnunet_preprocess import plan_dataset, preprocess_round
+    from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
+    from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round
 
     log = _logger()
     training = [TrainingCase(c["case_id"], Path(c["image_path"]), Path(c["train_label"])) for c in cases]
@@ -124,8 +125,8 @@ def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list
 @task(name="preprocess-round")
 def preprocess_task(nnunet_root: str, dataset_id: int, name: str, plans_from: int, configuration: str) -> str:
     """A round's existing raw dataset preprocessed in another configuration (the export's)."""
-    from tasks.nnunet_dataset import FILE_ENDING, TrainingCase, dataset_name
-    from tasks.nnunet_preprocess import plan_dataset, preprocess_round
+    from hybridlabel.tasks.nnunet.dataset import FILE_ENDING, TrainingCase, dataset_name
+    from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round
 
     raw = Path(nnunet_root) / "raw" / dataset_name(dataset_id, name)
     suffix = f"_0000{FILE_ENDING}"
@@ -138,7 +139,7 @@ def preprocess_task(nnunet_root: str, dataset_id: int, name: str, plans_from: in
 @task(name="train-model")
 def train_task(nnunet_root: str, dataset_id: int, dataset: str, training: TrainingConfig,
                annotated: dict[str, list[int]] | None = None, parent_model: str | None = None) -> str:
-    from tasks.nnunet_train import train_model
+    from hybridlabel.tasks.nnunet.train import train_model
 
     log = _logger()
     return str(train_model(Path(nnunet_root), dataset_id, dataset, training, annotated, log=log.info,
@@ -149,8 +150,8 @@ def train_task(nnunet_root: str, dataset_id: int, dataset: str, training: Traini
 @task(name="evaluate-case", task_run_name="evaluate-{case_id}")
 def evaluate_case_task(case_id: str, pred_path: str, gt_path: str, rules, classes: list[int]) -> list[dict]:
     """FLARE metrics of one label file against its ground truth: small records, no volumes."""
-    from tasks.evaluate import EvaluationInputError, evaluate_files
-    from tasks.imageio import ImageReadError
+    from hybridlabel.tasks.evaluate import EvaluationInputError, evaluate_files
+    from hybridlabel.tasks.files.imageio import ImageReadError
 
     try:
         return [{"case_id": case_id, **r} for r in evaluate_files(Path(pred_path), Path(gt_path), rules, classes)]

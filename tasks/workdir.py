@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.files import atomic_write_text
-from tasks.imageio import sha256_path
+from hybridlabel.tasks.files.atomic import atomic_write_text
+from hybridlabel.tasks.files.imageio import sha256_path
 
 
 class WorkdirBusy(RuntimeError):

@@ -21,7 +21,7 @@ def real_ct() -> Path:
 
 @pytest.fixture(scope="session")
 def phantom_cohort(tmp_path_factory) -> Path:
-    from tasks.phantom import write_phantom_cohort
+    from hybridlabel.tasks.intake.phantom import write_phantom_cohort
 
     out = tmp_path_factory.mktemp("phantom")
     write_phantom_cohort(out, n_cases=12, seed=3)
@@ -46,7 +46,7 @@ DUPLICATED = "phantom_001"  # a partial case of the test cohort (seed 3)
 @pytest.fixture(scope="session")
 def finished(phantom_cohort, tmp_path_factory, prefect_harness):
     """The whole pipeline (3 rounds + export) at test budgets, run once per session."""
-    from flows.pipeline import pipeline
+    from hybridlabel.flows.pipeline import pipeline
 
     work = tmp_path_factory.mktemp("work")
     config = work.parent / f"{work.name}.yaml"

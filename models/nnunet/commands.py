@@ -10,9 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from models.nnunet.identity import FOLD, ModelIdentity
-from models.nnunet.plans import DEFAULT_CONFIGURATION
-from models.nnunet.spec import SPEC_ENV
+from hybridlabel.models.nnunet.identity import FOLD, ModelIdentity
+from hybridlabel.models.nnunet.plans import DEFAULT_CONFIGURATION
+from hybridlabel.models.nnunet.spec import SPEC_ENV
 
 TRAINERS_DIR = Path(__file__).resolve().parent / "trainers"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.config import LabelMapConfig
+from hybridlabel.models.config import LabelMapConfig
 
 
 def dataset_json(labels: LabelMapConfig, n_training: int, with_ignore: bool = False,

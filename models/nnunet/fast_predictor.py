@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.nnunet.predictor import ModelBundle, Segmenter
+from hybridlabel.models.nnunet.predictor import ModelBundle, Segmenter
 
 BODY_HU = -500.0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.nnunet.spec import TRAINER_NAME
+from hybridlabel.models.nnunet.spec import TRAINER_NAME
 
 FOLD = "all"  # every model of the loop trains on all of its cases (no cross-validation)
 FINAL = "checkpoint_final.pth"

@@ -6,7 +6,7 @@ def build_network(plans: dict, dataset_json: dict, configuration: str, deep_supe
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from models.nnunet.trainers.hybridlabel_trainer import HybridLabelTrainer
+    from hybridlabel.models.nnunet.trainers.hybridlabel_trainer import HybridLabelTrainer
 
     pm = PlansManager(plans)
     config = pm.get_configuration(configuration)

@@ -63,7 +63,7 @@ class Segmenter:
                  tile_step_size: float = 0.5):
         from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-        from models.nnunet.network import build_network
+        from hybridlabel.models.nnunet.network import build_network
 
         self.device = pick_device(device)
         plans_manager = PlansManager(bundle.plans)

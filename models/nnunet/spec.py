@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from models.config import TrainingConfig
+from hybridlabel.models.config import TrainingConfig
 
 SPEC_ENV = "HYBRIDLABEL_TRAINING_SPEC"
 TRAINER_NAME = "HybridLabelTrainer"

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from data_registry.ops import apply_updates
+from hybridlabel.data_registry.ops import apply_updates
 
 
 def _frame():

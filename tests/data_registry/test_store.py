@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from data_registry.frames import from_arrow, to_arrow
-from data_registry.schema import columns, schema
-from data_registry.store import PART, Registry, RegistryError
+from hybridlabel.data_registry.frames import from_arrow, to_arrow
+from hybridlabel.data_registry.schema import columns, schema
+from hybridlabel.data_registry.store import PART, Registry, RegistryError
 
 
 def cases_frame(n=5, round_no=0):

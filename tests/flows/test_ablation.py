@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.ablation import AblationError, arm_config, plan_arms
-from flows.cli import app
-from models.config import load_config
+from hybridlabel.flows.ablation import AblationError, arm_config, plan_arms
+from hybridlabel.flows.cli import app
+from hybridlabel.models.config import load_config
 from tests.conftest import tiny_config_yaml
 
 
@@ -50,7 +50,7 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     assert rows.loc[rows["arm"] == "teacher", "tumor_dsc"].isna().all()       # organs-only teacher
     assert rows.loc[rows["arm"] == "naive", "tumor_dsc"].notna().all()
     # each arm is a pipeline run recorded in its own registry, with its loss in the config
-    from data_registry.store import Registry
+    from hybridlabel.data_registry.store import Registry
 
     ta = Registry(work / "arms" / "target_adaptive-s3").round_row(0)
     assert json.loads(ta["config_json"])["rounds"][0]["training"]["loss"] == "target_adaptive"

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from hybridlabel.flows.cli import app
 
 runner = CliRunner()
 COMMANDS = ["init", "phantom", "audit", "status", "demo", "merge", "select", "run", "resume", "deploy", "evaluate",
@@ -20,7 +20,7 @@ def test_every_command_has_help(command):
 
 
 def test_init_writes_a_loadable_commented_config(tmp_path):
-    from models.config import load_config
+    from hybridlabel.models.config import load_config
 
     path = tmp_path / "c.yaml"
     assert runner.invoke(app, ["init", str(path)]).exit_code == 0
@@ -72,8 +72,8 @@ def test_demo_prepares_a_cohort_and_a_config_with_teacher_and_two_students(tmp_p
     the pipeline it runs is tested in test_pipeline.py with test budgets."""
     from rich.console import Console
 
-    from flows.demo import prepare_demo
-    from models.config import load_config
+    from hybridlabel.flows.demo import prepare_demo
+    from hybridlabel.models.config import load_config
 
     path = prepare_demo(tmp_path / "demo", 8, 0, Console(file=open("/dev/null", "w")))
     config = load_config(path)
@@ -87,10 +87,10 @@ def test_demo_prepares_a_cohort_and_a_config_with_teacher_and_two_students(tmp_p
 
 
 def test_status_reports_a_registry_round(tmp_path):
-    from data_registry.store import Registry
-    from tasks.audit import audit_dataset
-    from tasks.phantom import write_phantom_cohort
-    from models.config import LabelMapConfig
+    from hybridlabel.data_registry.store import Registry
+    from hybridlabel.tasks.intake.audit import audit_dataset
+    from hybridlabel.tasks.intake.phantom import write_phantom_cohort
+    from hybridlabel.models.config import LabelMapConfig
 
     write_phantom_cohort(tmp_path / "c", 6, 1)
     cases = audit_dataset(tmp_path / "c", LabelMapConfig())

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from data_registry.store import PART, Registry
-from flows.cli import app
-from models.config import load_config
+from hybridlabel.data_registry.store import PART, Registry
+from hybridlabel.flows.cli import app
+from hybridlabel.models.config import load_config
 from tests.conftest import tiny_config_yaml
 
 runner = CliRunner()
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 def workdir(tmp_path, phantom_cohort):
     """Rounds 0 and 1 completed under the config (model folders and hybrid labels on
     disk, with their sha256 in the registry), as a finished run leaves them."""
-    from tasks.registry import config_record
+    from hybridlabel.tasks.registry import config_record
 
     work = tmp_path / "w"
     config_path = tmp_path / "c.yaml"

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 from prefect import flow, unmapped
 
-from models.config import LabelMapConfig, PipelineConfig, TrainingConfig
-from tasks.nnunet_dataset import TrainingCase, write_round_dataset
-from tasks.nnunet_preprocess import plan_dataset, preprocess_round
-from tasks.nnunet_train import train_model
-from tasks.round_tasks import merge_case_task, predict_case_task
+from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingConfig
+from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
+from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round
+from hybridlabel.tasks.nnunet.train import train_model
+from hybridlabel.tasks.round_tasks import merge_case_task, predict_case_task
 
 
 @pytest.fixture(scope="module")

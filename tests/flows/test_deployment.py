@@ -96,7 +96,7 @@ def test_pipeline_deployment_runs_to_completion_on_a_process_worker(server, phan
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
         worker_log.close()
-    from data_registry.store import Registry
+    from hybridlabel.data_registry.store import Registry
 
     rounds = Registry(work).rounds()
     assert list(rounds["status"]) == ["completed", "completed"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_registry.store import Registry
+from hybridlabel.data_registry.store import Registry
 from tests.conftest import tiny_config_yaml
 
 HYBRIDLABEL = str(Path(sys.executable).with_name("hybridlabel"))
@@ -82,7 +82,7 @@ def test_kill_during_per_case_step_then_resume(reference, phantom_cohort, tmp_pa
     # some cases are done, the others are not
     script = textwrap.dedent(f"""
         import os, signal, threading
-        import tasks.round_tasks as rt
+        import hybridlabel.tasks.round_tasks as rt
         real, lock, done = rt.write_journal, threading.Lock(), []
         def dying(step_dir, case_id, inputs, record):
             out = real(step_dir, case_id, inputs, record)
@@ -94,7 +94,7 @@ def test_kill_during_per_case_step_then_resume(reference, phantom_cohort, tmp_pa
             return out
         rt.write_journal = dying
         from pathlib import Path
-        from flows.runner import run_pipeline
+        from hybridlabel.flows.runner import run_pipeline
         run_pipeline(Path({str(config)!r}), Path({str(work)!r}), None, False)
     """)
     rc, out = _run_until_killed(script, tmp_path, _env(tmp_path))
@@ -102,7 +102,7 @@ def test_kill_during_per_case_step_then_resume(reference, phantom_cohort, tmp_pa
     reg = Registry(work)
     assert reg.is_complete(0) and not reg.is_complete(1)
     assert reg.round_row(1)["status"] == "running"  # killed: no chance to say more
-    from flows.views import status_dict
+    from hybridlabel.flows.views import status_dict
 
     assert [r["status"] for r in status_dict(work)["rounds"]] == ["completed", "interrupted"]
     journal = work / "rounds" / "r001" / "merge" / "journal"
@@ -121,7 +121,7 @@ def test_kill_during_registry_commit_then_resume(reference, phantom_cohort, tmp_
     # die after round 1's cases partition is written but before its rounds row (the commit mark)
     script = textwrap.dedent(f"""
         import os, signal
-        from data_registry.store import Registry
+        from hybridlabel.data_registry.store import Registry
         real = Registry.write_partition
         def dying(self, table, round_no, df):
             if table == "rounds" and round_no == 1 and (df["status"] == "completed").all():
@@ -129,7 +129,7 @@ def test_kill_during_registry_commit_then_resume(reference, phantom_cohort, tmp_
             return real(self, table, round_no, df)
         Registry.write_partition = dying
         from pathlib import Path
-        from flows.runner import run_pipeline
+        from hybridlabel.flows.runner import run_pipeline
         run_pipeline(Path({str(config)!r}), Path({str(work)!r}), None, False)
     """)
     rc, out = _run_until_killed(script, tmp_path, _env(tmp_path))
@@ -152,7 +152,7 @@ def test_kill_during_training_leaves_no_nnunet_process(phantom_cohort, tmp_path)
     config = _config(tmp_path, phantom_cohort, "k")
     script = textwrap.dedent(f"""
         import os, signal
-        import tasks.nnunet_train as nt
+        import hybridlabel.tasks.nnunet.train as nt
         real = nt.run_logged
         def dying(cmd, env, log, cwd=None):
             def watch(line):
@@ -162,7 +162,7 @@ def test_kill_during_training_leaves_no_nnunet_process(phantom_cohort, tmp_path)
             return real(cmd, env, watch, cwd)
         nt.run_logged = dying
         from pathlib import Path
-        from flows.runner import run_pipeline
+        from hybridlabel.flows.runner import run_pipeline
         run_pipeline(Path({str(config)!r}), Path({str(work)!r}), None, False)
     """)
     rc, out = _run_until_killed(script, tmp_path, _env(tmp_path))  # asserts that nothing outlives it

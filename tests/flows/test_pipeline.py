@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_registry.store import Registry
+from hybridlabel.data_registry.store import Registry
 from tests.conftest import DUPLICATED, tiny_config_yaml
 
 
@@ -35,7 +35,7 @@ def test_every_round_is_committed_with_every_case(finished, phantom_cohort):
 
 
 def test_student_rounds_record_labels_sources_scores_and_selection(finished):
-    from tasks.imageio import sha256_path
+    from hybridlabel.tasks.files.imageio import sha256_path
 
     reg = Registry(finished["work"])
     r1, r2 = reg.read("cases", 1), reg.read("cases", 2)
@@ -57,7 +57,7 @@ def test_student_rounds_record_labels_sources_scores_and_selection(finished):
 def test_students_learn_only_trusted_pseudo_classes(finished):
     """Round 1's pseudo labels are scored against the predicted cases' annotations; a class
     below the threshold is unannotated in the student's loss where it is pseudo-labelled."""
-    from models.pseudo_trust import loss_annotated
+    from hybridlabel.models.pseudo_trust import loss_annotated
 
     reg = Registry(finished["work"])
     counts = json.loads(reg.round_row(1)["counts"])
@@ -81,7 +81,7 @@ def test_students_learn_only_trusted_pseudo_classes(finished):
 
 
 def test_every_round_records_val_and_pseudo_label_metrics(finished, phantom_cohort):
-    from models.holdout import held_out_classes
+    from hybridlabel.models.holdout import held_out_classes
 
     reg = Registry(finished["work"])
     roles = json.loads((phantom_cohort / "phantom.json").read_text())["cases"]
@@ -142,7 +142,7 @@ def test_export_trains_the_lightweight_student_and_records_it(finished):
 def test_status_metrics_prints_rounds_by_classes(finished):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from hybridlabel.flows.cli import app
 
     result = CliRunner().invoke(app, ["status", "--workdir", str(finished["work"]), "--metrics"])
     assert result.exit_code == 0, result.output
@@ -167,8 +167,8 @@ def test_round_artifacts_are_in_prefect(finished):
 
 
 def test_rerun_skips_completed_work_and_resume_supersedes(finished):
-    from flows.pipeline import first_round_to_run, pipeline
-    from models.config import load_config
+    from hybridlabel.flows.pipeline import first_round_to_run, pipeline
+    from hybridlabel.models.config import load_config
 
     work = finished["work"]
     config = load_config(work / "config.yaml")
@@ -194,15 +194,15 @@ def test_rerun_skips_completed_work_and_resume_supersedes(finished):
 def test_export_of_the_last_rounds_network_reuses_its_model_and_metrics(finished, tmp_path):
     """Runs after the resume test (round 2 redone, export superseded): exporting with
     `export.network` = the rounds' network trains nothing and copies round 2's val rows."""
-    from flows.export import export_model
-    from models.config import load_config
-    from models.config_yaml import render_config_yaml
+    from hybridlabel.flows.export import export_model
+    from hybridlabel.models.config import load_config
+    from hybridlabel.models.config_yaml import render_config_yaml
 
     work = finished["work"]
     config = load_config(work / "config.yaml")
     same = tmp_path / "same.yaml"
     same.write_text(render_config_yaml(config.model_copy(update={"export": {"network": "tiny"}})))
-    archive = export_model(str(same), str(work))
+    archive = export_model(load_config(same), str(work))
     reg = Registry(work)
     row = reg.round_row(3)
     assert json.loads(row["counts"])["network"] == "tiny" and row["model_dir"] == archive
@@ -214,10 +214,37 @@ def test_export_of_the_last_rounds_network_reuses_its_model_and_metrics(finished
     assert (exported["round"] == 3).all()
 
 
+def test_a_round_ranks_unlabeled_cases_by_disagreement(finished, tmp_path):
+    """Round 2 again, ranked by disagreement (round 1 predicted no unlabeled case, so
+    `previous_round` compares with the mirrored pass): the unlabeled cases have both
+    scores, and the cases kept are the ones whose two predictions agree most."""
+    from hybridlabel.flows.pipeline import pipeline
+    from hybridlabel.models.config import load_config
+    from hybridlabel.models.config_yaml import render_config_yaml
+
+    work = finished["work"]
+    config = load_config(work / "config.yaml")
+    selection = config.selection.model_copy(update={"scorer": "disagreement", "disagreement_with": "previous_round"})
+    path = tmp_path / "disagreement.yaml"
+    path.write_text(render_config_yaml(config.model_copy(update={"selection": selection})))
+    reg = Registry(work)
+    reg.supersede_from(2)
+    pipeline(str(path), str(work), 2, False)
+    r2 = reg.read("cases", 2)
+    unlabeled = r2[(r2["role"] == "unlabeled") & r2["quarantine_reason"].isna()]
+    scores = [json.loads(s) for s in unlabeled["scores"]]
+    assert scores and all({"organ_disagreement", "organ_entropy"} <= s.keys() for s in scores)
+    disagreement = pd.Series([s["organ_disagreement"] for s in scores], index=unlabeled.index)
+    kept = unlabeled["selection"] != "sits_out"
+    assert kept.any() and (~kept).any() and disagreement[kept].max() <= disagreement[~kept].min()
+    labeled = r2[r2["role"].isin(["partial", "tumor_only"]) & r2["scores"].notna()]
+    assert len(labeled) and not any("organ_disagreement" in json.loads(s) for s in labeled["scores"])
+
+
 def test_the_workdir_lock_is_reentrant_in_its_process(finished):
     """The CLI takes the lock, then the flow takes it again; the inner exit keeps it held.
     (Another process is refused: tests/flows/test_cli_integrity.py.)"""
-    from tasks.workdir import WorkdirLock
+    from hybridlabel.tasks.workdir import WorkdirLock
 
     lock = finished["work"] / ".lock"
     with WorkdirLock(finished["work"]):
@@ -228,8 +255,8 @@ def test_the_workdir_lock_is_reentrant_in_its_process(finished):
 
 
 def test_missing_dataset_and_incomplete_parent_fail_before_any_work(tmp_path, prefect_harness):
-    from flows.pipeline import pipeline
-    from flows.rounds import RoundError
+    from hybridlabel.flows.pipeline import pipeline
+    from hybridlabel.tasks.round_inputs import RoundError
 
     config = tmp_path / "c.yaml"
     config.write_text(tiny_config_yaml(tmp_path / "nowhere"))

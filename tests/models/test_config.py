@@ -1,8 +1,7 @@
 import pytest
-import yaml
 
-from models.config import ConfigError, PipelineConfig, SelectionConfig, load_config
-from models.config_yaml import render_config_yaml
+from hybridlabel.models.config import ConfigError, PipelineConfig, SelectionConfig, load_config
+from hybridlabel.models.config_yaml import render_config_yaml
 
 
 def test_defaults_follow_the_design():

@@ -1,4 +1,4 @@
-from models.geometry import Grid, compare_grids
+from hybridlabel.models.geometry import Grid, compare_grids
 
 IDENTITY = (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models.intake import (
+from hybridlabel.models.intake import (
     check_case_id, check_intensities, check_label_values, infer_role, parse_annotated, resolve_annotated,
 )
 

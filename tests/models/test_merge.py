@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from models.config import LabelMapConfig, MergeConfig
-from models.merge import merge_case
+from hybridlabel.models.config import LabelMapConfig, MergeConfig
+from hybridlabel.models.merge import merge_case
 from tests.realct import read_flare
 
 LABELS = LabelMapConfig()

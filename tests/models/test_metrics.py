@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM
-from models.metrics import MetricRules, score_case
-from models.surface import surface_dice, surface_distances, surfel_area_table
+from hybridlabel.models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM
+from hybridlabel.models.metrics import MetricRules, score_case
+from hybridlabel.models.surface import surface_dice, surface_distances, surfel_area_table
 from tests.realct import REAL_CT, read_flare
 
 RULES = MetricRules({c: n for c, n in FLARE23_LABELS.items() if c}, dict(FLARE23_NSD_TOLERANCE_MM),
@@ -157,7 +157,7 @@ def test_an_empty_prediction_cannot_flatter_the_present_class_mean():
     classes is 0."""
     import pandas as pd
 
-    from models.metric_summary import ORGAN_MEAN, ORGAN_MEAN_PRESENT, rounds_by_class, summary_table
+    from hybridlabel.models.metric_summary import ORGAN_MEAN, ORGAN_MEAN_PRESENT, rounds_by_class, summary_table
 
     gt = np.zeros((8, 8, 8), np.uint8)
     gt[2:6, 2:6, 2:6] = 1

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from models.partiality import assign_roles, partial_label, tumor_as_organ
-from models.phantom import generate_phantom, phantom_partial_label
+from hybridlabel.models.partiality import assign_roles, partial_label, tumor_as_organ
+from hybridlabel.models.phantom import generate_phantom, phantom_partial_label
 
 
 def test_roles_follow_flare23_patterns():

@@ -1,6 +1,6 @@
 import numpy as np
 
-from models.phantom import generate_phantom
+from hybridlabel.models.phantom import generate_phantom
 
 
 def test_phantom_has_all_organs_and_plausible_intensities():

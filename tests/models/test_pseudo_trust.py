@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models.pseudo_trust import class_dice, class_overlap, loss_annotated, untrusted_classes
+from hybridlabel.models.pseudo_trust import class_dice, class_overlap, loss_annotated, untrusted_classes
 
 
 def _volumes():

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from models.selection import keep_count, select_confident_cases
+from hybridlabel.models.selection import keep_count, select_confident_cases
 
 
 def scores(n=10):

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from models.config import LabelMapConfig
-from models.uncertainty import disagreement_scores, entropy_scores
+from hybridlabel.models.config import LabelMapConfig
+from hybridlabel.models.uncertainty import disagreement_scores, entropy_scores
 
 LABELS = LabelMapConfig()
 
@@ -70,3 +70,24 @@ def test_disagreement_is_symmetric_bounded_and_zero_on_itself(a, b):
     assert ab == pytest.approx(ba)
     assert all(0.0 <= v <= 1.0 for v in ab.values())
     assert disagreement_scores(a, a, LABELS) == {"organ_disagreement": 0.0, "tumor_disagreement": 0.0}
+
+
+def test_every_configurable_scorer_is_registered_and_computed_by_name():
+    from typing import get_args
+
+    from hybridlabel.models.config import SelectionConfig
+    from hybridlabel.models.uncertainty import SCORERS, ScoreInputs, case_scores
+
+    assert set(get_args(SelectionConfig.model_fields["scorer"].annotation)) == set(SCORERS)
+    pred = np.zeros((2, 4, 4), np.uint8)
+    pred[0, :2, :2] = 1
+    other = pred.copy()
+    other[0, 0, 0] = 0
+    inputs = ScoreInputs(pred, one_hot(pred), other)
+    scores = case_scores(inputs, LABELS, SCORERS)
+    assert scores == {**entropy_scores(inputs.probs, pred, LABELS), **disagreement_scores(pred, other, LABELS)}
+    assert case_scores(inputs, LABELS, ["entropy"]).keys() == {"organ_entropy", "tumor_entropy"}
+    with pytest.raises(ValueError, match="needs a second prediction"):
+        case_scores(ScoreInputs(pred, inputs.probs), LABELS, ["disagreement"])
+    with pytest.raises(ValueError, match="unknown uncertainty scorer 'margin'"):
+        case_scores(inputs, LABELS, ["margin"])

@@ -1,4 +1,4 @@
-"""`merge_files` and the `merge` / `select` commands on real files."""
+"""`merge_case_files` and the `merge` / `select` commands on real files."""
 
 import json
 
@@ -7,9 +7,9 @@ import pandas as pd
 import SimpleITK as sitk
 from typer.testing import CliRunner
 
-from flows.cli import app
-from models.config import PipelineConfig
-from tasks.merge import merge_files
+from hybridlabel.flows.cli import app
+from hybridlabel.models.config import PipelineConfig
+from hybridlabel.tasks.merge import merge_case_files
 from tests.realct import REAL_CT, read_flare
 
 runner = CliRunner()
@@ -32,13 +32,14 @@ def test_merge_files_on_a_real_scan_writes_label_in_gt_geometry_and_record(tmp_p
     for c in range(15):
         probs[c][pred == c] = 1.0
     np.savez_compressed(tmp_path / "probs.npz", probabilities=probs)
-    out, record_path = merge_files(p, tmp_path / "out.nii.gz", PipelineConfig(), g, tmp_path / "probs.npz")
+    out, record_path, returned = merge_case_files(p, tmp_path / "out.nii.gz", PipelineConfig(), g, tmp_path / "probs.npz")
     hybrid = sitk.ReadImage(str(out))
     assert hybrid.GetSize() == ref.GetSize() and hybrid.GetDirection() == ref.GetDirection()
     assert np.allclose(hybrid.GetOrigin(), ref.GetOrigin())
     h = sitk.GetArrayFromImage(hybrid)
     assert np.array_equal(h == 2, gt == 2) and (h == 1).any()  # kidneys from G, liver from P
     record = json.loads(record_path.read_text())
+    assert returned == record  # the record returned is the one written beside the label
     assert record["annotated"] == [2, 13] and record["sources"]["2"] == "gt" and record["sources"]["1"] == "pseudo"
     assert record["scores"]["organ_entropy"] < 0.01
     assert sum(sum(v.values()) for v in record["counts"].values()) == h.size

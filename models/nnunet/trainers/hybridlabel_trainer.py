@@ -11,14 +11,12 @@ import numpy as np
 import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.utilities.helpers import dummy_context
-from torch import autocast
 
-from models.config import TrainingConfig
-from models.nnunet.checkpoint_types import allow_numpy_values
-from models.nnunet.losses import PartialLabelLoss
-from models.nnunet.spec import TrainingSpec, spec_from_environment
-from models.nnunet.warm_start import warm_start_state
+from hybridlabel.models.config import TrainingConfig
+from hybridlabel.models.nnunet.checkpoint_types import allow_numpy_values
+from hybridlabel.models.nnunet.losses import PartialLabelLoss
+from hybridlabel.models.nnunet.spec import TrainingSpec, spec_from_environment
+from hybridlabel.models.nnunet.warm_start import warm_start_state
 
 
 class _BudgetSpent(Exception):
@@ -40,6 +38,24 @@ class WallClockPolyLR:
         spent = min(self.elapsed() / self.budget, 1.0) if self.budget > 0 else 1.0
         for group in self.optimizer.param_groups:
             group["lr"] = self.initial_lr * (1.0 - spent) ** self.exponent
+
+
+class _BatchMaskedLoss(torch.nn.Module):
+    """The partial-label loss as nnU-Net calls it, `loss(output, target)`, with the batch's
+    annotated classes (B, C) added from the trainer. Outside a training step (nnU-Net's
+    validation) there is no mask: every class counts as annotated, as the online Dice does."""
+
+    def __init__(self, loss: torch.nn.Module, batch_mask):
+        super().__init__()
+        self.loss, self.batch_mask = loss, batch_mask
+
+    def forward(self, output, target):
+        mask = self.batch_mask()
+        if mask is None:
+            return self.loss(output, target)
+        if isinstance(output, (list, tuple)):  # deep supervision: one mask per scale
+            return self.loss(output, target, [mask] * len(output))
+        return self.loss(output, target, mask)
 
 
 class HybridLabelTrainer(nnUNetTrainer):
@@ -152,7 +168,11 @@ class HybridLabelTrainer(nnUNetTrainer):
             weights = np.array([1 / (2 ** i) for i in range(len(scales))])
             weights[-1] = 0
             loss = DeepSupervisionWrapper(loss, weights / weights.sum())
-        return loss
+        return _BatchMaskedLoss(loss, self._batch_mask)
+
+    def _batch_mask(self) -> torch.Tensor | None:
+        keys = getattr(self, "_batch_keys", None)
+        return None if keys is None else self._annotated_mask(keys)
 
     def _annotated_mask(self, keys) -> torch.Tensor:
         """(B, C) annotated classes of the batch's cases, from the spec, by case key."""
@@ -166,39 +186,17 @@ class HybridLabelTrainer(nnUNetTrainer):
                 mask[i, [c for c in classes if c < n_classes]] = True
         return mask.to(self.device)
 
-    def _loss(self, output, target, keys):
-        if self.spec.training.loss == "naive":
-            return self.loss(output, target)
-        mask = self._annotated_mask(keys)
-        if self.enable_deep_supervision:
-            return self.loss(output, target, [mask] * len(output))
-        return self.loss(output, target, mask)
-
     def train_step(self, batch: dict) -> dict:
-        if self.spec.training.loss == "naive":
+        # nnU-Net's step, unchanged: its `self.loss(output, target)` finds the batch's case
+        # keys here (`_BatchMaskedLoss`), so upstream fixes to the step still arrive
+        self._batch_keys = batch.get("keys")
+        try:
             return super().train_step(batch)
-        data = batch["data"].to(self.device, non_blocking=True)
-        target = batch["target"]
-        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
-            else target.to(self.device, non_blocking=True)
-        self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            output = self.network(data)
-            loss = self._loss(output, target, batch["keys"])
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.optimizer.step()
-        return {"loss": loss.detach().cpu().numpy()}
+        finally:
+            self._batch_keys = None
 
-    # validation_step is nnU-Net's: it calls self.loss(output, target) without a mask,
-    # and the partial loss then treats every class as annotated, as the online Dice does.
+    # validation_step is nnU-Net's: it calls self.loss(output, target) outside a training
+    # step, and the partial loss then treats every class as annotated, as the online Dice does.
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         if self.spec.final_validation:

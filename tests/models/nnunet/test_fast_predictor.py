@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from models.nnunet.fast_predictor import BODY_HU, body_box, logits_to_labels
-from tasks.efficiency import MemorySampler, memory_time_area
+from hybridlabel.models.nnunet.fast_predictor import BODY_HU, body_box, logits_to_labels
+from hybridlabel.tasks.model.efficiency import MemorySampler, memory_time_area
 
 
 def test_body_box_finds_the_body_and_keeps_a_margin():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.nnunet.losses import PartialLabelLoss, partial_log_probs
+from hybridlabel.models.nnunet.losses import PartialLabelLoss, partial_log_probs
 
 # two voxels, three classes (0 background, 1 annotated, 2 unannotated)
 LOGITS = np.array([[1.0, 2.0, 0.5], [0.2, 0.1, 3.0]])

@@ -1,8 +1,8 @@
 import pytest
 
-from models.config import LabelMapConfig
-from models.nnunet.dataset_json import dataset_json
-from models.nnunet.plans import plans_name, plans_variant
+from hybridlabel.models.config import LabelMapConfig
+from hybridlabel.models.nnunet.dataset_json import dataset_json
+from hybridlabel.models.nnunet.plans import plans_name, plans_variant
 
 PLANS = {
     "dataset_name": "Dataset001_x", "plans_name": "nnUNetPlans",

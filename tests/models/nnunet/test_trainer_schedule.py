@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.nnunet.trainers.hybridlabel_trainer import WallClockPolyLR
+from hybridlabel.models.nnunet.trainers.hybridlabel_trainer import WallClockPolyLR
 
 
 def test_learning_rate_decays_over_the_wall_clock_budget():

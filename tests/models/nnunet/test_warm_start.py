@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.nnunet.warm_start import warm_start_state
+from hybridlabel.models.nnunet.warm_start import warm_start_state
 
 
 def _state(classes: int, features: int = 4, seed: int = 0) -> dict:

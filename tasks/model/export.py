@@ -1,0 +1,76 @@
+"""Write a trained model as one self-contained archive: slim weights (no optimiser
+state), plans, dataset.json (the label map), the pipeline config, the code version and
+a manifest with the sha256 of every member."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+import zipfile
+from pathlib import Path
+
+from hybridlabel.models.archive_manifest import ARCHIVE_FORMAT, MANIFEST
+from hybridlabel.models.config import PipelineConfig
+from hybridlabel.tasks.registry import code_version
+
+
+def _preprocessing(plans: dict, configuration: str) -> dict:
+    """What inference must do to an image before the network sees it (from the plans)."""
+    conf = plans["configurations"][configuration]
+    return {"target_spacing_zyx": conf["spacing"], "transpose_forward": plans["transpose_forward"],
+            "normalization_schemes": conf["normalization_schemes"], "patch_size": conf["patch_size"],
+            "intensity_properties": plans.get("foreground_intensity_properties_per_channel", {})}
+
+
+def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, round_no: int, network: str,
+                        val_metrics: dict | None = None, source: str = "") -> tuple[Path, dict]:
+    """The model of `model_dir` (trained with `network`) as one archive, atomically."""
+    import torch
+
+    from hybridlabel.models.nnunet.identity import checkpoint_path
+    from hybridlabel.models.nnunet.network import count_parameters
+
+    model_dir = Path(model_dir)
+    from hybridlabel.tasks.model.archive import checkpoint_configuration, load_weights
+
+    ckpt = load_weights(checkpoint_path(model_dir), f"model {model_dir}")
+    configuration = checkpoint_configuration(ckpt)
+    # weights and what inference needs, as plain types (plans and label map are members of their own)
+    slim = {"network_weights": ckpt["network_weights"], "init_args": {"configuration": configuration},
+            "trainer_name": str(ckpt.get("trainer_name", "")),
+            "inference_allowed_mirroring_axes": [int(a) for a in ckpt.get("inference_allowed_mirroring_axes") or ()]}
+    buf = io.BytesIO()
+    torch.save(slim, buf)
+    plans = json.loads((model_dir / "plans.json").read_text())
+    dataset = json.loads((model_dir / "dataset.json").read_text())
+    members = {
+        "weights.pth": buf.getvalue(),
+        "plans.json": json.dumps(plans, indent=1).encode(),
+        "dataset.json": json.dumps(dataset, indent=1).encode(),
+        "config.json": config.model_dump_json(indent=1).encode(),
+    }
+    info = {"format": ARCHIVE_FORMAT, "code_version": code_version(), "round": round_no, "source": source,
+            "configuration": configuration,
+            "network": network,
+            "parameters": count_parameters(plans, dataset, configuration),
+            "labels": dataset["labels"], "fast": config.export.fast,
+            "preprocessing": _preprocessing(plans, configuration), "val_metrics": val_metrics or {},
+            "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    archive = out_dir / f"{config.name}_round{round_no}.hlmodel.zip"
+    tmp = out_dir / f".tmp-{uuid.uuid4().hex[:8]}-{archive.name}"
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(MANIFEST, json.dumps(info, indent=1))
+            for name, data in members.items():
+                zf.writestr(name, data)
+        os.replace(tmp, archive)
+    finally:
+        tmp.unlink(missing_ok=True)
+    info["size_bytes"] = archive.stat().st_size
+    return archive, {"parameters": info["parameters"], "size_bytes": info["size_bytes"], "archive": str(archive),
+                     "network": info["network"]}

@@ -1,0 +1,68 @@
+"""A round's nnU-Net raw dataset: images linked (not copied), labels = the round's labels.
+
+Layout under the workdir's nnU-Net root: `raw/DatasetNNN_<name>/{imagesTr,labelsTr}`.
+nnU-Net needs one file ending per dataset: images that are not `.nii.gz` (MHA, NRRD,
+DICOM series) are converted once into `converted/` and linked from there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from hybridlabel.models.config import LabelMapConfig
+from hybridlabel.models.nnunet.dataset_json import dataset_json
+from hybridlabel.tasks.files.atomic import atomic_write_text
+from hybridlabel.tasks.files.imageio import read_image, write_image
+
+FILE_ENDING = ".nii.gz"
+
+
+@dataclass(frozen=True)
+class TrainingCase:
+    case_id: str
+    image: Path
+    label: Path
+
+
+def dataset_name(dataset_id: int, name: str) -> str:
+    return f"Dataset{dataset_id:03d}_{name}"
+
+
+def _link(target: Path, link: Path) -> None:
+    """Symlink `link` -> `target`, replacing what was there (atomically)."""
+    tmp = link.with_name(f".tmp-{link.name}")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(Path(target).resolve(), tmp)
+    os.replace(tmp, link)
+
+
+def nifti_image(root: Path, case_id: str, image: Path) -> Path:
+    """The case's image as `.nii.gz`: the file itself, or a converted copy made once."""
+    image = Path(image)
+    if image.is_file() and image.name.endswith(FILE_ENDING):
+        return image
+    converted = Path(root) / "converted" / f"{case_id}_0000{FILE_ENDING}"
+    if not converted.exists():
+        write_image(read_image(image), converted)
+    return converted
+
+
+def write_round_dataset(root: Path, dataset_id: int, name: str, cases: list[TrainingCase],
+                        labels: LabelMapConfig, with_ignore: bool = False, tumor: bool = True) -> Path:
+    """(Re)write the raw dataset of a round; returns its folder."""
+    folder = Path(root) / "raw" / dataset_name(dataset_id, name)
+    for sub in ("imagesTr", "labelsTr"):
+        if (folder / sub).exists():
+            shutil.rmtree(folder / sub)  # only links live here: a rerun starts clean
+        (folder / sub).mkdir(parents=True)
+    for case in cases:
+        _link(nifti_image(root, case.case_id, case.image), folder / "imagesTr" / f"{case.case_id}_0000{FILE_ENDING}")
+        _link(case.label, folder / "labelsTr" / f"{case.case_id}{FILE_ENDING}")
+    spec = dataset_json(labels, len(cases), with_ignore=with_ignore, file_ending=FILE_ENDING, tumor=tumor)
+    atomic_write_text(folder / "dataset.json", json.dumps(spec, indent=1))
+    return folder

@@ -1,0 +1,141 @@
+"""The report's figures as PNG bytes (matplotlib, Agg backend, chosen when drawing)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+from hybridlabel.models.metric_summary import ORGAN_MEAN, ORGAN_MEAN_PRESENT, SUMMARY_ROWS, TUMOR
+
+SUMMARY_COLORS = {ORGAN_MEAN: "black", ORGAN_MEAN_PRESENT: "#555555", TUMOR: "#c62828"}
+
+SOURCE_COLOURS = {"gt": "#2e7d32", "pseudo": "#1565c0", "ignore": "#9e9e9e", "none": "#eeeeee"}
+DECISION_COLOURS = {"tumor_kept": "#2e7d32", "organ_kept": "#f9a825", "sits_out": "#9e9e9e"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def metric_lines(table: pd.DataFrame, ylabel: str) -> bytes:
+    """Rounds x classes table (rounds_by_class) as one line per class; organ mean bold."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    cmap = plt.get_cmap("tab20")
+    for i, col in enumerate(table.columns):
+        bold = col in SUMMARY_ROWS
+        ax.plot(table.index, table[col], marker="o", lw=3 if bold else 1, alpha=1 if bold else 0.7, label=col,
+                color=SUMMARY_COLORS.get(col, cmap(i % 20)))
+    ax.set_xlabel("round")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xticks(list(table.index))
+    ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def source_bars(sources: pd.DataFrame, labels: dict[int, str]) -> bytes:
+    """Per round, per class: cases whose label came from gt / pseudo / ignore / none."""
+    plt = _plt()
+    rounds = sorted(sources["round"].unique())
+    fig, axes = plt.subplots(1, len(rounds), figsize=(4 * len(rounds), 3.5), sharey=True, squeeze=False)
+    for ax, r in zip(axes[0], rounds):
+        frame = sources[sources["round"] == r].pivot_table(index="class_id", columns="source", values="cases",
+                                                            aggfunc="sum", fill_value=0)
+        bottom = np.zeros(len(frame))
+        for src in [s for s in SOURCE_COLOURS if s in frame.columns]:
+            ax.bar(range(len(frame)), frame[src], bottom=bottom, color=SOURCE_COLOURS[src], label=src)
+            bottom += frame[src].to_numpy()
+        ax.set_xticks(range(len(frame)))
+        ax.set_xticklabels([labels.get(int(c), str(c))[:8] for c in frame.index], rotation=90, fontsize=7)
+        ax.set_title(f"round {r}")
+    axes[0][0].set_ylabel("cases")
+    axes[0][-1].legend(fontsize=7)
+    return _png(fig)
+
+
+def score_strips(scores: pd.DataFrame, cutoffs: dict[int, float], scorer: str) -> bytes:
+    """Organ uncertainty of unlabeled cases per round, coloured by decision, with the cut-off."""
+    plt = _plt()
+    rounds = sorted(scores["round"].unique())
+    fig, ax = plt.subplots(figsize=(7, 1 + 0.8 * len(rounds)))
+    rng = np.random.default_rng(0)
+    for i, r in enumerate(rounds):
+        frame = scores[scores["round"] == r]
+        y = i + rng.uniform(-0.2, 0.2, len(frame))
+        colours = [DECISION_COLOURS.get(d, "#000000") for d in frame["decision"]]
+        ax.scatter(frame["organ_score"], y, c=colours, s=30)
+        if r in cutoffs:
+            ax.vlines(cutoffs[r], i - 0.35, i + 0.35, colors="#c62828", linestyles="--")
+    ax.set_yticks(range(len(rounds)))
+    ax.set_yticklabels([f"round {r}" for r in rounds])
+    ax.set_xlabel(f"organ {scorer} (lower = more confident); dashed: cut-off")
+    for name, colour in DECISION_COLOURS.items():
+        ax.scatter([], [], c=colour, label=name)
+    ax.legend(fontsize=7, loc="upper right")
+    return _png(fig)
+
+
+def stacked_barh(frame: pd.DataFrame, index: str, column: str, value: str, xlabel: str) -> bytes:
+    """Horizontal stacked bars: one bar per `index`, segments per `column` (times, tumours)."""
+    plt = _plt()
+    table = frame.pivot_table(index=index, columns=column, values=value, aggfunc="sum", fill_value=0)
+    fig, ax = plt.subplots(figsize=(7, 1 + 0.5 * len(table)))
+    left = np.zeros(len(table))
+    cmap = plt.get_cmap("tab10")
+    for i, col in enumerate(table.columns):
+        ax.barh([str(x) for x in table.index], table[col], left=left, color=cmap(i % 10), label=str(col))
+        left += table[col].to_numpy()
+    ax.set_xlabel(xlabel)
+    ax.invert_yaxis()
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+    return _png(fig)
+
+
+def contour_slices(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], n_classes: int) -> bytes:
+    """One axial slice per panel: CT (soft-tissue window), ground truth dashed, prediction solid."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    cmap = plt.get_cmap("tab20")
+    for ax, (title, ct, gt, pred) in zip(axes[0], panels):
+        ax.imshow(np.clip(ct, -160, 240), cmap="gray", interpolation="nearest")
+        for cls in range(1, n_classes + 1):
+            colour = cmap((cls - 1) % 20)
+            for mask, style in ((gt, "--"), (pred, "-")):
+                if (mask == cls).any():
+                    ax.contour(mask == cls, levels=[0.5], colors=[colour], linewidths=0.8, linestyles=style)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    return _png(fig)
+
+
+def arm_bars(table: pd.DataFrame) -> bytes:
+    """Organ and tumour DSC per arm / round, mean with the SD over seeds as error bars."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    x = np.arange(len(table))
+    for offset, key, colour, name in ((-0.2, "organ_dsc", "#1565c0", "organ DSC"), (0.2, "tumor_dsc", "#c62828", "tumour DSC")):
+        ax.bar(x + offset, table[f"{key}_mean"].fillna(0), 0.38, yerr=table[f"{key}_sd"].fillna(0), color=colour,
+               label=name, capsize=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels(table["arm"], rotation=20)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("DSC (val)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)

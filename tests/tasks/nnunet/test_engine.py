@@ -1,0 +1,201 @@
+"""nnU-Net v2 for real on a tiny phantom cohort: round datasets, plan once, images
+preprocessed once (bit-identical to nnU-Net's own preprocessing), budgeted training of
+a tiny network, partial-label loss, deterministic seeds, prediction with probabilities."""
+
+import json
+import os
+import pickle
+import shutil
+
+import blosc2
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from hybridlabel.models.config import LabelMapConfig, TrainingConfig
+from hybridlabel.models.nnunet.commands import full_preprocess_command, nnunet_env
+from hybridlabel.models.nnunet.predictor import Segmenter
+from hybridlabel.tasks.model.archive import load_weights
+from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
+from hybridlabel.tasks.nnunet.predict import load_bundle, predict_case
+from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round, run_logged
+from hybridlabel.tasks.nnunet.train import train_model
+
+LABELS = LabelMapConfig()
+TINY = TrainingConfig(network="tiny", epochs=1, iterations_per_epoch=2, val_iterations=1, loss="naive",
+                      device="cpu", seed=7)
+
+
+@pytest.fixture(scope="module")
+def engine(phantom_cohort, tmp_path_factory):
+    truth = json.loads((phantom_cohort / "phantom.json").read_text())["cases"]
+    labeled = sorted(c for c, t in truth.items() if t["role"] in ("strong", "partial", "tumor_only"))[:5]
+    full = [TrainingCase(c, phantom_cohort / "imagesTr" / f"{c}_0000.nii.gz",
+                         phantom_cohort / "groundTruth" / f"{c}.nii.gz") for c in labeled]
+    root = tmp_path_factory.mktemp("nnunet")
+    write_round_dataset(root, 1, "teacher", full, LABELS)
+    plans = plan_dataset(root, 1, log=lambda _: None)
+    preprocess_round(root, plans, 1, "teacher", full)
+    return {"root": root, "plans": plans, "cases": full, "truth": truth, "cohort": phantom_cohort}
+
+
+def _load(folder, case, suffix):
+    return blosc2.open(str(folder / f"{case}{suffix}"))[:]
+
+
+def test_images_are_linked_not_copied(engine):
+    link = engine["root"] / "raw" / "Dataset001_teacher" / "imagesTr" / f"{engine['cases'][0].case_id}_0000.nii.gz"
+    assert link.is_symlink() and link.resolve() == engine["cases"][0].image.resolve()
+    spec = json.loads((link.parent.parent / "dataset.json").read_text())
+    assert spec["labels"]["tumor"] == 14 and spec["numTraining"] == len(engine["cases"])
+
+
+def test_round_preprocessing_equals_nnunet_full_preprocessing(engine):
+    root = engine["root"]
+    write_round_dataset(root, 2, "reference", engine["cases"], LABELS)
+    ref = root / "preprocessed" / "Dataset002_reference"
+    ref.mkdir(parents=True)
+    plans = json.loads(engine["plans"].read_text())
+    (ref / "nnUNetPlans.json").write_text(json.dumps(dict(plans, dataset_name="Dataset002_reference")))
+    shutil.copy(root / "raw" / "Dataset002_reference" / "dataset.json", ref / "dataset.json")
+    run_logged(full_preprocess_command(2), nnunet_env(root, dict(os.environ)), lambda _: None)
+    ours = root / "preprocessed" / "Dataset001_teacher" / "nnUNetPlans_3d_fullres"
+    theirs = ref / "nnUNetPlans_3d_fullres"
+    for case in engine["cases"]:
+        for suffix in (".b2nd", "_seg.b2nd"):
+            a, b = _load(ours, case.case_id, suffix), _load(theirs, case.case_id, suffix)
+            assert a.dtype == b.dtype and np.array_equal(a, b), (case.case_id, suffix)
+        pa = pickle.loads((ours / f"{case.case_id}.pkl").read_bytes())
+        pb = pickle.loads((theirs / f"{case.case_id}.pkl").read_bytes())
+        assert pa.keys() == pb.keys()
+        for label, locations in pb["class_locations"].items():
+            assert np.array_equal(pa["class_locations"][label], locations)
+
+
+def test_a_new_round_reuses_the_preprocessed_images(engine):
+    root = engine["root"]
+    partial = [TrainingCase(c.case_id, c.image, engine["cohort"] / "labelsTr" / f"{c.case_id}.nii.gz")
+               if (engine["cohort"] / "labelsTr" / f"{c.case_id}.nii.gz").exists() else c for c in engine["cases"]]
+    cache = next((root / "image_cache").iterdir())
+    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.b2nd")}
+    write_round_dataset(root, 3, "round1", partial, LABELS)
+    preprocess_round(root, engine["plans"], 3, "round1", partial)
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.b2nd")} == before  # nothing redone
+    data = root / "preprocessed" / "Dataset003_round1" / "nnUNetPlans_3d_fullres"
+    first = root / "preprocessed" / "Dataset001_teacher" / "nnUNetPlans_3d_fullres"
+    changed = 0
+    for case in engine["cases"]:
+        assert (data / f"{case.case_id}.b2nd").resolve() == (cache / f"{case.case_id}.b2nd").resolve()
+        changed += not np.array_equal(_load(data, case.case_id, "_seg.b2nd"), _load(first, case.case_id, "_seg.b2nd"))
+    assert changed >= 1  # partial labels differ from the complete ones
+
+
+def test_tiny_model_trains_within_budget_and_predicts(engine, tmp_path):
+    root = engine["root"]
+    model = train_model(root, 1, "Dataset001_teacher", TINY, log=lambda _: None)
+    log = (model / "fold_all").glob("training_log_*.txt")
+    text = next(log).read_text()
+    assert "Epoch 0" in text and "Epoch 1" not in text  # the budget: one epoch
+    assert (model / "fold_all" / "checkpoint_final.pth").exists()
+    segmenter = Segmenter(load_bundle(model), device="cpu", tta="flip4")
+    assert segmenter.n_parameters < 3_000_000
+    val = next(c for c, t in engine["truth"].items() if t["role"] == "val")
+    image_path = engine["cohort"] / "imagesTr" / f"{val}_0000.nii.gz"
+    out, scores = predict_case(segmenter, image_path, tmp_path / "pred.nii.gz", LABELS)
+    image, pred = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(out))
+    assert pred.GetSize() == image.GetSize() and pred.GetSpacing() == image.GetSpacing()
+    assert pred.GetOrigin() == image.GetOrigin() and pred.GetDirection() == image.GetDirection()
+    assert set(np.unique(sitk.GetArrayFromImage(pred))) <= set(range(15))
+    assert 0.0 <= scores["organ_entropy"] <= 1.0 and 0.0 <= scores["tumor_entropy"] <= 1.0
+    # disagreement against a reference label map of the case (here its ground truth) ...
+    from hybridlabel.models.uncertainty import disagreement_scores
+
+    truth = engine["cohort"] / "labelsTr" / f"{val}.nii.gz"
+    both = ("disagreement", "entropy")
+    _, against = predict_case(segmenter, image_path, tmp_path / "again.nii.gz", LABELS, both, reference=truth)
+    expected = disagreement_scores(sitk.GetArrayFromImage(pred), sitk.GetArrayFromImage(sitk.ReadImage(str(truth))), LABELS)
+    assert against == {**scores, **expected}
+    # ... or, without one, against the model's own mirrored pass
+    _, mirrored = predict_case(segmenter, image_path, tmp_path / "m.nii.gz", LABELS, both)
+    assert 0.0 <= mirrored["organ_disagreement"] <= 1.0 and mirrored["organ_entropy"] == scores["organ_entropy"]
+    seg, probs = segmenter.predict(sitk.GetArrayFromImage(image), (5.0, 4.0, 4.0))
+    assert probs.shape == (15,) + seg.shape
+    np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1.0, atol=1e-2)
+    # the same 3d_fullres model exported and read back: `predict --fast`'s segmenter
+    from hybridlabel.models.config import PipelineConfig
+    from hybridlabel.models.nnunet.fast_predictor import FastSegmenter
+    from hybridlabel.tasks.model.export import write_model_archive
+    from hybridlabel.tasks.model.archive import read_archive
+
+    archive, info = write_model_archive(model, tmp_path / "export", PipelineConfig(), 0, TINY.network)
+    bundle, manifest = read_archive(archive)
+    assert manifest["configuration"] == "3d_fullres" and info["parameters"] == segmenter.n_parameters
+    fast = FastSegmenter(bundle, "cpu").predict_label(sitk.GetArrayFromImage(image), image.GetSpacing()[::-1])
+    assert fast.shape == seg.shape and set(np.unique(fast)) <= set(range(15))
+
+
+def test_partial_label_training_is_seeded_and_deterministic(engine):
+    root = engine["root"]
+    annotated = {c.case_id: [1, 14] for c in engine["cases"]}
+    cfg = TINY.model_copy(update={"loss": "target_adaptive"})
+    every_class = {c.case_id: list(range(1, 15)) for c in engine["cases"]}
+    weights = []
+    for dataset_id, classes in ((11, annotated), (12, annotated), (15, every_class)):
+        name = f"seed{dataset_id}"
+        write_round_dataset(root, dataset_id, name, engine["cases"], LABELS)
+        preprocess_round(root, engine["plans"], dataset_id, name, engine["cases"])
+        model = train_model(root, dataset_id, f"Dataset{dataset_id:03d}_{name}", cfg, classes, log=lambda _: None)
+        ckpt = load_weights(model / "fold_all" / "checkpoint_final.pth", "test model")  # weights-only, as every load
+        weights.append(ckpt["network_weights"])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # the cases' annotated classes reach the loss inside nnU-Net's own train_step
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+def test_mask_based_normalisation_preprocesses_whole_cases_like_nnunet(engine):
+    """Plans whose normalisation uses the nonzero mask cannot reuse cached images: each
+    case is preprocessed whole, and equals nnU-Net's own run_case output."""
+    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    root = engine["root"]
+    plans = json.loads(engine["plans"].read_text())
+    config = plans["configurations"]["3d_fullres"]
+    config["normalization_schemes"] = ["ZScoreNormalization"]
+    config["use_mask_for_norm"] = [True]
+    masked = root / "masked_plans.json"
+    masked.write_text(json.dumps(plans))
+    cases = engine["cases"][:2]
+    write_round_dataset(root, 21, "masked", cases, LABELS)
+    preprocess_round(root, masked, 21, "masked", cases)
+    data = root / "preprocessed" / "Dataset021_masked" / "nnUNetPlans_3d_fullres"
+    dataset = json.loads((root / "raw" / "Dataset021_masked" / "dataset.json").read_text())
+    pm = PlansManager(plans)
+    for case in cases:
+        assert not (data / f"{case.case_id}.b2nd").is_symlink()
+        ref, seg, _ = DefaultPreprocessor(verbose=False).run_case(
+            [str(case.image)], str(case.label), pm, pm.get_configuration("3d_fullres"), dataset)
+        assert np.array_equal(_load(data, case.case_id, ".b2nd"), ref.astype(np.float32))
+        assert np.array_equal(_load(data, case.case_id, "_seg.b2nd"), seg.astype(np.int16))
+
+
+def test_a_student_starts_from_its_parents_weights_heads_included(engine):
+    root = engine["root"]
+    parent = train_model(root, 1, "Dataset001_teacher", TINY, log=lambda _: None)  # trained above: reused
+    # organs only (one class fewer; the tumour's value 14 is then the ignore label)
+    write_round_dataset(root, 13, "student", engine["cases"], LABELS, with_ignore=True, tumor=False)
+    preprocess_round(root, engine["plans"], 13, "student", engine["cases"])
+    student = train_model(root, 13, "Dataset013_student", TINY.model_copy(update={"init_from_parent": True}),
+                          log=lambda _: None, parent_model=parent)
+    log = next((student / "fold_all").glob("training_log_*.txt")).read_text()
+    assert "started from" in log and "checkpoint_final.pth" in log
+    before = load_weights(parent / "fold_all" / "checkpoint_final.pth", "parent")["network_weights"]
+    after = load_weights(student / "fold_all" / "checkpoint_final.pth", "student")["network_weights"]
+    heads = [k for k in after if ".seg_layers." in k and k.endswith("weight")]
+    assert heads and all(after[k].shape[0] == before[k].shape[0] - 1 for k in heads)
+    # two SGD steps move the weights a little; a fresh initialisation would be as far off as the weights are large
+    for key in [next(iter(after))] + heads:
+        carried = before[key][: after[key].shape[0]]
+        assert float((after[key] - carried).norm() / carried.norm()) < 0.2, key
