@@ -195,47 +195,62 @@ def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", h
             console.print(table)
 
 
+def _summary(workdir: Path) -> None:
+    """After a run: the rounds and the val DSC per class; the rest is one command away."""
+    import hybridlabel
+    from hybridlabel.flows.views import metrics_tables, rounds_table
+
+    console.print(rounds_table(hybridlabel.status(workdir)))
+    tables = metrics_tables(workdir)
+    if tables:
+        console.print(tables[0])
+    console.print(f"more: `hybridlabel status --metrics --workdir {workdir}` (NSD, pseudo-label quality)", highlight=False)
+
+
 @app.command()
 def run(config: Path = typer.Argument(..., help="pipeline config (YAML)"),
         workdir: Path = typer.Option(..., "--workdir", help="work folder: registry, models, labels"),
-        no_export: bool = typer.Option(False, "--no-export", help="stop after the last round")) -> None:
+        no_export: bool = typer.Option(False, "--no-export", help="stop after the last round"),
+        verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
     """Run every round of the config that is not complete yet, then export the model."""
     import hybridlabel
 
-    result = run_guarded(lambda: hybridlabel.run(config, workdir, export=not no_export), workdir)
-    status(workdir=workdir, as_json=False, metrics=True)
-    console.print(f"export: {result['export']}")
+    result = run_guarded(lambda: hybridlabel.run(config, workdir, export=not no_export), workdir, "run", verbose)
+    _summary(workdir)
+    console.print(f"export: {result['export']}  ·  report: {result['report']}")
 
 
 @app.command()
 def resume(round_no: int = typer.Option(..., "--round", help="first round to run again"),
            workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="work folder"),
-           config: Optional[Path] = typer.Option(None, "--config", help="config (default: the workdir's config.yaml)")) -> None:
+           config: Optional[Path] = typer.Option(None, "--config", help="config (default: the workdir's config.yaml)"),
+           verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
     """Check round N-1, mark rounds >= N superseded (kept), and run from round N."""
     import hybridlabel
 
     def superseded(moved: list[int]) -> None:
         console.print(f"rounds {moved} marked superseded (kept under {workdir / 'registry' / 'superseded'})")
 
-    run_guarded(lambda: hybridlabel.resume(round_no, workdir, config, on_superseded=superseded), workdir)
-    status(workdir=workdir, as_json=False, metrics=True)
+    result = run_guarded(lambda: hybridlabel.resume(round_no, workdir, config, on_superseded=superseded), workdir,
+                         "resume", verbose)
+    _summary(workdir)
+    console.print(f"export: {result['export']}  ·  report: {result['report']}")
 
 
 @app.command()
 def demo(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="work folder (created)"),
          cases: int = typer.Option(24, "--cases", min=5, help="phantom cases"),
-         seed: int = typer.Option(0, "--seed", help="phantom seed")) -> None:
+         seed: int = typer.Option(0, "--seed", help="phantom seed"),
+         verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
     """The main job on the built-in phantom: cohort, teacher, student rounds, export, status."""
     import hybridlabel
     from hybridlabel.flows.demo import prepare_demo
-    from hybridlabel.tasks.report.page import write_report
 
     config_path = prepare_demo(workdir, cases, seed, console)
-    result = run_guarded(lambda: hybridlabel.run(config_path, workdir), workdir)
-    status(workdir=workdir, as_json=False, metrics=True)
-    report_path = write_report(workdir, workdir / "report.html")
+    result = run_guarded(lambda: hybridlabel.run(config_path, workdir), workdir, "demo", verbose)
+    _summary(workdir)
     console.print(f"registry: {workdir / 'registry'}  ·  model: {result['export']}  ·  "
-                  f"config: {config_path}  ·  cohort: {workdir / 'phantom'}  ·  report: {report_path}")
+                  f"config: {config_path}  ·  cohort: {workdir / 'phantom'}  ·  report: {result['report']}")
 
 
 @app.command()

@@ -37,7 +37,8 @@ def ablate(config: Optional[Path] = typer.Argument(None, help="pipeline config (
                                     help="arms, comma-separated"),
            seeds: str = typer.Option("1", "--seeds", help="training seeds, comma-separated"),
            phantom: bool = typer.Option(False, "--phantom", help="no CONFIG: write the phantom cohort and its ablation config into WORKDIR"),
-           iterations: int = typer.Option(1000, "--iterations", min=1, help="with --phantom: training iterations per model")) -> None:
+           iterations: int = typer.Option(1000, "--iterations", min=1, help="with --phantom: training iterations per model"),
+           verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
     """Train and evaluate each arm on the same data, val cases and budget; print and
     record the table (rows: arms and rounds; mean and SD over seeds)."""
     from hybridlabel.flows.views import ablation_rich_table
@@ -59,9 +60,9 @@ def ablate(config: Optional[Path] = typer.Argument(None, help="pipeline config (
         config = _phantom_config(workdir, iterations)
     if config is None or not config.is_file():
         fail(f"config file {config} not found; pass a CONFIG.yaml, or --phantom for the built-in phantom")
-    run_guarded(action, workdir)
+    run_guarded(action, workdir, "ablate", verbose)
     rows = read_ablation(workdir)
     if rows is None or rows.empty:
-        fail("no arm completed; see the log above")
+        fail(f"no arm completed; see the log in {workdir / 'logs'}")
     console.print(ablation_rich_table(ablation_table(rows), f"ablation in {workdir} (val cases; mean ± SD over seeds)"))
     console.print(f"rows per arm and seed: {workdir / 'ablation.parquet'}")

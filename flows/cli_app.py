@@ -22,8 +22,9 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def run_guarded(action, workdir: Path):
-    """Run a pipeline action; known failures become one clear line and a non-zero exit."""
+def run_guarded(action, workdir: Path, command: str = "run", verbose: bool = False):
+    """Run a pipeline action under the live display (its full log in `W/logs/`, on the
+    terminal too when `verbose`); known failures become one clear line and a non-zero exit."""
     from hybridlabel.flows.runner import EnvironmentError_, prefect_environment
 
     try:
@@ -36,7 +37,12 @@ def run_guarded(action, workdir: Path):
     from hybridlabel.tasks.round_inputs import RoundError
     from hybridlabel.tasks.workdir import WorkdirBusy
 
-    try:
-        return action()
-    except (ConfigError, DatasetError, RoundError, RegistryError, WorkdirBusy, EnvironmentError_) as exc:
-        fail(str(exc))
+    from hybridlabel.flows.live import live_run
+
+    with live_run(console, workdir, command, verbose) as log_path:
+        try:
+            result = action()
+        except (ConfigError, DatasetError, RoundError, RegistryError, WorkdirBusy, EnvironmentError_) as exc:
+            fail(f"{exc} (full log: {log_path})")
+    console.print(f"full log: {log_path}", style="dim", highlight=False)
+    return result

@@ -9,6 +9,8 @@ from collections import Counter
 
 import pandas as pd
 
+from hybridlabel.tasks.events import emit
+
 
 def _in_run() -> bool:
     from prefect.context import FlowRunContext
@@ -17,10 +19,11 @@ def _in_run() -> bool:
 
 
 class Progress:
-    """A Prefect progress artifact moved as per-case tasks finish."""
+    """A Prefect progress artifact (and the run's progress events of `stage`) moved as
+    per-case tasks finish."""
 
-    def __init__(self, key: str, total: int, description: str):
-        self.total, self.done, self.id = max(total, 1), 0, None
+    def __init__(self, key: str, total: int, description: str, stage: str):
+        self.total, self.done, self.id, self.stage = max(total, 1), 0, None, stage
         if _in_run():
             from prefect.artifacts import create_progress_artifact
 
@@ -28,10 +31,32 @@ class Progress:
 
     def advance(self) -> None:
         self.done += 1
+        emit("advance", stage=self.stage)
         if self.id is not None:
             from prefect.artifacts import update_progress_artifact
 
             update_progress_artifact(self.id, 100.0 * self.done / self.total)
+
+
+def round_line(round_no: int, name: str, counts: dict, means: dict, parent_means: dict | None,
+               stages: dict[str, float]) -> str:
+    """The round in one line: cases predicted and trained, val organ DSC over the classes
+    present (and its change from the parent round), wall time."""
+    from hybridlabel.flows.timing import duration
+
+    parts = [f"{counts['predicted']} cases predicted"] if counts.get("predicted") else []
+    if counts.get("trained"):
+        parts.append(f"{counts['trained']} trained")
+    dsc, parent = _organ_dsc(means), _organ_dsc(parent_means or {})
+    if dsc is not None:
+        parts.append(f"val organ DSC {dsc:.3f}" + (f" ({dsc - parent:+.3f})" if parent is not None else ""))
+    parts.append(duration(sum(stages.values())))
+    return f"round {round_no} {name}: " + ", ".join(parts)
+
+
+def _organ_dsc(means: dict) -> float | None:
+    value = (means.get("val_gt") or {}).get("organ mean (present)", {}).get("dsc")
+    return None if value is None else float(value)
 
 
 def wait_all(futures, progress: Progress | None = None) -> list:
@@ -47,7 +72,7 @@ def wait_all(futures, progress: Progress | None = None) -> list:
 def _md_table(rows: list[dict]) -> str:
     if not rows:
         return "_none_\n"
-    cols = list(rows[0])
+    cols = list(dict.fromkeys(c for r in rows for c in r))  # every row's columns, in order of appearance
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"

@@ -40,7 +40,8 @@ def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases:
     if val:
         checkpoint = checkpoint_path(model_dir)
         records = [{k: r.get(k) for k in ("case_id", "image_path", "image_sha256")} for r in val]
-        progress = Progress(f"round-{round_no:03d}-val", len(records), f"round {round_no}: val cases predicted")
+        progress = Progress(f"round-{round_no:03d}-val", len(records), f"round {round_no}: val cases predicted",
+                            "evaluate")
         preds = wait_all(predict_case_task.map(unmapped(model_dir), records,
                                                unmapped(str(layout.step_dir(round_no, "val"))),
                                                unmapped(config.label_map), unmapped(config.predict_device),

@@ -8,6 +8,7 @@ evaluated on the val cases like a round, and recorded as round len(rounds), kind
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,11 +16,12 @@ from prefect import flow
 
 from hybridlabel.data_registry.frames import dumps
 from hybridlabel.data_registry.store import Registry, RegistryError
-from hybridlabel.flows.dashboard import metric_rows, publish_round
+from hybridlabel.flows.dashboard import metric_rows, publish_round, round_line
 from hybridlabel.flows.evaluation import evaluate_round
-from hybridlabel.flows.timing import timed
+from hybridlabel.flows.timing import timed, training_size
 from hybridlabel.models.config import PipelineConfig, TrainingConfig
 from hybridlabel.tasks.model.export import write_model_archive
+from hybridlabel.tasks.events import emit
 from hybridlabel.tasks.registry import code_version, config_record
 from hybridlabel.tasks.round_inputs import parent_model
 from hybridlabel.tasks.round_tasks import preprocess_task, train_task
@@ -61,7 +63,7 @@ def export_model(config: PipelineConfig, workdir: str) -> str:
             with timed(stages, "preprocess"):
                 preprocess_task(str(layout.nnunet), dataset_id, f"{config.name}_r{last}", config.nnunet_dataset_id,
                                 training.configuration)
-        with timed(stages, "train"):
+        with timed(stages, "train", *training_size(training)):
             model_dir = train_task(str(layout.nnunet), dataset_id, f"Dataset{dataset_id:03d}_{config.name}_r{last}",
                                    training)
         source = f"{config.export.network} student on round {last}'s hybrid labels"
@@ -82,6 +84,9 @@ def export_model(config: PipelineConfig, workdir: str) -> str:
         "finished_at": datetime.now(timezone.utc)}, metrics=metrics)
     rows = metric_rows(metrics, "val_gt")
     publish_round(round_no, _markdown(archive, info, source, rows), None, metrics)
+    parent_means = json.loads((reg.round_row(last) or {}).get("mean_metrics") or "{}")
+    emit("done", round_line(round_no, f"export ({info['network']}, {info['parameters'] / 1e6:.1f} M parameters, "
+                                      f"{info['size_bytes'] / 1e6:.1f} MB)", {}, means, parent_means, stages))
     return str(archive)
 
 

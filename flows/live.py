@@ -88,6 +88,9 @@ def live_run(console: Console, workdir: Path, command: str, verbose: bool = Fals
         h.setLevel(logging.ERROR)
     display = LiveDisplay(console)
     old_root_level, old_events_level = root.level, EVENTS.level
+    chatty = [(logging.getLogger(name), logging.getLogger(name).level) for name in ("httpx", "httpcore")]
+    for logger, _ in chatty:  # one line per Prefect API call: not worth a log line
+        logger.setLevel(logging.WARNING)
     root.setLevel(min(root.level or logging.WARNING, logging.INFO))
     EVENTS.setLevel(logging.INFO)
     root.addHandler(file_handler)
@@ -103,6 +106,8 @@ def live_run(console: Console, workdir: Path, command: str, verbose: bool = Fals
         root.removeHandler(file_handler)
         file_handler.close()
         root.setLevel(old_root_level)
+        for logger, level in chatty:
+            logger.setLevel(level)
         EVENTS.setLevel(old_events_level)
         for h, level in quieted:
             h.setLevel(level)

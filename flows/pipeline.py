@@ -12,6 +12,7 @@ from hybridlabel.flows.rounds import student_round, teacher_round
 from hybridlabel.models.config import load_config
 from hybridlabel.models.config_yaml import render_config_yaml
 from hybridlabel.tasks.files.atomic import atomic_write_text
+from hybridlabel.tasks.events import emit
 from hybridlabel.tasks.registry import config_record
 from hybridlabel.tasks.round_inputs import RoundError, parent_model
 from hybridlabel.tasks.workdir import Layout, WorkdirLock
@@ -66,6 +67,8 @@ def pipeline(config_path: str, workdir: str, start_round: int = 0, export: bool 
             atomic_write_text(layout.config, render_config_yaml(config))
             config = load_config(layout.config)
         for r in range(start_round, len(config.rounds)):
+            emit("round", f"round {r}: {config.rounds[r].name}", round=r, rounds=len(config.rounds),
+                 name=config.rounds[r].name)
             try:
                 if r == 0:
                     teacher_round(config, str(work))
@@ -76,6 +79,8 @@ def pipeline(config_path: str, workdir: str, start_round: int = 0, export: bool 
                 if reg.round_row(r) and not reg.is_complete(r):
                     reg.set_round_status(r, "failed")
                 raise
+        if export:
+            emit("round", "export", round=len(config.rounds), rounds=len(config.rounds), name="export")
         archive = export_model(config, str(work)) if export else None
     return {"workdir": str(work), "rounds": len(config.rounds), "export": archive}
 

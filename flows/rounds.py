@@ -7,6 +7,7 @@ committing its registry partitions; only then is it complete.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from prefect.context import FlowRunContext
 from hybridlabel.data_registry.frames import dumps
 from hybridlabel.data_registry.ops import apply_updates, next_round_cases
 from hybridlabel.data_registry.store import Registry
-from hybridlabel.flows.dashboard import Progress, publish_round, round_summary, wait_all as _wait
+from hybridlabel.flows.dashboard import Progress, publish_round, round_line, round_summary, wait_all as _wait
 from hybridlabel.flows.evaluation import evaluate_round
-from hybridlabel.flows.timing import timed
+from hybridlabel.flows.timing import timed, training_size
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.holdout import held_out_classes
 from hybridlabel.models.nnunet.identity import checkpoint_path
@@ -30,6 +31,7 @@ from hybridlabel.tasks.intake.audit import audit_dataset, summarize
 from hybridlabel.tasks.files.imageio import sha256_path
 from hybridlabel.tasks.registry import code_version, config_record
 from hybridlabel.tasks.round_inputs import RoundError, parent_model
+from hybridlabel.tasks.events import emit
 from hybridlabel.tasks.round_tasks import build_dataset_task, merge_case_task, predict_case_task, train_task
 from hybridlabel.tasks.workdir import Layout
 
@@ -74,6 +76,7 @@ def teacher_round(config: PipelineConfig, workdir: str) -> dict:
                      stage_seconds=dumps(stages), counts=dumps({**summarize(cases), "trained": len(trained)}),
                      mean_metrics=dumps(means), finished_at=datetime.now(timezone.utc))
     reg.commit_round(0, cases, row, metrics=metrics)
+    emit("done", round_line(0, spec.name, {"trained": len(trained)}, means, None, stages))
     publish_round(0, round_summary(0, spec.name, cases, stages, config.label_map.labels, None, [], metrics),
                   None, metrics)
     return {"round": 0, "model_dir": model_dir}
@@ -95,7 +98,7 @@ def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[di
         build_dataset_task(str(layout.nnunet), dataset_id, dataset.split("_", 1)[1], train, config.label_map,
                            with_ignore, spec.targets == "organs+tumor",
                            None if round_no == 0 else config.nnunet_dataset_id, spec.training.configuration)
-    with timed(stages, "train"):
+    with timed(stages, "train", *training_size(spec.training)):
         return train_task(str(layout.nnunet), dataset_id, dataset, spec.training, annotated, parent_model)
 
 
@@ -112,8 +115,9 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
 
     sel = config.selection
     previous = str(layout.step_dir(round_no - 1, "predict")) if sel.disagreement_with == "previous_round" else None
-    with timed(stages, "predict"):
-        progress = Progress(f"round-{round_no:03d}-predict", len(todo), f"round {round_no}: pseudo labels predicted")
+    with timed(stages, "predict", len(todo)):
+        progress = Progress(f"round-{round_no:03d}-predict", len(todo), f"round {round_no}: pseudo labels predicted",
+                            "predict")
         preds = _wait(predict_case_task.map(unmapped(model_dir), todo, unmapped(str(layout.step_dir(round_no, "predict"))),
                                             unmapped(config.label_map), unmapped(config.predict_device),
                                             unmapped(spec.tta), unmapped(sha256_path(checkpoint_path(model_dir))),
@@ -122,10 +126,11 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     by_case = {p["case_id"]: p for p in preds}
     selection = select_unlabeled(todo, by_case, sel.scorer, sel.organ_keep, sel.tumor_keep)
     decisions = dict(zip(selection["case_id"], selection["decision"])) if len(selection) else {}
-    with timed(stages, "merge"):
+    with timed(stages, "merge", len(todo)):
         merged = _wait(merge_case_task.map(todo, [by_case[c["case_id"]] for c in todo],
                                            unmapped(str(layout.step_dir(round_no, "merge"))), unmapped(config),
-                                           tumor_kept(todo, decisions), unmapped(spec.targets)))
+                                           tumor_kept(todo, decisions), unmapped(spec.targets)),
+                       Progress(f"round-{round_no:03d}-merge", len(todo), f"round {round_no}: labels merged", "merge"))
     merged_by_case = {m["case_id"]: m for m in merged}
 
     pseudo_dice = class_dice(m["overlap"] for m in merged)
@@ -147,6 +152,8 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
                      stage_seconds=dumps(stages), counts=dumps(counts), mean_metrics=dumps(means),
                      finished_at=datetime.now(timezone.utc))
     reg.commit_round(round_no, cases, row, metrics=metrics)
+    parent_means = json.loads((reg.round_row(round_no - 1) or {}).get("mean_metrics") or "{}")
+    emit("done", round_line(round_no, spec.name, counts, means, parent_means, stages))
     publish_round(round_no, round_summary(round_no, spec.name, cases, stages, config.label_map.labels,
                                           selection, tumors, metrics, pseudo_dice, counts["untrusted_classes"]),
                   selection, metrics)

@@ -70,20 +70,20 @@ def status_dict(workdir: Path) -> dict:
 
 def rounds_table(info: dict) -> Table:
     table = Table(title=f"rounds in {info['workdir']}")
-    for col in ("#", "name", "kind", "status", "cases", "pred", "train", "sel", "min"):
-        table.add_column(col, no_wrap=col in ("name", "kind", "status"))
+    for col in ("#", "name", "kind", "status", "cases", "pred", "train", "kept", "min"):
+        table.add_column(col, no_wrap=True)
     style = {"completed": "green", "running": "yellow", "failed": "red", "superseded": "dim",
              "interrupted": "red", "damaged": "bold red"}
     for row in info["rounds"] + info["superseded"]:
         counts = row.get("counts") or {}
         selection = counts.get("selection") or {}
-        seconds = sum((row.get("stage_seconds") or {}).values())
+        seconds = sum((row.get("stage_seconds") or {}).values()) or _elapsed(row)
         table.add_row(
             str(row["round"]), str(row.get("name")), str(row.get("kind")),
             f"[{style.get(row['status'], '')}]{row['status']}",
             str(counts.get("cases", "")), str(counts.get("predicted", "")), str(counts.get("trained", "")),
-            # tumour-kept + organ-kept of all scored unlabeled cases
-            (f"{selection.get('tumor_kept', 0)}+{selection.get('organ_kept', 0)}/{sum(selection.values())}"
+            # unlabeled cases kept (organs, tumours too) of those ranked
+            (f"{selection.get('tumor_kept', 0) + selection.get('organ_kept', 0)}/{sum(selection.values())}"
              if selection else ""),
             f"{seconds / 60:.1f}" if seconds else "",
         )
@@ -93,8 +93,19 @@ def rounds_table(info: dict) -> Table:
     first_damaged = next((r["round"] for r in info["rounds"] if r.get("problems")), None)
     if first_damaged is not None:
         notes.append(f"damaged: redo from round {first_damaged} with `hybridlabel resume --round {first_damaged}`")
-    table.caption = "\n".join([f"export: {info['export'] or 'none yet'}", *notes])
+    legend = ("pred: cases the parent predicted; train: cases the model trained on; kept: unlabeled cases "
+              "selection kept of those it ranked; min: wall minutes")
+    table.caption = "\n".join([legend, f"export: {info['export'] or 'none yet'}", *notes])
     return table
+
+
+def _elapsed(row: dict) -> float:
+    """Seconds between a round's start and finish (rounds that recorded no stage times)."""
+    start, end = row.get("started_at"), row.get("finished_at")
+    try:
+        return max(0.0, (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds())
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def selection_table(decisions: pd.DataFrame) -> Table:
@@ -122,7 +133,7 @@ def summary_rich_table(summary: pd.DataFrame, title: str) -> Table:
     return table
 
 
-def rounds_metrics_table(table: pd.DataFrame, title: str) -> Table:
+def rounds_metrics_table(table: pd.DataFrame, title: str, export_round: int | None = None) -> Table:
     """Classes (rows, organ mean and tumour last) x rounds (columns): fits a terminal for
     a dozen rounds."""
     from hybridlabel.models.metric_summary import short_class_name
@@ -130,7 +141,7 @@ def rounds_metrics_table(table: pd.DataFrame, title: str) -> Table:
     out = Table(title=title, min_width=min(len(title) + 2, 80))  # a title on one line
     out.add_column("class", no_wrap=True)
     for round_no in table.index:
-        out.add_column(f"r{round_no}", justify="right")
+        out.add_column("export" if round_no == export_round else f"r{round_no}", justify="right")
     for col in table.columns:
         bold = col in SUMMARY_ROWS
         name = short_class_name(col)
@@ -154,7 +165,9 @@ def metrics_tables(workdir: Path) -> list[Table]:
     metrics = reg.read_all("metrics")
     if metrics.empty:
         return []
-    live = set(reg.rounds()["round"].astype(int)) if not reg.rounds().empty else set()
+    rounds = reg.rounds()
+    live = set(rounds["round"].astype(int)) if not rounds.empty else set()
+    exports = rounds.loc[rounds["kind"] == "export", "round"].astype(int) if not rounds.empty else []
     metrics = metrics[metrics["round"].astype(int).isin(live)]
     tumor = metrics.loc[metrics["class_name"] == "tumor", "class_id"]
     tumor_id = int(tumor.iloc[0]) if len(tumor) else -1
@@ -163,7 +176,7 @@ def metrics_tables(workdir: Path) -> list[Table]:
     for reference, value, title in METRIC_VIEWS:
         table = rounds_by_class(metrics, organ_ids, tumor_id, reference, value)
         if not table.empty:
-            tables.append(rounds_metrics_table(table, title))
+            tables.append(rounds_metrics_table(table, title, int(max(exports)) if len(exports) else None))
     return tables
 
 

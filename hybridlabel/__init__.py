@@ -23,10 +23,11 @@ __all__ = ["run", "resume", "predict", "evaluate", "status"]
 
 def run(config: str | Path, workdir: str | Path, export: bool = True) -> dict:
     """Run every round of `config` that is not complete in `workdir`, then (unless
-    `export=False`) export the lightweight model. Returns {"rounds": [...], "export": path}."""
+    `export=False`) export the lightweight model, and write the workdir's `report.html`.
+    Returns {"workdir", "rounds", "export": archive path, "report": report path}."""
     from hybridlabel.flows.runner import run_pipeline
 
-    return run_pipeline(Path(config), Path(workdir), None, export)
+    return _with_report(run_pipeline(Path(config), Path(workdir), None, export), Path(workdir))
 
 
 def resume(round_no: int, workdir: str | Path, config: str | Path | None = None,
@@ -47,7 +48,14 @@ def resume(round_no: int, workdir: str | Path, config: str | Path | None = None,
         if moved and on_superseded:
             on_superseded(moved)
 
-    return run_pipeline(config, workdir, round_no, before_start=supersede)
+    return _with_report(run_pipeline(config, workdir, round_no, before_start=supersede), workdir)
+
+
+def _with_report(result: dict, workdir: Path) -> dict:
+    """The run's result and its report, rewritten after every run and resume."""
+    from hybridlabel.tasks.report.page import write_report
+
+    return {**result, "report": str(write_report(workdir, workdir / "report.html"))}
 
 
 def predict(model: str | Path, source: str | Path, output: str | Path, device: str = "auto",

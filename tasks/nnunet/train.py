@@ -14,6 +14,7 @@ from hybridlabel.models.nnunet.commands import nnunet_env, train_command
 from hybridlabel.models.nnunet.identity import LATEST, ModelIdentity, checkpoint_path
 from hybridlabel.models.nnunet.plans import BASE_PLANS, plans_name, plans_variant
 from hybridlabel.models.nnunet.spec import TrainingSpec
+from hybridlabel.tasks.events import emit
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.nnunet.preprocess import run_logged
 
@@ -75,11 +76,28 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
     env = nnunet_env(root, dict(os.environ), n_proc=n_proc, n_proc_da=0 if device == "cpu" else max(2, n_proc),
                      spec_path=spec_path)
     resume = model.checkpoint(LATEST).exists()
-    run_logged(train_command(model, device, continue_training=resume), env, log)
+    run_logged(train_command(model, device, continue_training=resume), env, _with_epoch_events(log, training))
     if not model.checkpoint().exists():
         raise RuntimeError(f"nnU-Net training ended without {model.checkpoint()}")
     atomic_write_text(stamp, inputs)
     return out
+
+
+def _with_epoch_events(log: Callable[[str], None], training: TrainingConfig) -> Callable[[str], None]:
+    """`log`, plus a progress event per epoch nnU-Net reports: its iterations (its seconds
+    under a time budget) and the epoch's training loss."""
+    loss = {"last": ""}
+
+    def on_line(line: str) -> None:
+        log(line)
+        if "train_loss" in line:
+            loss["last"] = f"loss {float(line.rsplit(' ', 1)[-1]):.3f}"
+        elif "Epoch time:" in line:
+            seconds = float(line.split("Epoch time:")[1].split()[0])
+            emit("advance", stage="train", info=loss["last"],
+                 n=seconds if training.max_train_seconds is not None else training.iterations_per_epoch)
+
+    return on_line
 
 
 def label_array_sha256(path: Path) -> str:

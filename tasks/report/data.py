@@ -59,12 +59,15 @@ def collect(workdir: Path) -> ReportData:
     metrics = metrics[metrics["round"].astype(int).isin(live)] if len(metrics) else metrics
 
     source_rows, score_rows, tumor_rows, last_cases = [], [], [], pd.DataFrame()
+    exports = {int(r) for r, k in zip(rounds["round"], rounds["kind"]) if k == "export"}
     for r in live:
         try:
             cases = reg.read("cases", r)
         except Exception:  # an export round has no cases partition
             continue
         last_cases = cases
+        if r in exports:  # the export's cases are the last round's: no sources, selection or tumours of its own
+            continue
         for row in cases.to_dict("records"):
             for cls, src in _json(row.get("label_sources"), {}).items():
                 if cls != "0":

@@ -36,7 +36,7 @@ document.body.dataset.ready = '1';
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3;cursor:pointer}td:first-child,th:first-child{text-align:left}img{max-width:100%}
-section{margin-bottom:2em}.wide{overflow-x:auto}h2{border-bottom:2px solid #1565c0;padding-bottom:4px}.muted{color:#777}"""
+section{margin-bottom:2em}.caption{color:#555;font-style:italic;max-width:900px}.wide{overflow-x:auto}h2{border-bottom:2px solid #1565c0;padding-bottom:4px}.muted{color:#777}"""
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -61,7 +61,37 @@ def _section(title: str, body: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
 
 
+def _caption(text: str) -> str:
+    return f'<p class="caption">{html.escape(text)}</p>'
+
+
+CAPTIONS = {
+    "val_gt": "Each round's model on the val cases (ground truth never trained on). Rising lines are the rounds "
+              "paying off; the bold lines are the organ means (FLARE's, and over the classes present).",
+    "train_gt": "Each round's pseudo labels against the ground truth its predicted training cases carry: how "
+                "good the labels the student learned from were (biased from round 2 on: the parent saw them).",
+    "holdout_gt": "Pseudo labels against annotated classes held back from every round: the unbiased estimate.",
+}
+
+
+def _verdict(data: ReportData) -> str:
+    from hybridlabel.models.verdict import verdict
+
+    organ_ids = [c for c in data.labels if c not in (0, data.tumor_id)]
+    table = rounds_by_class(data.metrics, organ_ids, data.tumor_id, "val_gt", "dsc") if len(data.metrics) else \
+        pd.DataFrame()
+    names = {int(r): str(n) for r, n in zip(data.rounds["round"], data.rounds["name"])}
+    exports = [int(r) for r, k in zip(data.rounds["round"], data.rounds["kind"]) if k == "export"]
+    pseudo = {int(r): {data.labels.get(int(c), c): float(d) for c, d in (counts or {}).get("pseudo_dice", {}).items()
+                       if int(c) != 0}
+              for r, counts in zip(data.rounds["round"], data.rounds["counts"]) if (counts or {}).get("pseudo_dice")}
+    n_val = int(data.metrics.loc[data.metrics["reference"] == "val_gt", "case_id"].nunique()) if len(data.metrics) else 0
+    sentences = verdict(table, names, exports[-1] if exports else None, pseudo, n_val)
+    return _section("Verdict", "<p>" + " ".join(html.escape(s) for s in sentences) + "</p>")
+
+
 def _metric_section(data: ReportData, reference: str, title: str) -> str:
+    caption = CAPTIONS[reference]
     organ_ids = [c for c in data.labels if c not in (0, data.tumor_id)]
     parts = []
     for value in ("dsc", "nsd"):
@@ -72,7 +102,7 @@ def _metric_section(data: ReportData, reference: str, title: str) -> str:
         table = table.rename(columns=short_class_name)
         parts.append(f"<h3>{value.upper()}</h3>" + _img(plots.metric_lines(table, value.upper()), f"{title} {value}")
                      + _table(table))
-    return _section(title, "".join(parts)) if parts else ""
+    return _section(title, _caption(caption) + "".join(parts)) if parts else ""
 
 
 def _rounds_table(data: ReportData) -> pd.DataFrame:
@@ -90,26 +120,41 @@ def _rounds_table(data: ReportData) -> pd.DataFrame:
     return frame
 
 
+def _round_label(data: ReportData, r: int) -> str:
+    row = data.rounds[data.rounds["round"] == r]
+    kind, name = (row["kind"].iloc[0], row["name"].iloc[0]) if len(row) else ("", "")
+    return "export" if kind == "export" else f"r{r} {name}"
+
+
 def _slices(data: ReportData, n_cases: int) -> str:
-    by_round: dict[int, list] = {}
-    best_z: dict[str, int] = {}
+    by_case: dict[str, dict] = {}
     for r, case_id, image, gt_path, pred_path in slice_cases(data, n_cases):
-        ct = sitk.GetArrayFromImage(read_image(image))
-        gt = sitk.GetArrayFromImage(read_image(gt_path))
-        pred = sitk.GetArrayFromImage(read_image(pred_path))
-        if pred.shape != gt.shape or ct.shape != gt.shape:
-            continue
-        if case_id not in best_z:  # the axial slice with the most labelled organ voxels
-            organs = (gt > 0) & (gt != data.tumor_id)
-            best_z[case_id] = int(np.argmax(organs.sum(axis=(1, 2))))
-        z = best_z[case_id]
-        by_round.setdefault(r, []).append((f"{case_id} z={z}", ct[z], gt[z], pred[z]))
-    if not by_round:
+        entry = by_case.setdefault(case_id, {"image": image, "gt": gt_path, "preds": []})
+        entry["preds"].append((_round_label(data, r), pred_path))
+    exports = [int(r) for r, k in zip(data.rounds["round"], data.rounds["kind"]) if k == "export"]
+    for entry in by_case.values():  # an export of the last round's own model has no predictions of its own
+        if exports and entry["preds"] and entry["preds"][-1][0] != "export":
+            entry["preds"][-1] = (entry["preds"][-1][0] + " = export", entry["preds"][-1][1])
+    rows = []
+    for case_id, entry in by_case.items():
+        ct = sitk.GetArrayFromImage(read_image(entry["image"]))
+        gt = sitk.GetArrayFromImage(read_image(entry["gt"]))
+        organs = (gt > 0) & (gt != data.tumor_id)
+        z = int(np.argmax(organs.sum(axis=(1, 2))))  # the axial slice with the most labelled organ voxels
+        panels = [("ground truth", gt[z])]
+        for label, path in entry["preds"]:
+            pred = sitk.GetArrayFromImage(read_image(path))
+            if pred.shape == gt.shape:
+                panels.append((label, pred[z]))
+        if ct.shape == gt.shape:
+            rows.append((f"{case_id} z={z}", ct[z], panels))
+    if not rows:
         return ""
-    n_classes = max(data.labels) if data.labels else 14
-    body = "".join(f"<h3>round {r}</h3>" + _img(plots.contour_slices(panels, n_classes), f"round {r} slices")
-                   for r, panels in sorted(by_round.items()))
-    return _section("Val cases: axial slices (ground truth dashed, prediction solid)", body)
+    caption = ("One val case per row, at its axial slice with the most organ voxels: the ground truth, then each "
+               "round's model and the export. A class the ground truth has and a model lacks is what that model "
+               "missed; colours are named below.")
+    return _section("Val cases: ground truth and each model's prediction",
+                    _caption(caption) + _img(plots.overlay_grid(rows, data.labels), "val slices"))
 
 
 def _ablation(workdir: Path) -> str:
@@ -134,32 +179,40 @@ def build_report(workdir: Path, n_cases: int = 3) -> str:
     if not (Path(workdir) / "registry").is_dir() and (ablation := _ablation(workdir)):
         return _page([header, ablation])  # an ablation folder: the arms' own reports are in arms/
     data = collect(workdir)
-    parts = [header, _ablation(workdir),
-             _section("Rounds (registry)", _table(_rounds_table(data), 2)),
+    parts = [header, _verdict(data), _ablation(workdir),
+             _section("Rounds (registry)", _caption("One row per round as the registry records it; minutes are "
+                                                    "wall time of all its stages.") + _table(_rounds_table(data), 2)),
              _metric_section(data, "val_gt", "Model quality on val cases, per class and round"),
              _metric_section(data, "train_gt", "Pseudo-label quality vs training ground truth"),
              _metric_section(data, "holdout_gt", "Pseudo-label quality vs held-back classes (unbiased)")]
     if len(data.sources):
-        parts.append(_section("Label sources per class", _img(plots.source_bars(data.sources, data.labels),
-                                                               "label sources")))
+        parts.append(_section("Label sources per class", _caption(
+            "Per round and class, how many training cases took the label from their ground truth (gt), from the "
+            "parent's prediction (pseudo), or left it unknown (ignore).")
+            + _img(plots.source_bars(data.sources, data.labels), "label sources")))
     if len(data.scores):
         kept = data.scores[data.scores["decision"].isin(["tumor_kept", "organ_kept"])]
         cutoffs = kept.groupby("round")["organ_score"].max().to_dict()
         parts.append(_section("Uncertainty of unlabeled cases and selection cut-offs",
-                              _img(plots.score_strips(data.scores, cutoffs, data.scorer), "uncertainty")
+                              _caption(f"Each dot an unlabeled case, by its organ {data.scorer}; the cases left of "
+                                       "the dashed cut-off were kept for training (green: their tumours too).")
+                              + _img(plots.score_strips(data.scores, cutoffs, data.scorer), "uncertainty")
                               + _table(data.scores.sort_values(["round", "organ_score"]), 4)))
     if len(data.tumors):
         parts.append(_section("Tumours per attributed organ",
-                              _img(plots.stacked_barh(data.tumors, "round", "organ", "tumours", "tumours"), "tumours")))
+                              _caption("Kept pseudo-tumour components per round, by the organ the dilation rule "
+                                       "attributed them to.") + _img(plots.stacked_barh(data.tumors, "round", "organ", "tumours", "tumours"), "tumours")))
     if len(data.stages):
         parts.append(_section("Time per stage per round",
-                              _img(plots.stacked_barh(data.stages, "round", "stage", "seconds", "seconds"), "times")))
+                              _caption("Wall seconds of each stage: where a round's time goes.") + _img(plots.stacked_barh(data.stages, "round", "stage", "seconds", "seconds"), "times")))
     parts.append(_slices(data, n_cases))
     roles = data.cases["role"].value_counts().rename_axis("role").reset_index(name="cases") if len(data.cases) else \
         pd.DataFrame()
     quarantined = data.cases.loc[data.cases["role"] == "quarantined", ["case_id", "quarantine_reason"]] \
         if len(data.cases) else pd.DataFrame()
-    parts.append(_section("Registry summary", _table(roles) + _table(quarantined)))
+    parts.append(_section("Registry summary", _caption("Cases per role; quarantined cases with their reason.")
+                          + _table(roles) + (_table(quarantined) if len(quarantined) else
+                                             '<p class="muted">No case was quarantined.</p>')))
     return _page(parts)
 
 

@@ -65,7 +65,7 @@ def source_bars(sources: pd.DataFrame, labels: dict[int, str]) -> bytes:
         ax.set_xticklabels([labels.get(int(c), str(c))[:8] for c in frame.index], rotation=90, fontsize=7)
         ax.set_title(f"round {r}")
     axes[0][0].set_ylabel("cases")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")  # beside the bars, never on them
     return _png(fig)
 
 
@@ -87,7 +87,7 @@ def score_strips(scores: pd.DataFrame, cutoffs: dict[int, float], scorer: str) -
     ax.set_xlabel(f"organ {scorer} (lower = more confident); dashed: cut-off")
     for name, colour in DECISION_COLOURS.items():
         ax.scatter([], [], c=colour, label=name)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     return _png(fig)
 
 
@@ -107,20 +107,32 @@ def stacked_barh(frame: pd.DataFrame, index: str, column: str, value: str, xlabe
     return _png(fig)
 
 
-def contour_slices(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], n_classes: int) -> bytes:
-    """One axial slice per panel: CT (soft-tissue window), ground truth dashed, prediction solid."""
+def overlay_grid(rows: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]], labels: dict[int, str]) -> bytes:
+    """One row per case (its CT slice, soft-tissue window), one column per label map
+    (ground truth first, then each model), classes filled in fixed colours; the legend
+    names every class drawn."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
-    cmap = plt.get_cmap("tab20")
-    for ax, (title, ct, gt, pred) in zip(axes[0], panels):
-        ax.imshow(np.clip(ct, -160, 240), cmap="gray", interpolation="nearest")
-        for cls in range(1, n_classes + 1):
-            colour = cmap((cls - 1) % 20)
-            for mask, style in ((gt, "--"), (pred, "-")):
-                if (mask == cls).any():
-                    ax.contour(mask == cls, levels=[0.5], colors=[colour], linewidths=0.8, linestyles=style)
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
+    n_cols = max(len(panels) for _, _, panels in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(3.4 * n_cols, 3.5 * len(rows) + 0.8), squeeze=False)
+    colours = plt.get_cmap("tab20")
+    lut = ListedColormap([colours((c - 1) % 20) for c in range(1, 256)])
+    drawn: set[int] = set()
+    for axes_row, (title, ct, panels) in zip(axes, rows):
+        for ax in axes_row:
+            ax.axis("off")
+        for ax, (name, mask) in zip(axes_row, panels):
+            ax.imshow(np.clip(ct, -160, 240), cmap="gray", interpolation="nearest")
+            overlay = np.ma.masked_equal(mask.astype(np.int32), 0)
+            ax.imshow(overlay, cmap=lut, vmin=1, vmax=255, alpha=0.5, interpolation="nearest")
+            drawn |= {int(c) for c in np.unique(mask) if c}
+            ax.set_title(f"{title}: {name}" if name == panels[0][0] else name, fontsize=9)
+    handles = [Patch(color=colours((c - 1) % 20), label=labels.get(c, str(c))) for c in sorted(drawn)]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(7, len(handles)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
     return _png(fig)
 
 
@@ -136,6 +148,6 @@ def arm_bars(table: pd.DataFrame) -> bytes:
     ax.set_xticklabels(table["arm"], rotation=20)
     ax.set_ylim(0, 1)
     ax.set_ylabel("DSC (val)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)

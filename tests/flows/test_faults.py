@@ -40,6 +40,12 @@ def reference(phantom_cohort, tmp_path_factory):
     done = subprocess.run([HYBRIDLABEL, "run", str(_config(tmp, phantom_cohort, "f")), "--workdir", str(work),
                            "--no-export"], env=_env(tmp), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # the terminal shows rounds, stages and results; nnU-Net's and Prefect's output is in the log file
+    shown = done.stdout + done.stderr
+    assert "round 0 of 1: teacher" in shown and "round 1 organs: " in shown and "val organ DSC" in shown
+    assert "Epoch" not in shown and "Finished in state" not in shown and len(shown.splitlines()) < 80
+    (log,) = (work / "logs").glob("run-*.log")
+    assert f"full log: {log}" in shown.replace("\n", "") and "Epoch 0" in log.read_text()
     return work
 
 

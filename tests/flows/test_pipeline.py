@@ -164,6 +164,11 @@ def test_round_artifacts_are_in_prefect(finished):
     assert "Label sources per class" in summary.data and "Time per stage" in summary.data
     assert "Model on val cases" in summary.data and "organ mean" in summary.data
     assert "Pseudo labels against the predicted cases' annotations" in summary.data
+    # the label-source table has a column for every source the registry holds (not only the first row's)
+    held = {src for text in Registry(finished["work"]).read("cases", 1)["label_sources"].dropna()
+            for cls, src in json.loads(text).items() if cls != "0"}
+    header = summary.data.split("## Label sources per class (cases)")[1].strip().splitlines()[0]
+    assert {"gt", "pseudo"} <= held <= {c.strip() for c in header.strip("|").split("|")}
 
 
 def test_rerun_skips_completed_work_and_resume_supersedes(finished):

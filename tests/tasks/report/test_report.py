@@ -33,10 +33,13 @@ def test_report_renders_in_a_real_browser(finished, tmp_path):
     result = runner.invoke(app, ["report", "--workdir", str(finished["work"]), "--out", str(out), "--cases", "2"])
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    for heading in ("Rounds (registry)", "Model quality on val cases", "Pseudo-label quality vs training",
+    for heading in ("Verdict", "Rounds (registry)", "Model quality on val cases", "Pseudo-label quality vs training",
                     "Label sources per class", "Uncertainty of unlabeled cases", "Time per stage per round",
-                    "Val cases: axial slices", "Registry summary"):
+                    "Val cases: ground truth and each model", "Registry summary"):
         assert heading in text, heading
+    assert text.count('class="caption"') >= 8  # every chart says how to read it
+    assert "The rounds " in text and "val organ DSC over the classes present" in text  # the verdict's words
+    assert "No case was quarantined." in text or "quarantine_reason" in text  # no lone "none" at the end
     assert "src=\"http" not in text and "<link" not in text  # self-contained: nothing fetched
     images = re.findall(r'src="data:image/png;base64,', text)
     assert len(images) >= 8

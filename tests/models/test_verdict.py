@@ -1,0 +1,33 @@
+"""The report's verdict on small rounds x classes tables."""
+
+import pandas as pd
+
+from hybridlabel.models.metric_summary import ORGAN_MEAN_PRESENT
+from hybridlabel.models.verdict import verdict
+
+
+def _table(rows):
+    return pd.DataFrame(rows, index=range(len(rows)))
+
+
+def test_rounds_that_beat_the_teacher_name_the_gain_and_the_classes():
+    table = _table([{"liver": 0.90, "pancreas": 0.50, "spleen": 0.80, ORGAN_MEAN_PRESENT: 0.73},
+                    {"liver": 0.91, "pancreas": 0.70, "spleen": 0.70, ORGAN_MEAN_PRESENT: 0.77},
+                    {"liver": 0.91, "pancreas": 0.70, "spleen": 0.70, ORGAN_MEAN_PRESENT: 0.77}])
+    text = verdict(table, {0: "teacher", 1: "student"}, export_round=2, pseudo_dice={1: {"liver": 0.9, "spleen": 0.3}},
+                   n_val_cases=3)
+    assert text[0].startswith("The rounds beat the teacher") and "+0.040" in text[0] and "round 1, student" in text[0]
+    assert any(s.startswith("The exported model scores 0.770") for s in text)
+    assert "Largest gains: pancreas +0.20, liver +0.01." in text
+    assert "Largest losses: spleen -0.10." in text
+    assert any("below 0.5 for spleen" in s for s in text)
+
+
+def test_rounds_below_the_teacher_say_so_and_a_lone_teacher_is_named():
+    worse = _table([{"liver": 0.9, ORGAN_MEAN_PRESENT: 0.9}, {"liver": 0.8, ORGAN_MEAN_PRESENT: 0.8}])
+    assert verdict(worse, {}, None, {}, 3)[0].startswith("The rounds did not beat the teacher")
+    same = _table([{"liver": 0.9, ORGAN_MEAN_PRESENT: 0.9}, {"liver": 0.905, ORGAN_MEAN_PRESENT: 0.905}])
+    assert verdict(same, {}, None, {}, 3)[0].startswith("The rounds matched the teacher")
+    alone = verdict(worse.iloc[:1], {}, None, {}, 3)
+    assert alone == ["Only the teacher so far: val organ DSC 0.900 over the classes present (3 val cases)."]
+    assert verdict(pd.DataFrame(), {}, None, {}, 0)[0].startswith("No val metrics yet")
