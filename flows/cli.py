@@ -14,7 +14,7 @@ from hybridlabel.flows.cli_app import app, console, fail, run_guarded  # noqa: F
 
 
 @app.command()
-def init(config: Path = typer.Argument(..., help="YAML file to write"),
+def init(config: Path = typer.Argument(..., metavar="CONFIG", help="YAML file to write"),
          preset: Optional[str] = typer.Option(None, "--preset", help="cpu (learns in minutes on a few cores) or gpu (FLARE-scale budgets); default: the design's defaults"),
          force: bool = typer.Option(False, "--force", help="overwrite an existing file")) -> None:
     """Write a pipeline config, every field commented."""
@@ -31,7 +31,7 @@ def init(config: Path = typer.Argument(..., help="YAML file to write"),
 
 
 @app.command()
-def phantom(out_dir: Path = typer.Argument(..., help="output folder (nnU-Net raw layout)"),
+def phantom(out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="output folder (nnU-Net raw layout)"),
             cases: int = typer.Option(24, "--cases", min=5, help="number of cases"),
             seed: int = typer.Option(0, "--seed", help="random seed"),
             size: str = typer.Option("small", "--size", help="small (CPU-learnable) or flare (512x512xN)")) -> None:
@@ -48,8 +48,8 @@ def phantom(out_dir: Path = typer.Argument(..., help="output folder (nnU-Net raw
 
 
 @app.command("simulate-partial")
-def simulate_partial(full_dataset: Path = typer.Argument(..., help="fully labeled nnU-Net raw folder (imagesTr/, labelsTr/)"),
-                     out_dir: Path = typer.Argument(..., help="new dataset folder"),
+def simulate_partial(full_dataset: Path = typer.Argument(..., metavar="FULL_DATASET", help="fully labeled nnU-Net raw folder (imagesTr/, labelsTr/)"),
+                     out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="new dataset folder"),
                      pattern: str = typer.Option("flare23", "--pattern", help="annotation pattern (flare23)"),
                      seed: int = typer.Option(0, "--seed", help="which case gets which role"),
                      config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (for the label map)")) -> None:
@@ -72,7 +72,7 @@ def simulate_partial(full_dataset: Path = typer.Argument(..., help="fully labele
 
 
 @app.command()
-def audit(dataset_dir: Path = typer.Argument(..., help="nnU-Net raw folder (imagesTr/, labelsTr/)"),
+def audit(dataset_dir: Path = typer.Argument(..., metavar="DATASET_DIR", help="nnU-Net raw folder (imagesTr/, labelsTr/)"),
           manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV: case_id,image,label,annotated,role (default: DATASET_DIR/manifest.csv if present)"),
           out: Optional[Path] = typer.Option(None, "--out", help="write the audit as Parquet"),
           resampled_dir: Optional[Path] = typer.Option(None, "--resampled-dir", help="write labels resampled onto their image grid here"),
@@ -144,7 +144,7 @@ def merge(pred: Path = typer.Option(..., "--pred", help="the teacher's label map
 
 
 @app.command()
-def select(scores: Path = typer.Argument(..., help="Parquet (or CSV) with case_id and score columns"),
+def select(scores: Path = typer.Argument(..., metavar="SCORES", help="Parquet (or CSV) with case_id and score columns"),
            organ_keep: str = typer.Option(..., "--organ-keep", help="count (1000) or fraction (0.55) of cases kept for organs"),
            tumor_keep: str = typer.Option(..., "--tumor-keep", help="count or fraction of the organ-kept cases whose tumour is kept"),
            scorer: str = typer.Option("entropy", "--scorer", help="entropy or disagreement (columns organ_<scorer>, tumor_<scorer>)"),
@@ -208,7 +208,7 @@ def _summary(workdir: Path) -> None:
 
 
 @app.command()
-def run(config: Path = typer.Argument(..., help="pipeline config (YAML)"),
+def run(config: Path = typer.Argument(..., metavar="CONFIG", help="pipeline config (YAML)"),
         workdir: Path = typer.Option(..., "--workdir", help="work folder: registry, models, labels"),
         no_export: bool = typer.Option(False, "--no-export", help="stop after the last round"),
         verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
@@ -272,6 +272,11 @@ def deploy(config: Optional[Path] = typer.Option(None, "--config", help="config 
 import hybridlabel.flows.cli_ablate  # noqa: E402,F401  (registers ablate)
 import hybridlabel.flows.cli_predict  # noqa: E402,F401  (registers predict)
 import hybridlabel.flows.cli_results  # noqa: E402,F401  (registers evaluate and report)
+
+# `--help` lists the main job first, then the pipeline, then the tools for data and labels
+ORDER = ["demo", "run", "resume", "status", "report", "predict", "evaluate", "ablate", "deploy", "init", "phantom",
+         "simulate-partial", "audit", "merge", "select"]
+app.registered_commands.sort(key=lambda c: ORDER.index(c.name or c.callback.__name__.replace("_", "-")))
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -31,7 +31,7 @@ def _phantom_config(workdir: Path, iterations: int) -> Path:
 
 
 @app.command()
-def ablate(config: Optional[Path] = typer.Argument(None, help="pipeline config (YAML): dataset, val cases, budgets"),
+def ablate(config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="pipeline config (YAML): dataset, val cases, budgets"),
            workdir: Path = typer.Option(..., "--workdir", help="ablation folder: one workdir per arm and seed"),
            arms: str = typer.Option("teacher,naive,target_adaptive,merge_max,rounds", "--arms",
                                     help="arms, comma-separated"),

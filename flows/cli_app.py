@@ -6,6 +6,17 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from typer.core import TyperOption
+
+_option_type = TyperOption.display_type_rich
+
+
+def _flag_takes_no_value(self, ctx):
+    # typer 0.29's help gives a flag a "<bool>" type, as if it took a value
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_takes_no_value
 
 app = typer.Typer(
     help="hybridlabel: complete labels and a fast model from partially labeled abdominal CT, "

@@ -11,7 +11,7 @@ from hybridlabel.flows.cli_app import app, console, err_console, fail
 
 
 @app.command()
-def predict(model: Path = typer.Argument(..., help="model archive (.hlmodel.zip) written by the export"),
+def predict(model: Path = typer.Argument(..., metavar="MODEL", help="model archive (.hlmodel.zip) written by the export"),
             source: Path = typer.Argument(..., metavar="INPUT", help="NIfTI/MHA/NRRD file, DICOM series folder, or a folder of them"),
             output: Path = typer.Argument(..., metavar="OUTPUT", help="label map (.nii.gz) for one input, or a folder"),
             device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),

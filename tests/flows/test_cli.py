@@ -1,6 +1,7 @@
 """The CLI as a user runs it (Typer's runner, real files)."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -105,3 +106,14 @@ def test_status_reports_a_registry_round(tmp_path):
     assert info["export"] is None and info["rounds"][0]["status"] == "completed"
     table = runner.invoke(app, ["status", "--workdir", str(tmp_path / "w")])
     assert table.exit_code == 0 and "teacher" in table.output
+
+
+def test_help_lists_the_main_job_first_and_flags_take_no_value():
+    top = runner.invoke(app, ["--help"], env={"COLUMNS": "100"}).output
+    assert top.index("│ demo ") < top.index("│ run ") < top.index("│ init ") < top.index("│ merge ")
+    for command in ("run", "demo", "predict"):
+        out = runner.invoke(app, [command, "--help"], env={"COLUMNS": "100"}).output
+        assert "--verbose" in out or command == "predict"
+        assert "<bool>" not in out
+        usage = out.split("Usage:")[1].split("\n")[0]
+        assert "[OPTIONS]" in usage and not re.search(r"\{[a-z_]+\}", usage)  # arguments named alike: CONFIG, MODEL
