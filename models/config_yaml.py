@@ -49,7 +49,7 @@ def _lines(model: BaseModel, indent: int) -> list[str]:
 def render_config_yaml(config: PipelineConfig | None = None) -> str:
     config = config or PipelineConfig()
     header = [
-        "# hybridlabel pipeline config (see DESIGN.md). Every field has the design's default;",
+        "# hybridlabel pipeline config (see README.md and docs/ARCHITECTURE.md). Every field has its default;",
         "# delete what you do not change. Relative paths are relative to this file.",
     ]
     return "\n".join(header + _lines(config, 0)) + "\n"
