@@ -215,6 +215,8 @@ def run(config: Path = typer.Argument(..., metavar="CONFIG", help="pipeline conf
     """Run every round of the config that is not complete yet, then export the model."""
     import hybridlabel
 
+    if not config.is_file():  # before the workdir (and its log folder) is created
+        fail(f"config file {config} not found; write one with `hybridlabel init {config}`")
     result = run_guarded(lambda: hybridlabel.run(config, workdir, export=not no_export), workdir, "run", verbose)
     _summary(workdir)
     console.print(f"export: {result['export']}  ·  report: {result['report']}")
@@ -227,6 +229,9 @@ def resume(round_no: int = typer.Option(..., "--round", help="first round to run
            verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
     """Check round N-1, mark rounds >= N superseded (kept), and run from round N."""
     import hybridlabel
+
+    if not (config or workdir / "config.yaml").is_file():  # a mistyped workdir gets no folder
+        fail(f"{config or workdir / 'config.yaml'} not found; pass --config CONFIG.yaml")
 
     def superseded(moved: list[int]) -> None:
         console.print(f"rounds {moved} marked superseded (kept under {workdir / 'registry' / 'superseded'})")
@@ -276,7 +281,8 @@ import hybridlabel.flows.cli_results  # noqa: E402,F401  (registers evaluate and
 # `--help` lists the main job first, then the pipeline, then the tools for data and labels
 ORDER = ["demo", "run", "resume", "status", "report", "predict", "evaluate", "ablate", "deploy", "init", "phantom",
          "simulate-partial", "audit", "merge", "select"]
-app.registered_commands.sort(key=lambda c: ORDER.index(c.name or c.callback.__name__.replace("_", "-")))
+app.registered_commands.sort(key=lambda c: ORDER.index(name) if (name := c.name or c.callback.__name__.replace(
+    "_", "-")) in ORDER else len(ORDER))  # a command not listed goes last
 
 if __name__ == "__main__":  # pragma: no cover
     app()

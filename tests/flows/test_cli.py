@@ -117,3 +117,12 @@ def test_help_lists_the_main_job_first_and_flags_take_no_value():
         assert "<bool>" not in out
         usage = out.split("Usage:")[1].split("\n")[0]
         assert "[OPTIONS]" in usage and not re.search(r"\{[a-z_]+\}", usage)  # arguments named alike: CONFIG, MODEL
+
+
+def test_a_missing_config_is_one_line_and_creates_no_workdir(tmp_path):
+    typo = tmp_path / "typo"
+    out = runner.invoke(app, ["resume", "--round", "1", "--workdir", str(typo)])
+    assert out.exit_code == 2 and "config.yaml not found; pass --config" in out.output
+    out = runner.invoke(app, ["run", str(tmp_path / "nope.yaml"), "--workdir", str(typo)])
+    assert out.exit_code == 2 and "hybridlabel init" in out.output
+    assert not typo.exists()  # no workdir, log folder or Prefect home left behind
