@@ -102,7 +102,7 @@ def _tumor_id(frame: pd.DataFrame) -> int:
 
 def round_summary(round_no: int, name: str, cases: pd.DataFrame, stage_seconds: dict, labels: dict,
                   selection: pd.DataFrame | None, tumors: list[dict], metrics: pd.DataFrame | None = None,
-                  pseudo_dice: dict | None = None, untrusted: list[int] | None = None) -> str:
+                  evidence: dict | None = None, untrusted: list[int] | None = None) -> str:
     """Markdown: metrics, cases per role, label sources per class, selection, tumours per organ, times."""
     import json
 
@@ -122,11 +122,11 @@ def round_summary(round_no: int, name: str, cases: pd.DataFrame, stage_seconds: 
     parts += ["## Cases per role\n",
              _md_table([{"role": r, "cases": n} for r, n in sorted(roles.items())]),
              "\n## Label sources per class (cases)\n", _md_table(source_rows)]
-    if pseudo_dice:
-        parts += ["\n## Pseudo labels against the predicted cases' annotations\n",
-                  _md_table([{"class": f"{c} {labels.get(int(c), '')}", "dice": d,
+    if evidence:  # class -> (Dice, where measured), see models/pseudo_trust.py
+        parts += ["\n## Pseudo labels, judged on what the parent did not train on\n",
+                  _md_table([{"class": f"{c} {labels.get(int(c), '')}", "dice": d, "measured on": where,
                               "student learns it": "no" if int(c) in set(untrusted or []) else "yes"}
-                             for c, d in sorted(pseudo_dice.items(), key=lambda kv: int(kv[0]))])]
+                             for c, (d, where) in sorted(evidence.items(), key=lambda kv: int(kv[0]))])]
     if selection is not None and len(selection):
         counts = Counter(selection["decision"])
         kept = selection[selection["decision"] != "sits_out"]

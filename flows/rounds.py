@@ -17,14 +17,14 @@ from prefect.context import FlowRunContext
 
 from hybridlabel.data_registry.frames import dumps
 from hybridlabel.data_registry.ops import apply_updates, next_round_cases
-from hybridlabel.data_registry.store import Registry
+from hybridlabel.data_registry.store import Registry, RegistryError
 from hybridlabel.flows.dashboard import Progress, publish_round, round_line, round_summary, wait_all as _wait
 from hybridlabel.flows.evaluation import evaluate_round
 from hybridlabel.flows.timing import timed, training_size
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.holdout import held_out_classes
 from hybridlabel.models.nnunet.identity import checkpoint_path
-from hybridlabel.models.pseudo_trust import class_dice, untrusted_classes
+from hybridlabel.models.pseudo_trust import trust_evidence, untrusted_classes, val_dice
 from hybridlabel.models.round_rules import (case_scorers, case_updates, loss_classes, needs_ignore, prediction_set,
                                             select_unlabeled, training_set, tumor_kept)
 from hybridlabel.tasks.intake.audit import audit_dataset, summarize
@@ -102,6 +102,13 @@ def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[di
         return train_task(str(layout.nnunet), dataset_id, dataset, spec.training, annotated, parent_model)
 
 
+def _metrics(reg: Registry, round_no: int) -> pd.DataFrame | None:
+    try:
+        return reg.read("metrics", round_no)
+    except RegistryError:  # a round with no val cases and no scored pseudo labels writes none
+        return None
+
+
 @flow(name="student-round", flow_run_name="round-{round_no}-student")
 def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     """Round r >= 1: the parent predicts, labels are merged, unlabeled cases selected,
@@ -110,7 +117,8 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     spec, started, stages = config.rounds[round_no], datetime.now(timezone.utc), {}
     model_dir = parent_model(Path(workdir), round_no - 1)
     reg.set_round_status(round_no, "running", **_round_row(config, round_no, "student", started))
-    cases = next_round_cases(reg.read("cases", round_no - 1), round_no)
+    parent_cases = reg.read("cases", round_no - 1)
+    cases = next_round_cases(parent_cases, round_no)
     todo = prediction_set(cases, spec.predict_roles)
 
     sel = config.selection
@@ -133,8 +141,10 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
                        Progress(f"round-{round_no:03d}-merge", len(todo), f"round {round_no}: labels merged", "merge"))
     merged_by_case = {m["case_id"]: m for m in merged}
 
-    pseudo_dice = class_dice(m["overlap"] for m in merged)
-    untrusted = untrusted_classes(pseudo_dice, config.merge.min_pseudo_dice)
+    evidence = trust_evidence(merged, parent_cases.loc[parent_cases["trained"].fillna(False).astype(bool), "case_id"],
+                              val_dice(_metrics(reg, round_no - 1)))
+    untrusted = untrusted_classes(evidence, config.merge.min_pseudo_dice, config.label_map.labels)
+    pseudo_dice = {c: d for c, (d, _) in evidence.items()}
     train, annotated = training_set(cases, spec.train_roles, merged_by_case, decisions, untrusted)
     new_model = _train(config, layout, round_no, train, needs_ignore(merged, spec.targets, config.label_map.tumor_id),
                        stages, loss_classes(annotated, spec.training.loss), parent_model=model_dir)
@@ -146,6 +156,7 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     tumors = [t for m in merged for t in m["tumors"] if t.get("kept", True)]
     counts = {**summarize(cases), "predicted": len(todo), "trained": len(train),
               "pseudo_dice": {str(c): d for c, d in pseudo_dice.items()},
+              "pseudo_evidence": {str(c): where for c, (_, where) in evidence.items()},
               "untrusted_classes": untrusted if spec.training.loss != "naive" else [],
               "selection": {k: int(v) for k, v in selection["decision"].value_counts().items()} if len(selection) else {}}
     row = _round_row(config, round_no, "student", started, status="completed", model_dir=new_model,
@@ -155,7 +166,7 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     parent_means = json.loads((reg.round_row(round_no - 1) or {}).get("mean_metrics") or "{}")
     emit("done", round_line(round_no, spec.name, counts, means, parent_means, stages))
     publish_round(round_no, round_summary(round_no, spec.name, cases, stages, config.label_map.labels,
-                                          selection, tumors, metrics, pseudo_dice, counts["untrusted_classes"]),
+                                          selection, tumors, metrics, evidence, counts["untrusted_classes"]),
                   selection, metrics)
     return {"round": round_no, "model_dir": new_model}
 

@@ -73,9 +73,10 @@ class MergeConfig(_Frozen):
     tumor_fallback: Literal["organ", "background", "ignore"] = Field("organ", description="pseudo tumour of a case that is not tumour-selected becomes this")
     min_voxel_confidence: float | None = Field(None, ge=0, le=1, description="pseudo voxels with max probability below this become the ignore label; null = off")
     min_pseudo_dice: float | None = Field(
-        0.5, ge=0, le=1,
-        description="a class whose pseudo labels score below this Dice against the predicted cases' annotations "
-                    "is left unannotated where it is pseudo-labelled (partial-label losses only); null = trust all")
+        0.75, ge=0, le=1,
+        description="a class whose pseudo labels score below this Dice on what the parent did not train on "
+                    "(predicted cases it did not see, else its val cases), or that has no such evidence, is left "
+                    "unannotated where it is pseudo-labelled (partial-label losses only); null = trust all")
 
 
 class SelectionConfig(_Frozen):

@@ -64,10 +64,16 @@ def test_students_learn_only_trusted_pseudo_classes(finished):
     r1 = reg.read("cases", 1)
     r1 = r1[r1["quarantine_reason"].isna()].set_index("case_id")
     merged = r1[r1["hybrid_label_path"].notna()]
-    annotated_somewhere = {c for classes in merged["annotated_classes"] for c in classes}
     dice = {int(c): d for c, d in counts["pseudo_dice"].items()}
-    assert dice and set(dice) <= annotated_somewhere and all(0 <= d <= 1 for d in dice.values())
-    assert counts["untrusted_classes"] == sorted(c for c, d in dice.items() if d < 0.5)
+    where = {int(c): w for c, w in counts["pseudo_evidence"].items()}
+    assert dice and set(where) == set(dice) and all(0 <= d <= 1 for d in dice.values())
+    # evidence only from what the teacher did not train on: the strong cases never count
+    unseen = {c for classes in merged[merged["role"] != "strong"]["annotated_classes"] for c in classes}
+    assert {c for c, w in where.items() if w == "unseen cases"} <= unseen
+    assert {c for c, w in where.items() if w == "val"} == set(dice) - {c for c, w in where.items() if w == "unseen cases"}
+    from hybridlabel.models.config import load_config
+    every = set(load_config(finished["config"]).label_map.labels) - {0}
+    assert counts["untrusted_classes"] == sorted(c for c in every if dice.get(c, -1) < 0.75)
     spec_file, = (finished["work"] / "nnunet" / "preprocessed").glob("Dataset*_r1/training_spec_*.json")
     annotated = json.loads(spec_file.read_text())["annotated"]
     trained = r1[r1["trained"]]
