@@ -12,13 +12,14 @@ FLARE-size phantoms (512 x 512 x N at 2.5 x 0.8 x 0.8 mm), where nnU-Net's full-
 probability resampling dominates.
 
 Usage: python benchmarks/bench_predict.py [--iterations 150] [--flare-cases 1]
-       [--flare-slices 80] [--device cpu] [--workdir W]
+       [--flare-slices 80] [--device cpu] [--workdir W] [--startup-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -82,6 +83,42 @@ def timed(segmenter: FastSegmenter, image: np.ndarray, spacing) -> tuple[np.ndar
     return seg, time.perf_counter() - t
 
 
+STARTUP_PROBE = """
+import sys, time
+t = time.perf_counter()
+from hybridlabel.flows.cli import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+finally:
+    heavy = sorted(m for m in ("prefect", "nnunetv2.training", "dask", "matplotlib") if m in sys.modules)
+    print("STARTUP", time.perf_counter() - t, ",".join(heavy) or "none", file=sys.stderr)
+"""
+
+
+def startup(archive: Path, image: Path, work: Path, device: str) -> None:
+    """(c): the command's wall time as a process against the same prediction in-process."""
+    import hybridlabel
+
+    hybridlabel.predict(archive, image, work / "warm.nii.gz", device)  # warm: imports, weights, caches
+    t = time.perf_counter()
+    record, = hybridlabel.predict(archive, image, work / "inproc.nii.gz", device)
+    in_process = time.perf_counter() - t
+    t = time.perf_counter()
+    cli = [sys.executable, "-c", STARTUP_PROBE, "predict", str(archive), str(image), str(work / "cli.nii.gz"),
+           "--device", device]
+    done = subprocess.run(cli, capture_output=True, text=True, check=True)
+    process = time.perf_counter() - t
+    heavy = next(line.split()[2] for line in done.stderr.splitlines() if line.startswith("STARTUP"))
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import hybridlabel.flows.cli"], check=True)
+    imports = time.perf_counter() - t
+    shape = "x".join(map(str, sitk.ReadImage(str(image)).GetSize()[::-1]))
+    print(f"\n(c) start-up, one {shape} case on {device}: `hybridlabel predict` as a process {process:.1f} s wall; "
+          f"the same call in a warm process {in_process:.1f} s (segmentation {record['wall_time_s']:.1f} s): "
+          f"start-up costs {process - in_process:.1f} s, the process takes {process / in_process:.1f}x the warm call; "
+          f"interpreter + CLI imports alone {imports:.1f} s; heavy modules the command imported: {heavy}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, default=None)
@@ -89,6 +126,7 @@ def main() -> None:
     ap.add_argument("--flare-cases", type=int, default=1)
     ap.add_argument("--flare-slices", type=int, default=80)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--startup-only", action="store_true", help="only (c): train the lightweight model, time start-up")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-predict-"))
     cohort = work / "cohort"
@@ -102,8 +140,12 @@ def main() -> None:
     plans = plan_dataset(root, 610, log=lambda _: None)
     preprocess_round(root, plans, 610, "bench", train_cases)
     light_dir = train(root, "lightweight", args.iterations, args.device)
-    default_dir = train(root, "default", args.iterations, args.device)
     archive, info = write_model_archive(light_dir, work / "export", PipelineConfig(name="bench"), 0, "lightweight")
+    val = sorted(c for c, t in truth.items() if t["role"] == "val")[0]
+    startup(archive, cohort / "imagesTr" / f"{val}_0000.nii.gz", work, args.device)
+    if args.startup_only:
+        return
+    default_dir = train(root, "default", args.iterations, args.device)
     bundle, _ = read_archive(archive)
     print(f"lightweight: {info['parameters']:,} parameters, archive {info['size_bytes'] / 1e6:.1f} MB; "
           f"default: {FastSegmenter(load_bundle(default_dir), args.device).n_parameters:,} parameters")

@@ -20,6 +20,8 @@ def predict(model: Path = typer.Argument(..., metavar="MODEL", help="model archi
             sha256: Optional[str] = typer.Option(None, "--sha256", help="refuse the archive unless its sha256 is this (the digest its publisher gave)")) -> None:
     """Segment CTs with an exported model: label maps in the inputs' geometry, and an
     efficiency record per case (wall time, peak RAM, peak GPU memory, memory-time area).
+    An output unlike the training labels (an organ far larger, in many more pieces) gets a
+    `check:` line and its reasons in the record's `qc`.
     Exit code 0: every input segmented; 1: some failed (each says why); 2: nothing could start."""
     import hybridlabel
     from hybridlabel.flows.progress import BarOnStart
@@ -44,6 +46,9 @@ def predict(model: Path = typer.Argument(..., metavar="MODEL", help="model archi
         else:
             console.print(f"{r['case_id']}: {r['output']}  {r['wall_time_s']:.1f} s, peak RAM {r['peak_ram_mb']:.0f} MB, "
                           f"GPU {r['peak_gpu_mb']:.0f} MB ({r['device']}{', fast' if r['fast'] else ''})")
+            if flags := r["qc"]["flags"]:
+                err_console.print(f"[yellow]check:[/] {r['case_id']} looks implausible: {'; '.join(flags)}",
+                                  highlight=False, soft_wrap=True)
     failed = sum("error" in r for r in records)
     if failed:
         fail(f"{failed} of {len(records)} input(s) could not be segmented (see above; each has its record)", code=1)

@@ -20,7 +20,9 @@ from hybridlabel.flows.dashboard import metric_rows, publish_round, round_line
 from hybridlabel.flows.evaluation import evaluate_round
 from hybridlabel.flows.timing import timed, training_size
 from hybridlabel.models.config import PipelineConfig, TrainingConfig
-from hybridlabel.tasks.model.export import write_model_archive
+from hybridlabel.models.round_rules import training_label_paths
+from hybridlabel.tasks.model.export import write_model_archive, write_nnunet_folder
+from hybridlabel.tasks.model.qc import training_label_reference
 from hybridlabel.tasks.events import emit
 from hybridlabel.tasks.registry import code_version, config_record
 from hybridlabel.tasks.round_inputs import parent_model
@@ -74,9 +76,13 @@ def export_model(config: PipelineConfig, workdir: str) -> str:
                                             targets=config.rounds[last].targets)
         else:  # the same model as round `last`: its val metrics already are in the registry
             metrics, means = last_round_val_metrics(reg, last, round_no, config)
+    with timed(stages, "label ranges"):  # what predict checks its outputs against
+        label_qc = training_label_reference(training_label_paths(reg.read("cases", last)))
     with timed(stages, "archive"):
         archive, info = write_model_archive(Path(model_dir), layout.export_dir, config, last, config.export.network,
-                                            val_metrics=means.get("val_gt", {}), source=source)
+                                            val_metrics=means.get("val_gt", {}), source=source, label_qc=label_qc)
+        info["nnunet_folder"] = str(write_nnunet_folder(Path(model_dir), archive.with_name(
+            archive.name.removesuffix(".hlmodel.zip") + ".nnunet")))
     reg.commit_round(round_no, cases, {
         "name": "export", "kind": "export", "status": "completed", "parent_round": last,
         **config_record(config), "model_dir": str(archive), "counts": dumps(info), "mean_metrics": dumps(means),
@@ -92,7 +98,9 @@ def export_model(config: PipelineConfig, workdir: str) -> str:
 
 def _markdown(archive: Path, info: dict, source: str, rows: list[dict]) -> str:
     lines = [f"# Export: {archive.name}\n", f"- model: {source}", f"- network: {info['network']}, "
-             f"{info['parameters']:,} parameters, archive {info['size_bytes'] / 1e6:.1f} MB", "",
+             f"{info['parameters']:,} parameters, archive {info['size_bytes'] / 1e6:.1f} MB",
+             f"- as a plain nnU-Net model folder: `{info['nnunet_folder']}` "
+             "(`nnUNetv2_predict_from_modelfolder -m FOLDER -f all -i IN -o OUT`)", "",
              "## Val metrics of the exported model\n"]
     lines += [f"| {r['class']} | {r['DSC']} | {r['NSD']} |" for r in rows] or ["_no val cases_"]
     if rows:

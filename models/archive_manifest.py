@@ -26,6 +26,14 @@ NETWORK_MODULE = re.compile(r"^dynamic_network_architectures\.architectures\.[A-
 LAYER_MODULE = re.compile(r"^torch\.nn\.(modules\.[a-z_]+\.)?[A-Z][A-Za-z0-9]*$")
 
 
+class ClassQC(BaseModel):
+    """What one class looked like in the training labels (models/label_qc.py)."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    volume_ml: tuple[float, float]
+    max_components: int = Field(ge=0)
+    cases: int = Field(ge=0)
+
+
 class Manifest(BaseModel):
     """`hybridlabel.json`: the fields inference relies on are typed; the rest is kept."""
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -33,6 +41,7 @@ class Manifest(BaseModel):
     sha256: dict[str, str] = Field(description="member name -> sha256 (hex)")
     labels: dict[str, int]
     fast: bool = True
+    label_qc: dict[str, ClassQC] = Field(default_factory=dict, description="class id -> training-label ranges")
 
 
 def parse_manifest(data: object) -> tuple[Manifest | None, str | None]:

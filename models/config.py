@@ -114,6 +114,10 @@ class TrainingConfig(_Frozen):
     init_from_parent: bool = Field(False, description="start a student from its teacher's weights, output layers included (a class the teacher lacks starts fresh)")
     max_train_seconds: float | None = Field(None, gt=0, description="stop training once this many seconds of training have passed (checked at epoch ends; the model so far is the final one); null = the epochs decide")
     curve_every: int = Field(0, ge=0, description="keep the weights every N epochs (fold_all/curve/) so that one training gives a learning curve; 0 = off")
+    rare_class_sampling: float | None = Field(
+        1.0, gt=0, description="draw a case in proportion to the rarest class its loss counts as annotated: a class "
+                               "annotated in a share f of the cases is drawn as if in min(1, this / f) of them "
+                               "(models/case_sampling.py); null = uniform, as nnU-Net")
     foreground_oversampling: float = Field(
         0.33, ge=0, le=1,
         description="share of each batch whose patch is centred on a class drawn uniformly from the case's classes "

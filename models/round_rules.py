@@ -112,3 +112,11 @@ def case_updates(todo: list[dict], predictions: Mapping[str, dict], merged: Mapp
     for c in train:
         updates.setdefault(c["case_id"], {})["trained"] = True
     return updates
+
+
+def training_label_paths(cases: pd.DataFrame) -> list[str]:
+    """The label files a round's model learned from: a merged case's hybrid label, else
+    its own label."""
+    rows = cases[cases["trained"].fillna(False).astype(bool)].sort_values("case_id")
+    return [r["hybrid_label_path"] if isinstance(r.get("hybrid_label_path"), str) else r["label_path"]
+            for r in rows.to_dict("records") if isinstance(r.get("hybrid_label_path") or r.get("label_path"), str)]

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 def build_network(plans: dict, dataset_json: dict, configuration: str, deep_supervision: bool = False):
+    # nnU-Net's trainer builds its network with this call (nnUNetTrainer.build_network_architecture,
+    # which our trainer keeps); calling it directly spares `predict` importing the training
+    # stack (matplotlib, seaborn, the data loaders): ~1.7 s of every start-up
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    from hybridlabel.models.nnunet.trainers.hybridlabel_trainer import HybridLabelTrainer
 
     pm = PlansManager(plans)
     config = pm.get_configuration(configuration)
     n_in = determine_num_input_channels(pm, config, dataset_json)
     n_out = pm.get_label_manager(dataset_json).num_segmentation_heads
-    return HybridLabelTrainer.build_network_architecture(pm, config, n_in, n_out, enable_deep_supervision=deep_supervision)
+    return get_network_from_plans(config.network_arch_class_name, config.network_arch_init_kwargs,
+                                  config.network_arch_init_kwargs_req_import, n_in, n_out, allow_init=True,
+                                  deep_supervision=deep_supervision)
 
 
 def count_parameters(plans: dict, dataset_json: dict, configuration: str) -> int:

@@ -1,6 +1,7 @@
 """Write a trained model as one self-contained archive: slim weights (no optimiser
 state), plans, dataset.json (the label map), the pipeline config, the code version and
-a manifest with the sha256 of every member."""
+a manifest with the sha256 of every member; and the same model as a plain nnU-Net model
+folder, for nnU-Net's own predictor without hybridlabel."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import uuid
 import zipfile
 from pathlib import Path
@@ -25,9 +27,47 @@ def _preprocessing(plans: dict, configuration: str) -> dict:
             "intensity_properties": plans.get("foreground_intensity_properties_per_channel", {})}
 
 
+def _slim_checkpoint(ckpt: dict, trainer_name: str) -> dict:
+    """Weights and what inference needs, as plain types (no optimiser state, no logs)."""
+    return {"network_weights": ckpt["network_weights"],
+            "init_args": {"configuration": checkpoint_configuration(ckpt)}, "trainer_name": trainer_name,
+            "inference_allowed_mirroring_axes": [int(a) for a in ckpt.get("inference_allowed_mirroring_axes") or ()]}
+
+
+def write_nnunet_folder(model_dir: Path, out_folder: Path) -> Path:
+    """The model as a plain nnU-Net model folder (dataset.json, plans.json,
+    fold_all/checkpoint_final.pth), runnable by `nnUNetv2_predict_from_modelfolder -f all`
+    where hybridlabel is not installed. Its checkpoint names nnU-Net's own `nnUNetTrainer`:
+    hybridlabel's trainer changes how a model learns, not the network (the plans build it),
+    so nnU-Net's trainer class builds the same network. Replaced whole, atomically."""
+    import torch
+
+    from hybridlabel.models.nnunet.identity import checkpoint_path
+    from hybridlabel.tasks.model.archive import load_weights
+
+    model_dir, out_folder = Path(model_dir), Path(out_folder)
+    ckpt = load_weights(checkpoint_path(model_dir), f"model {model_dir}")
+    tmp = out_folder.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{out_folder.name}")
+    old = out_folder.with_name(f".old-{uuid.uuid4().hex[:8]}-{out_folder.name}")
+    try:
+        (tmp / "fold_all").mkdir(parents=True)
+        for name in ("dataset.json", "plans.json"):
+            shutil.copyfile(model_dir / name, tmp / name)
+        torch.save(_slim_checkpoint(ckpt, "nnUNetTrainer"), tmp / "fold_all" / "checkpoint_final.pth")
+        if out_folder.exists():
+            os.replace(out_folder, old)
+        os.replace(tmp, out_folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return out_folder
+
+
 def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, round_no: int, network: str,
-                        val_metrics: dict | None = None, source: str = "") -> tuple[Path, dict]:
-    """The model of `model_dir` (trained with `network`) as one archive, atomically."""
+                        val_metrics: dict | None = None, source: str = "",
+                        label_qc: dict | None = None) -> tuple[Path, dict]:
+    """The model of `model_dir` (trained with `network`) as one archive, atomically;
+    `label_qc`: the training labels' ranges that `predict` checks outputs against."""
     import torch
 
     from hybridlabel.models.nnunet.identity import checkpoint_path
@@ -38,12 +78,8 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
 
     ckpt = load_weights(checkpoint_path(model_dir), f"model {model_dir}")
     configuration = checkpoint_configuration(ckpt)
-    # weights and what inference needs, as plain types (plans and label map are members of their own)
-    slim = {"network_weights": ckpt["network_weights"], "init_args": {"configuration": configuration},
-            "trainer_name": str(ckpt.get("trainer_name", "")),
-            "inference_allowed_mirroring_axes": [int(a) for a in ckpt.get("inference_allowed_mirroring_axes") or ()]}
     buf = io.BytesIO()
-    torch.save(slim, buf)
+    torch.save(_slim_checkpoint(ckpt, str(ckpt.get("trainer_name", ""))), buf)
     plans = json.loads((model_dir / "plans.json").read_text())
     dataset = json.loads((model_dir / "dataset.json").read_text())
     members = {
@@ -58,6 +94,7 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
             "parameters": count_parameters(plans, dataset, configuration),
             "labels": dataset["labels"], "fast": config.export.fast,
             "preprocessing": _preprocessing(plans, configuration), "val_metrics": val_metrics or {},
+            "label_qc": label_qc or {},
             "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from hybridlabel.models.intake import check_intensities
+from hybridlabel.models.label_qc import label_stats, qc_flags
 from hybridlabel.tasks.model.efficiency import MemorySampler, gpu_memory_reader
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.files.imageio import ImageReadError, array_to_image, image_suffix, read_image, spacing_zyx, strip_suffix, \
@@ -68,6 +69,14 @@ def plan_jobs(source: Path, output: Path) -> list[Job]:
     return jobs
 
 
+def _qc(seg: np.ndarray, spacing: tuple, reference: dict, names: dict[int, str]) -> dict:
+    """Per class volume and components of the output, and what is implausible against the
+    training labels' ranges (none recorded in archives exported before them)."""
+    stats = label_stats(seg, spacing)
+    return {"classes": {str(c): s for c, s in stats.items()}, "checked": bool(reference),
+            "flags": qc_flags(stats, reference, names) if reference else []}
+
+
 def predict_files(archive: Path, source: Path, output: Path, device: str = "auto", tta: str = "none",
                   fast: bool | None = None, on_case: Callable[[str], None] | None = None,
                   loaded: tuple | None = None) -> list[dict]:
@@ -80,6 +89,8 @@ def predict_files(archive: Path, source: Path, output: Path, device: str = "auto
     use_fast = info.get("fast", True) if fast is None else fast
     segmenter = FastSegmenter(bundle, device=device, tta=tta, fast=use_fast)
     labels = {int(v) for v in bundle.dataset_json["labels"].values() if isinstance(v, int)}
+    names = {int(v): str(k) for k, v in bundle.dataset_json["labels"].items() if isinstance(v, int)}
+    reference = info.get("label_qc") or {}
     records = []
     for job in jobs:
         record = {"case_id": job.case_id, "input": str(job.source), "output": str(job.output),
@@ -95,6 +106,7 @@ def predict_files(archive: Path, source: Path, output: Path, device: str = "auto
             record.update(sampler.record())
             record["labels_present"] = sorted(int(c) for c in np.unique(seg) if c)
             record["labels_valid"] = set(record["labels_present"]) <= labels
+            record["qc"] = _qc(seg, spacing_zyx(image), reference, names)
         except ImageReadError as exc:  # one bad input does not stop the others
             record["error"] = str(exc)
         except Exception as exc:  # noqa: BLE001  (any failure of one case is that case's record)

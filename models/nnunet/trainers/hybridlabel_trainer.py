@@ -12,6 +12,7 @@ import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from hybridlabel.models.case_sampling import case_probabilities
 from hybridlabel.models.config import TrainingConfig
 from hybridlabel.models.nnunet.checkpoint_types import allow_numpy_values
 from hybridlabel.models.nnunet.losses import PartialLabelLoss
@@ -79,6 +80,30 @@ class HybridLabelTrainer(nnUNetTrainer):
         random.seed(budget.seed)
         np.random.seed(budget.seed)
         torch.manual_seed(budget.seed)
+
+    # -- which cases a batch draws ---------------------------------------------------------
+    def get_dataloaders(self):
+        """nnU-Net's data loaders, drawing cases by models.case_sampling. nnU-Net builds its
+        loaders inside this method with `sampling_probabilities=None` and starts their
+        workers before returning, so the loader class is swapped for its construction."""
+        import nnunetv2.training.nnUNetTrainer.nnUNetTrainer as base
+
+        threshold, annotated, log = self.spec.training.rare_class_sampling, self.spec.annotated, self.print_to_log_file
+        loader = base.nnUNetDataLoader
+
+        class CaseWeightedLoader(loader):
+            def __init__(self, data, *args, **kwargs):
+                super().__init__(data, *args, **kwargs)
+                self.sampling_probabilities = p = case_probabilities(list(self.indices), annotated, threshold)
+                if p is not None:
+                    log(f"cases drawn by their rarest annotated class: p from {min(p):.4f} to {max(p):.4f} "
+                        f"over {len(p)} cases")
+
+        base.nnUNetDataLoader = CaseWeightedLoader
+        try:
+            return super().get_dataloaders()
+        finally:
+            base.nnUNetDataLoader = loader
 
     # -- time budget and learning curve ------------------------------------------------
     def _train_seconds(self) -> float:

@@ -16,7 +16,7 @@ from tests.realct import REAL_CT
 runner = CliRunner()
 RECORD_KEYS = {"case_id", "input", "output", "device", "fast", "tta", "model", "wall_time_s", "peak_ram_mb",
                "peak_gpu_mb", "gpu_memory_time_area_mb_s", "sample_interval_s", "samples", "labels_present",
-               "labels_valid"}
+               "labels_valid", "qc"}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,32 @@ def test_predict_a_nifti_file_in_its_geometry(archive, phantom_cohort, tmp_path)
     outside = np.ones(a.shape, bool)
     outside[box] = False
     assert not a[outside].any()  # the fast path labels nothing outside the body box
+
+
+def test_an_implausible_output_is_flagged_against_the_training_labels(archive, phantom_cohort, tmp_path,
+                                                                     monkeypatch):
+    """The archive holds the training labels' ranges; an output that paints the liver over
+    the whole scan (the network replaced by a broken one) gets a `check:` line and its
+    reasons in the record, and still exits 0: the output was written."""
+    from hybridlabel.models.nnunet.fast_predictor import FastSegmenter
+    from hybridlabel.tasks.model.archive import read_archive
+
+    _, info = read_archive(archive)
+    ranges = info["label_qc"]
+    assert ranges["1"]["cases"] > 0 and 0 < ranges["1"]["volume_ml"][0] <= ranges["1"]["volume_ml"][1]
+    image = sorted((phantom_cohort / "imagesTr").glob("*_0000.nii.gz"))[0]
+
+    def everything_is_liver(self, ct, spacing):
+        return np.ones(ct.shape, np.uint8)
+
+    monkeypatch.setattr(FastSegmenter, "predict_label", everything_is_liver)
+    out = tmp_path / "bad.nii.gz"
+    result = runner.invoke(app, ["predict", str(archive), str(image), str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "looks implausible: liver:" in result.output and "the largest training volume" in result.output
+    qc = json.loads((tmp_path / "bad.efficiency.json").read_text())["qc"]
+    assert qc["checked"] and qc["classes"]["1"]["components"] == 1
+    assert len(qc["flags"]) == 1 and qc["flags"][0].startswith("liver: ")
 
 
 @pytest.mark.parametrize("fast", [True, False])

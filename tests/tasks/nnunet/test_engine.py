@@ -154,6 +154,25 @@ def test_partial_label_training_is_seeded_and_deterministic(engine):
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
 
 
+def test_cases_holding_a_rare_class_are_drawn_more_often(engine):
+    """One case annotates the adrenal (7): with rare-class sampling the data loader draws
+    it with the larger probability (logged), and the same seed trains other weights."""
+    root, weights, logs = engine["root"], [], []
+    rare = {c.case_id: [1, 14] + ([7] if i == 0 else []) for i, c in enumerate(engine["cases"])}
+    for dataset_id, threshold in ((16, 1.0), (17, None)):
+        name = f"rare{dataset_id}"
+        write_round_dataset(root, dataset_id, name, engine["cases"], LABELS)
+        preprocess_round(root, engine["plans"], dataset_id, name, engine["cases"])
+        cfg = TINY.model_copy(update={"loss": "target_adaptive", "rare_class_sampling": threshold})
+        model = train_model(root, dataset_id, f"Dataset{dataset_id:03d}_{name}", cfg, rare, log=lambda _: None)
+        weights.append(load_weights(model / "fold_all" / "checkpoint_final.pth", "test model")["network_weights"])
+        logs.append("".join(p.read_text() for p in (model / "fold_all").glob("training_log_*.txt")))
+    n = len(engine["cases"])  # class 7 in 1 of n cases: factor n for that case
+    assert f"p from {1 / (2 * n - 1):.4f} to {n / (2 * n - 1):.4f} over {n} cases" in logs[0]
+    assert "rarest annotated class" not in logs[1]
+    assert not all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_mask_based_normalisation_preprocesses_whole_cases_like_nnunet(engine):
     """Plans whose normalisation uses the nonzero mask cannot reuse cached images: each
     case is preprocessed whole, and equals nnU-Net's own run_case output."""
