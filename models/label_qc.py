@@ -25,6 +25,8 @@ COMPONENT_SLACK = 3  # and hold this many more components than any training labe
 def label_stats(label: np.ndarray, spacing_zyx: Iterable[float]) -> dict[int, dict]:
     """Per foreground class: volume (ml) and number of 26-connected components."""
     voxel_ml = float(np.prod([float(s) for s in spacing_zyx])) / 1000.0
+    if not label.flags.writeable:  # cc3d takes writable buffers only (SimpleITK's array views are not)
+        label = label.copy()
     counts = np.bincount(label.ravel(), minlength=1)
     components, n = cc3d.connected_components(label, connectivity=26, return_N=True)
     # each component lies in one class: the class of any of its voxels names it

@@ -29,6 +29,8 @@ def _preprocessing(plans: dict, configuration: str) -> dict:
 
 def _slim_checkpoint(ckpt: dict, trainer_name: str) -> dict:
     """Weights and what inference needs, as plain types (no optimiser state, no logs)."""
+    from hybridlabel.tasks.model.archive import checkpoint_configuration
+
     return {"network_weights": ckpt["network_weights"],
             "init_args": {"configuration": checkpoint_configuration(ckpt)}, "trainer_name": trainer_name,
             "inference_allowed_mirroring_axes": [int(a) for a in ckpt.get("inference_allowed_mirroring_axes") or ()]}

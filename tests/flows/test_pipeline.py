@@ -169,7 +169,7 @@ def test_round_artifacts_are_in_prefect(finished):
     summary = next(a for a in found if a.key == "round-001-summary")
     assert "Label sources per class" in summary.data and "Time per stage" in summary.data
     assert "Model on val cases" in summary.data and "organ mean" in summary.data
-    assert "Pseudo labels against the predicted cases' annotations" in summary.data
+    assert "Pseudo labels, judged on what the parent did not train on" in summary.data and "measured on" in summary.data
     # the label-source table has a column for every source the registry holds (not only the first row's)
     held = {src for text in Registry(finished["work"]).read("cases", 1)["label_sources"].dropna()
             for cls, src in json.loads(text).items() if cls != "0"}

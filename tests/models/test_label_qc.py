@@ -20,6 +20,9 @@ def test_stats_give_volume_in_ml_and_26_connected_pieces():
     diagonal[0, 0, 0] = diagonal[1, 1, 1] = 4
     assert label_stats(diagonal, (1, 1, 1)) == {4: {"volume_ml": 0.002, "components": 1}}
     assert label_stats(np.zeros((2, 2, 2), np.uint8), (1, 1, 1)) == {}
+    view = _label()
+    view.flags.writeable = False  # as SimpleITK's GetArrayViewFromImage gives it
+    assert label_stats(view, (1, 1, 1))[1]["components"] == 1
 
 
 def test_reference_spans_the_training_labels():
