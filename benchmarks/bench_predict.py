@@ -90,7 +90,7 @@ from hybridlabel.flows.cli import app
 try:
     app(sys.argv[1:], standalone_mode=False)
 finally:
-    heavy = sorted(m for m in ("prefect", "nnunetv2.training", "dask", "matplotlib") if m in sys.modules)
+    heavy = sorted(m for m in ("prefect", "nnunetv2.training.nnUNetTrainer", "dask", "matplotlib") if m in sys.modules)
     print("STARTUP", time.perf_counter() - t, ",".join(heavy) or "none", file=sys.stderr)
 """
 
