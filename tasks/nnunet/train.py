@@ -116,8 +116,12 @@ def label_array_sha256(path: Path) -> str:
 
 
 def _training_inputs(model: ModelIdentity, spec: TrainingSpec) -> str:
-    """What a model depends on: plans, budget, loss, and every case's preprocessed label."""
+    """What a model depends on: plans, budget, loss, the label set (dataset.json: a round
+    that turns the tumour (14) into the ignore label (14) leaves every label array equal
+    but changes the classes the network outputs), and every case's preprocessed label."""
     plans = model.plans_file.read_text()
     data = model.preprocessed / json.loads(plans)["configurations"][model.configuration]["data_identifier"]
     labels = {p.name: label_array_sha256(p) for p in sorted(data.glob("*_seg.b2nd"))}
-    return json.dumps({"plans": plans, "spec": spec.to_json(), "labels": labels}, sort_keys=True)
+    label_set = json.loads((model.preprocessed / "dataset.json").read_text()).get("labels")
+    return json.dumps({"plans": plans, "spec": spec.to_json(), "label_set": label_set, "labels": labels},
+                      sort_keys=True)
