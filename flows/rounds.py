@@ -143,8 +143,8 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
 
     evidence = trust_evidence(merged, parent_cases.loc[parent_cases["trained"].fillna(False).astype(bool), "case_id"],
                               val_dice(_metrics(reg, round_no - 1)))
-    untrusted = untrusted_classes(evidence, config.merge.min_pseudo_dice, config.label_map.labels)
     pseudo_dice = {c: d for c, (d, _) in evidence.items()}
+    untrusted = untrusted_classes(pseudo_dice, config.merge.min_pseudo_dice, config.label_map.labels)
     train, annotated = training_set(cases, spec.train_roles, merged_by_case, decisions, untrusted)
     new_model = _train(config, layout, round_no, train, needs_ignore(merged, spec.targets, config.label_map.tumor_id),
                        stages, loss_classes(annotated, spec.training.loss), parent_model=model_dir)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ARCHIVE_FORMAT = "hybridlabel-model/1"
 MANIFEST = "hybridlabel.json"
@@ -32,6 +32,13 @@ class ClassQC(BaseModel):
     volume_ml: tuple[float, float]
     max_components: int = Field(ge=0)
     cases: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> "ClassQC":
+        low, high = self.volume_ml
+        if not 0 < low <= high:
+            raise ValueError(f"volume range {low}..{high} ml must be positive and ordered")
+        return self
 
 
 class Manifest(BaseModel):

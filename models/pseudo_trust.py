@@ -72,13 +72,12 @@ def trust_evidence(merged: Iterable[Mapping], parent_trained: Iterable[str],
     return dict(sorted(evidence.items()))
 
 
-def untrusted_classes(evidence: Mapping[int, tuple[float, str] | float], min_dice: float | None,
-                      classes: Iterable[int] = ()) -> list[int]:
-    """Of `classes` and the classes with evidence, those whose pseudo labels score below
-    `min_dice` or that have no evidence (nothing unseen vouches for them)."""
+def untrusted_classes(dice: Mapping[int, float], min_dice: float | None, classes: Iterable[int] = ()) -> list[int]:
+    """Of `classes` and the classes with evidence (class -> Dice), those whose pseudo labels
+    score below `min_dice` or that have no evidence (nothing unseen vouches for them)."""
     if min_dice is None:
         return []
-    dice = {int(c): float(e[0] if isinstance(e, tuple) else e) for c, e in evidence.items()}
+    dice = {int(c): float(d) for c, d in dice.items()}
     return sorted(c for c in set(dice) | {int(c) for c in classes if c} if dice.get(c, -1.0) < min_dice)
 
 

@@ -118,5 +118,6 @@ def training_label_paths(cases: pd.DataFrame) -> list[str]:
     """The label files a round's model learned from: a merged case's hybrid label, else
     its own label."""
     rows = cases[cases["trained"].fillna(False).astype(bool)].sort_values("case_id")
-    return [r["hybrid_label_path"] if isinstance(r.get("hybrid_label_path"), str) else r["label_path"]
-            for r in rows.to_dict("records") if isinstance(r.get("hybrid_label_path") or r.get("label_path"), str)]
+    paths = ([p for p in (r.get("hybrid_label_path"), r.get("label_path")) if isinstance(p, str)]
+             for r in rows.to_dict("records"))
+    return [found[0] for found in paths if found]

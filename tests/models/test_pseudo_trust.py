@@ -31,7 +31,7 @@ def test_dice_pools_voxels_over_cases_and_skips_empty_classes():
 
 
 def test_untrusted_below_threshold_or_without_evidence_and_none_turns_it_off():
-    dice = {1: (0.9, "val"), 5: (0.0, "unseen cases"), 10: 0.49}
+    dice = {1: 0.9, 5: 0.0, 10: 0.49}
     assert untrusted_classes(dice, 0.5) == [5, 10]
     assert untrusted_classes(dice, 0.5, classes=[0, 1, 2]) == [2, 5, 10]  # 2: nothing vouches for it
     assert untrusted_classes(dice, None, classes=[2]) == []

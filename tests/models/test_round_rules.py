@@ -96,3 +96,16 @@ def test_the_ranking_scorer_is_computed_for_the_unlabeled_cases_it_ranks():
     kept = select_unlabeled(todo, preds, "disagreement", 1, 0).set_index("case_id")["decision"]
     assert kept["u2"] != "sits_out" and kept["u1"] == "sits_out"  # ranked by disagreement, not entropy
     assert select_unlabeled(todo, preds, "entropy", 1, 0).set_index("case_id")["decision"]["u1"] != "sits_out"
+
+
+def test_training_labels_are_the_hybrid_label_else_the_own_one():
+    import numpy as np
+    import pandas as pd
+
+    from hybridlabel.models.round_rules import training_label_paths
+
+    cases = pd.DataFrame({"case_id": ["c", "a", "b", "d", "e"], "trained": [True, True, False, True, True],
+                          "hybrid_label_path": ["c_h.nii.gz", None, "b_h.nii.gz", np.nan, None],
+                          "label_path": ["c.nii.gz", "a.nii.gz", "b.nii.gz", "d.nii.gz", None]})
+    # b did not train; d's missing hybrid label is NaN, not None; e has no label at all
+    assert training_label_paths(cases) == ["a.nii.gz", "c_h.nii.gz", "d.nii.gz"]

@@ -88,6 +88,7 @@ def test_a_pickled_payload_never_runs(tmp_path):
     ("plans_import", "only torch.nn layer classes are loaded"),
     ("no_weights", "not an nnU-Net checkpoint"),
     ("garbage_weights", "not a readable PyTorch checkpoint"),
+    ("qc_zero_volume", "manifest field label_qc.1"),
 ])
 def test_malformed_archives_get_one_line(tmp_path, kind, message):
     path = tmp_path / f"{kind}.hlmodel.zip"
@@ -106,6 +107,12 @@ def test_malformed_archives_get_one_line(tmp_path, kind, message):
         arch = json.loads(json.dumps(PLANS["configurations"]["3d_fullres"]["architecture"]))
         arch["arch_kwargs"]["nonlin"] = "subprocess.Popen"
         build(path, plans={"configurations": {"3d_fullres": {"architecture": arch}}})
+    elif kind == "qc_zero_volume":  # would divide by zero when predict checks an output
+        members = {"weights.pth": _weights(), "plans.json": json.dumps(PLANS).encode(),
+                   "dataset.json": json.dumps(DATASET).encode(), "config.json": b"{}"}
+        build(path, manifest={"format": ARCHIVE_FORMAT, "labels": DATASET["labels"], "fast": True,
+                              "sha256": {n: hashlib.sha256(d).hexdigest() for n, d in members.items()},
+                              "label_qc": {"1": {"volume_ml": [0, 0], "max_components": 1, "cases": 1}}})
     elif kind == "no_weights":
         buf = io.BytesIO()
         torch.save({"something": torch.ones(1)}, buf)
