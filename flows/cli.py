@@ -195,6 +195,35 @@ def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", h
             console.print(table)
 
 
+@app.command()
+def prune(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="pipeline work folder"),
+          dry_run: bool = typer.Option(False, "--dry-run", help="list what would go, delete nothing")) -> None:
+    """Delete what superseded rounds left behind (models trained anew, labels no round
+    links to); the registry keeps every row and current rounds' files stay."""
+    from hybridlabel.tasks.prune import delete, leftovers
+    from hybridlabel.tasks.workdir import WorkdirBusy, WorkdirLock
+
+    if not (workdir / "registry").is_dir():
+        fail(f"{workdir} holds no pipeline registry; pass the work folder of a run with --workdir")
+    try:
+        with WorkdirLock(workdir):  # a running round may be linking to a stored label right now
+            items = leftovers(workdir)
+            total = sum(i.bytes for i in items)
+            by_why: dict[str, list] = {}
+            for item in items:
+                by_why.setdefault(item.why, []).append(item)
+            for why, group in by_why.items():
+                console.print(f"{len(group)} x {why}: {sum(i.bytes for i in group) / 1e6:.1f} MB", highlight=False)
+            if not items:
+                console.print("nothing to prune")
+            elif dry_run:
+                console.print(f"would free {total / 1e6:.1f} MB (--dry-run: nothing deleted)", highlight=False)
+            else:
+                console.print(f"freed {delete(items) / 1e6:.1f} MB", highlight=False)
+    except WorkdirBusy as exc:
+        fail(str(exc))
+
+
 def _summary(workdir: Path) -> None:
     """After a run: the rounds and the val DSC per class; the rest is one command away."""
     import hybridlabel

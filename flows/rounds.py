@@ -97,7 +97,8 @@ def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[di
     with timed(stages, "preprocess"):
         build_dataset_task(str(layout.nnunet), dataset_id, dataset.split("_", 1)[1], train, config.label_map,
                            with_ignore, spec.targets == "organs+tumor",
-                           None if round_no == 0 else config.nnunet_dataset_id, spec.training.configuration)
+                           None if round_no == 0 else config.nnunet_dataset_id, spec.training.configuration,
+                           str(layout.store))
     with timed(stages, "train", *training_size(spec.training)):
         return train_task(str(layout.nnunet), dataset_id, dataset, spec.training, annotated, parent_model)
 
@@ -129,7 +130,8 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
         preds = _wait(predict_case_task.map(unmapped(model_dir), todo, unmapped(str(layout.step_dir(round_no, "predict"))),
                                             unmapped(config.label_map), unmapped(config.predict_device),
                                             unmapped(spec.tta), unmapped(sha256_path(checkpoint_path(model_dir))),
-                                            case_scorers(todo, sel.scorer), unmapped(previous)),
+                                            case_scorers(todo, sel.scorer), unmapped(previous),
+                                            unmapped(str(layout.store))),
                       progress)
     by_case = {p["case_id"]: p for p in preds}
     selection = select_unlabeled(todo, by_case, sel.scorer, sel.organ_keep, sel.tumor_keep)
@@ -137,7 +139,8 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     with timed(stages, "merge", len(todo)):
         merged = _wait(merge_case_task.map(todo, [by_case[c["case_id"]] for c in todo],
                                            unmapped(str(layout.step_dir(round_no, "merge"))), unmapped(config),
-                                           tumor_kept(todo, decisions), unmapped(spec.targets)),
+                                           tumor_kept(todo, decisions), unmapped(spec.targets),
+                                           unmapped(str(layout.store))),
                        Progress(f"round-{round_no:03d}-merge", len(todo), f"round {round_no}: labels merged", "merge"))
     merged_by_case = {m["case_id"]: m for m in merged}
 

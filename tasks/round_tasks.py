@@ -15,6 +15,7 @@ import SimpleITK as sitk
 from prefect import get_run_logger, task
 
 from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingConfig
+from hybridlabel.tasks.files.content_store import dedupe
 from hybridlabel.tasks.files.imageio import array_to_image, sha256_path, write_image
 from hybridlabel.tasks.merge import merge_case_files
 from hybridlabel.tasks.workdir import fingerprint, read_journal, write_journal
@@ -50,9 +51,10 @@ def _predict_locked(model_dir: str, device: str, tta: str, *args):
 @task(name="predict-case", task_run_name="predict-{case[case_id]}", retries=0)
 def predict_case_task(model_dir: str, case: dict, out_dir: str, labels: LabelMapConfig, device: str = "auto",
                       tta: str = "none", model_sha: str = "", scorers: tuple[str, ...] = ("entropy",),
-                      reference_dir: str | None = None) -> dict:
+                      reference_dir: str | None = None, store: str | None = None) -> dict:
     """Predict one case and score it. `reference_dir`: the previous round's predictions,
-    which a disagreement scorer compares with (else with a mirrored pass)."""
+    which a disagreement scorer compares with (else with a mirrored pass). `store`: the
+    content store the output is kept in (one copy of identical labels across rounds)."""
     step = Path(out_dir)
     reference = Path(reference_dir) / f"{case['case_id']}.nii.gz" if reference_dir else None
     reference_sha = sha256_path(reference) if reference is not None and reference.is_file() else None
@@ -63,6 +65,8 @@ def predict_case_task(model_dir: str, case: dict, out_dir: str, labels: LabelMap
         return done
     out, scores = _predict_locked(model_dir, device, tta, Path(case["image_path"]), step / f"{case['case_id']}.nii.gz",
                                   labels, tuple(scorers), reference if reference_sha else None)
+    if store:
+        dedupe(out, Path(store))
     return write_journal(step, case["case_id"], inputs, {"case_id": case["case_id"], "path": str(out), "scores": scores})
 
 
@@ -80,9 +84,9 @@ def organ_training_label(hybrid: Path, out: Path, labels: LabelMapConfig) -> Pat
 
 @task(name="merge-case", task_run_name="merge-{case[case_id]}")
 def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumor_selected: bool,
-                    targets: str) -> dict:
+                    targets: str, store: str | None = None) -> dict:
     """Merge one case (skipped when its journal shows the same inputs) and, for an
-    organs-only round, write its organ training label."""
+    organs-only round, write its organ training label; both kept in the content store."""
     step = Path(out_dir)
     withhold = list(case.get("held_out_classes") or [])
     inputs = fingerprint(pred["sha256"], case.get("input_label_sha256"), case.get("annotated_classes"),
@@ -97,6 +101,8 @@ def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig
     train_label = out
     if targets == "organs":
         train_label = organ_training_label(out, step / "train" / out.name, config.label_map)
+    for written in {out, train_label} if store else ():
+        dedupe(written, Path(store))
     uses_ignore = "ignore" in record["counts"]
     return write_journal(step, case["case_id"], inputs, {
         "case_id": case["case_id"], "path": str(out), "train_label": str(train_label),
@@ -106,9 +112,10 @@ def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig
 
 @task(name="build-round-dataset")
 def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list[dict], labels: LabelMapConfig,
-                       with_ignore: bool, tumor: bool, plans_from: int | None, configuration: str) -> str:
+                       with_ignore: bool, tumor: bool, plans_from: int | None, configuration: str,
+                       store: str | None = None) -> str:
     """Raw dataset of the round, plans (once, on the teacher's dataset), preprocessing
-    (images once, labels each round). Returns the plans file."""
+    (images once, labels each round, kept in the content store). Returns the plans file."""
     from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
     from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round
 
@@ -117,7 +124,8 @@ def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list
     write_round_dataset(Path(nnunet_root), dataset_id, name, training, labels, with_ignore=with_ignore, tumor=tumor)
     base = dataset_id if plans_from is None else plans_from
     plans = plan_dataset(Path(nnunet_root), base, log=log.info)
-    preprocess_round(Path(nnunet_root), plans, dataset_id, name, training, configuration=configuration)
+    preprocess_round(Path(nnunet_root), plans, dataset_id, name, training, configuration=configuration,
+                     store=Path(store) if store else None)
     log.info(f"dataset {dataset_id} ({name}): {len(training)} training cases preprocessed ({configuration})")
     return str(plans)
 

@@ -42,6 +42,11 @@ class Layout:
         return self.round_dir(round_no) / step
 
     @property
+    def store(self) -> Path:
+        """Content store: one copy of each distinct per-case label file (tasks/files/content_store)."""
+        return self.workdir / "store" / "sha256"
+
+    @property
     def export_dir(self) -> Path:
         return self.workdir / "export"
 

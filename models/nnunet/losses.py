@@ -47,11 +47,16 @@ def partial_log_probs(logits: torch.Tensor, annotated: torch.Tensor, mode: Mode)
 
 
 class PartialLabelLoss(nn.Module):
-    """CE + soft Dice (foreground classes a sample annotates) on partial log-probabilities."""
+    """CE + soft Dice (foreground classes a sample annotates) on partial log-probabilities.
 
-    def __init__(self, mode: Mode, ignore_label: int | None = None, smooth: float = 1e-5):
+    `batch_dice` (nnU-Net's plans: true for 2d): one Dice per class over the batch's
+    samples that annotate it, as nnU-Net pools the batch. Per sample, a small organ that
+    a 2D patch misses scores Dice ~0 on that patch whatever the network predicts there,
+    and most patches miss it: the loss then mostly teaches the network not to predict it."""
+
+    def __init__(self, mode: Mode, ignore_label: int | None = None, smooth: float = 1e-5, batch_dice: bool = False):
         super().__init__()
-        self.mode, self.ignore_label, self.smooth = mode, ignore_label, smooth
+        self.mode, self.ignore_label, self.smooth, self.batch_dice = mode, ignore_label, smooth, batch_dice
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor | None = None) -> torch.Tensor:
         b, c = logits.shape[:2]
@@ -74,8 +79,11 @@ class PartialLabelLoss(nn.Module):
         axes = tuple(range(2, logits.ndim))
         intersect = (q * onehot).sum(axes)
         denom = q.sum(axes) + onehot.sum(axes)
-        dice = (2 * intersect + self.smooth) / (denom + self.smooth).clamp_min(1e-8)
         fg = ann.clone()
         fg[:, 0] = False
+        if self.batch_dice:  # pooled over the samples that annotate the class
+            intersect, denom = (intersect * fg).sum(0, keepdim=True), (denom * fg).sum(0, keepdim=True)
+            fg = fg.any(0, keepdim=True)
+        dice = (2 * intersect + self.smooth) / (denom + self.smooth).clamp_min(1e-8)
         dice_loss = -(dice * fg).sum() / fg.sum().clamp_min(1)
         return ce + dice_loss

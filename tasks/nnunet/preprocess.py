@@ -28,6 +28,7 @@ import numpy as np
 from hybridlabel.models.nnunet.commands import nnunet_env, plan_command
 from hybridlabel.models.nnunet.plans import BASE_PLANS, DEFAULT_CONFIGURATION, configuration_problem
 from hybridlabel.tasks.files.atomic import atomic_write_bytes, atomic_write_text
+from hybridlabel.tasks.files.content_store import dedupe
 from hybridlabel.tasks.nnunet.dataset import FILE_ENDING, TrainingCase, _link, dataset_name
 
 
@@ -150,18 +151,21 @@ def _preprocess_whole(data_dir: Path, case: TrainingCase, image: Path, label: Pa
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 
     pm, cm, _ = _managers(plans, dataset, configuration)
-    target = data_dir / f"{case.case_id}.b2nd"
-    if target.is_symlink():
-        target.unlink()  # a link into an image cache made under other plans
+    for target in (data_dir / f"{case.case_id}.b2nd", data_dir / f"{case.case_id}_seg.b2nd",
+                   data_dir / f"{case.case_id}.pkl"):
+        # nnU-Net writes into existing files: drop a link into the image cache or the
+        # content store first, so that the write cannot change what the link points to
+        target.unlink(missing_ok=True)
     DefaultPreprocessor(verbose=False).run_case_save(str(data_dir / case.case_id), [str(image)], str(label),
                                                      pm, cm, dataset)
 
 
 def preprocess_round(root: Path, plans_file: Path, dataset_id: int, name: str, cases: list[TrainingCase],
                      on_case: Callable[[str], None] | None = None,
-                     configuration: str = DEFAULT_CONFIGURATION) -> Path:
+                     configuration: str = DEFAULT_CONFIGURATION, store: Path | None = None) -> Path:
     """Preprocessed folder of a round's dataset in `configuration`, reusing every cached
-    image (the cache is per configuration: each has its own spacing)."""
+    image (the cache is per configuration: each has its own spacing). With a content
+    `store`, a case's label files are kept once across rounds when they did not change."""
     plans = json.loads(Path(plans_file).read_text())
     if problem := configuration_problem(plans, configuration):
         raise NnunetError(problem)
@@ -203,6 +207,8 @@ def preprocess_round(root: Path, plans_file: Path, dataset_id: int, name: str, c
         _write_seg(seg, data_dir / case.case_id, config["patch_size"])
         _link(cache / f"{case.case_id}.b2nd", data_dir / f"{case.case_id}.b2nd")
         atomic_write_bytes(data_dir / f"{case.case_id}.pkl", pickle.dumps(props))
+        for written in (f"{case.case_id}_seg.b2nd", f"{case.case_id}.pkl") if store else ():
+            dedupe(data_dir / written, store)
         if on_case:
             on_case(case.case_id)
     return target

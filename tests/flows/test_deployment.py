@@ -1,5 +1,6 @@
 """The README's "Run on a Prefect server" steps against a real server on a free loopback
-port: create the pool, start a worker, deploy, run the pipeline deployment, see it complete."""
+port, its database on a real PostgreSQL (deploy/postgres.sh, also on loopback): create
+the pool, start a worker, deploy, run the pipeline deployment, see it complete."""
 
 import json
 import os
@@ -8,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -18,6 +20,7 @@ from tests.conftest import tiny_config_yaml
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 HYBRIDLABEL = str(Path(sys.executable).with_name("hybridlabel"))
+POSTGRES = str(Path(__file__).resolve().parents[2] / "deploy" / "postgres.sh")
 
 
 def free_port() -> int:
@@ -46,11 +49,29 @@ def api(url: str, path: str, body: dict | None = None):
 
 
 @pytest.fixture
-def server(tmp_path):
+def postgres():
+    """A PostgreSQL cluster in a fresh folder that the `postgres` user can enter (the
+    server refuses to run as root; pytest's tmp_path is private to root)."""
+    root = Path(tempfile.mkdtemp(prefix="hybridlabel-pg-"))
+    root.chmod(0o711)
+    data = root / "pg"
+    url = subprocess.run([POSTGRES, "start", str(data), str(free_port())], capture_output=True, text=True)
+    assert url.returncode == 0, url.stderr
+    try:
+        yield url.stdout.strip()
+    finally:
+        subprocess.run([POSTGRES, "stop", str(data)], check=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def server(tmp_path, postgres):
+    assert postgres.startswith("postgresql+asyncpg://prefect:") and "@127.0.0.1:" in postgres
     port = free_port()
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                DO_NOT_TRACK="1", PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-               PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port))
+               PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port),
+               PREFECT_API_DATABASE_CONNECTION_URL=postgres)
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -101,4 +122,10 @@ def test_pipeline_deployment_runs_to_completion_on_a_process_worker(server, phan
     rounds = Registry(work).rounds()
     assert list(rounds["status"]) == ["completed", "completed"]
     assert rounds["flow_run_id"].notna().all()
+    # the server kept its runs in PostgreSQL, not in a SQLite file under PREFECT_HOME
+    assert not list((tmp_path / "home").rglob("*.db"))
+    flow_runs = subprocess.run(["psql", postgres.replace("+asyncpg", ""), "-tAc",
+                                "SELECT count(*) FROM flow_run WHERE deployment_id IS NOT NULL"],
+                               capture_output=True, text=True, check=True)
+    assert int(flow_runs.stdout) >= 1
     shutil.rmtree(work, ignore_errors=True)

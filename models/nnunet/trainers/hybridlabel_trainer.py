@@ -187,7 +187,8 @@ class HybridLabelTrainer(nnUNetTrainer):
     def _build_loss(self):
         if self.spec.training.loss == "naive":
             return super()._build_loss()
-        loss = PartialLabelLoss(self.spec.training.loss, ignore_label=self.label_manager.ignore_label)
+        loss = PartialLabelLoss(self.spec.training.loss, ignore_label=self.label_manager.ignore_label,
+                                batch_dice=self.configuration_manager.batch_dice)
         if self.enable_deep_supervision:
             scales = self._get_deep_supervision_scales()
             weights = np.array([1 / (2 ** i) for i in range(len(scales))])

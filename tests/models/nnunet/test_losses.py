@@ -85,3 +85,27 @@ def test_gradients_flow_and_unannotated_target_counts_as_background():
     assert loss.item() == pytest.approx(ref.item())
     loss.backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_batch_dice_pools_the_samples_that_annotate_a_class():
+    """Two samples: class 1 present in the first only, annotated in both; class 2
+    annotated in the second only. Batch Dice pools class 1 over both samples and class 2
+    over the second; per-sample Dice averages three separate terms."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 1, 1)
+    target = torch.tensor([[1, 1, 0, 0], [0, 2, 0, 0]]).reshape(2, 1, 4, 1, 1)
+    annotated = torch.tensor([[True, True, False], [True, True, True]])
+    q = partial_log_probs(logits, annotated, "target_adaptive").exp()[:, :, :, 0, 0].numpy()
+    t = target[:, 0, :, 0, 0].numpy()
+    t = np.where(annotated.numpy()[np.arange(2)[:, None], t], t, 0)
+    ce = -np.mean([np.log(q[b, t[b, i], i]) for b in range(2) for i in range(4)])
+
+    def dice(c, samples):
+        inter = sum((q[b, c] * (t[b] == c)).sum() for b in samples)
+        denom = sum(q[b, c].sum() + (t[b] == c).sum() for b in samples)
+        return (2 * inter + SMOOTH) / (denom + SMOOTH)
+
+    pooled = PartialLabelLoss("target_adaptive", batch_dice=True)(logits, target, annotated)
+    assert pooled.item() == pytest.approx(ce - np.mean([dice(1, [0, 1]), dice(2, [1])]), rel=1e-5)
+    per_sample = PartialLabelLoss("target_adaptive")(logits, target, annotated)
+    assert per_sample.item() == pytest.approx(ce - np.mean([dice(1, [0]), dice(1, [1]), dice(2, [1])]), rel=1e-5)
