@@ -2,12 +2,14 @@
 commits, artifacts, idempotent resume, workdir lock, early failures."""
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from hybridlabel.data_registry.store import Registry
+from hybridlabel.tasks.workdir import Layout
 from tests.conftest import DUPLICATED, tiny_config_yaml
 
 
@@ -41,8 +43,12 @@ def test_student_rounds_record_labels_sources_scores_and_selection(finished):
     r1, r2 = reg.read("cases", 1), reg.read("cases", 2)
     merged = r1[r1["hybrid_label_path"].notna()]
     assert set(merged["role"]) == {"partial", "tumor_only"}
+    store = Layout(finished["work"]).store
     for row in merged.to_dict("records"):
-        assert sha256_path(Path(row["hybrid_label_path"])) == row["hybrid_label_sha256"]
+        sha = row["hybrid_label_sha256"]
+        assert sha256_path(Path(row["hybrid_label_path"])) == sha
+        # kept once by content: the round's file is a hard link to the store's copy
+        assert os.path.samefile(row["hybrid_label_path"], store / sha[:2] / f"{sha}.nii.gz")
         sources = json.loads(row["label_sources"])
         for c in row["annotated_classes"]:
             assert sources[str(c)] in ("gt", "pseudo")  # pseudo only for a tumour-bearing organ

@@ -1,0 +1,25 @@
+"""The progress artifact moves by whole percents: one server call per percent, not per case."""
+
+import prefect.artifacts
+
+from hybridlabel.flows.dashboard import Progress
+
+
+def test_progress_updates_the_server_once_per_percent(monkeypatch):
+    calls = []
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact", lambda id_, value: calls.append((id_, value)))
+    progress = Progress("k", 4000, "cases", "predict")  # outside a flow run: no artifact yet
+    assert progress.id is None
+    for _ in range(10):
+        progress.advance()
+    assert calls == []  # nothing to update outside a run
+    progress.id = "artifact"
+    for _ in range(3990):
+        progress.advance()
+    assert [v for _, v in calls] == [float(p) for p in range(1, 101)]
+    small = Progress("k", 3, "cases", "merge")
+    small.id = "small"
+    calls.clear()
+    for _ in range(3):
+        small.advance()
+    assert [v for _, v in calls] == [33.0, 66.0, 100.0]
