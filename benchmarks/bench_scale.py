@@ -151,7 +151,7 @@ def config_for(dataset: Path, runner: str, dask_address: str | None):
     from hybridlabel.models.presets import PRESETS
 
     base = PRESETS["cpu"]().model_dump()
-    base.update(name="scale", dataset=str(dataset), nnunet_dataset_id=900, task_runner=runner, workers=2,
+    base.update(name="scale", dataset=str(dataset), nnunet_dataset_id=880, task_runner=runner, workers=2,
                 dask_address=dask_address)
     teacher, student = base["rounds"][0], base["rounds"][-1]
     student = dict(student, name="student", predict_roles=["strong", "partial", "tumor_only", "unlabeled"],

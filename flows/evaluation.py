@@ -45,7 +45,8 @@ def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases:
         preds = wait_all(predict_case_task.map(unmapped(model_dir), records,
                                                unmapped(str(layout.step_dir(round_no, "val"))),
                                                unmapped(config.label_map), unmapped(config.predict_device),
-                                               unmapped("none"), unmapped(sha256_path(checkpoint))), progress)
+                                               unmapped("none"), unmapped(sha256_path(checkpoint)),
+                                               store=unmapped(str(layout.store))), progress)
         ours = model_classes(config, round_no, targets)
         for row, pred in zip(val, preds):
             classes = [c for c in ours if c in set(row.get("annotated_classes") or [])]
