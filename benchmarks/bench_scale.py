@@ -20,7 +20,7 @@ merge's own compute / 2, as 2 tasks run at a time) / cases. With Dask the comput
 timed in the workers' processes and not seen here: the Dask line shows stage wall time.
 
 Usage: python benchmarks/bench_scale.py --cases 4000 [--sizes 500,1000,2000,4000]
-       [--runner threads|dask] [--keep DIR]
+       [--runner threads|dask] [--database sqlite|postgres] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -248,11 +248,59 @@ def run_size(n: int, base: Path, runner: str, dask_address: str | None, log_file
     return out
 
 
+def postgres_server(base: Path):
+    """A Prefect server on its own PostgreSQL (deploy/postgres.sh), both on loopback, for
+    this process (PREFECT_API_URL); returns what stops them."""
+    import signal
+    import socket
+    import subprocess
+    import urllib.request
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    pg_root = Path(tempfile.mkdtemp(prefix="bench-scale-pg-"))
+    pg_root.chmod(0o711)  # PostgreSQL runs as the postgres user
+    script = str(ROOT / "deploy" / "postgres.sh")
+    url = subprocess.run([script, "start", str(pg_root / "pg"), str(free_port())], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    port = free_port()
+    env = dict(os.environ, PREFECT_API_DATABASE_CONNECTION_URL=url, PREFECT_SERVER_API_HOST="127.0.0.1",
+               PREFECT_SERVER_API_PORT=str(port))
+    log = open(base / "prefect-server.log", "w")
+    server = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start", "--host",
+                               "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    deadline = time.time() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+                break
+        except OSError:
+            if time.time() > deadline:
+                raise TimeoutError(f"the Prefect server did not start; see {base / 'prefect-server.log'}")
+            time.sleep(1)
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+
+    def stop() -> None:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
+        subprocess.run([script, "stop", str(pg_root / "pg")], check=False)
+        shutil.rmtree(pg_root, ignore_errors=True)
+
+    return stop
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=4000)
     parser.add_argument("--sizes", default="500,1000,2000,4000")
     parser.add_argument("--runner", choices=["threads", "dask"], default="threads")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
+                        help="the Prefect server's database: sqlite (Prefect's local server) or postgres "
+                             "(`prefect server start` on a PostgreSQL cluster, deploy/postgres.sh)")
     parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary folder, deleted)")
     args = parser.parse_args()
     sizes = sorted({s for s in map(int, args.sizes.split(",")) if s <= args.cases} | {args.cases})
@@ -263,6 +311,7 @@ def main() -> None:
     base.mkdir(parents=True, exist_ok=True)
     prefect_environment(base)
     os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    stop_server = postgres_server(base) if args.database == "postgres" else None  # before Prefect is imported
     guard_local_server()
     cluster = None
     if args.runner == "dask":
@@ -270,7 +319,8 @@ def main() -> None:
 
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
         cluster.get_client().register_plugin(StandInPlugin())
-    print(f"STAND-IN network (intensity bands, no training); runner {args.runner}; work in {base}", flush=True)
+    print(f"STAND-IN network (intensity bands, no training); runner {args.runner}; Prefect database "
+          f"{args.database}; work in {base}", flush=True)
     print(f"{'cases':>6} {'audit s':>8} {'audit MB':>8} {'r1 wall s':>9} {'overhead ms/case':>16} {'preproc s':>9} "
           f"{'eval s':>7} {'commit s':>8} {'status s':>8} {'status -m s':>11} {'read all s':>10} "
           f"{'disk r1 MB':>10} {'disk r2 MB':>10} {'10 rounds MB':>12} {'peak MB':>8}", flush=True)
@@ -294,6 +344,8 @@ def main() -> None:
           f"disk_per_round_mb={last['round2']['disk_mb']:.1f}")
     if cluster:
         cluster.close()
+    if stop_server:
+        stop_server()
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -25,15 +25,16 @@ def to_arrow(df: pd.DataFrame, table: str) -> pa.Table:
 
 def from_arrow(tbl: pa.Table) -> pd.DataFrame:
     """Arrow -> pandas with list columns as Python lists (so frames compare by value)."""
-    df = tbl.to_pandas(types_mapper={pa.int32(): pd.Int32Dtype(), pa.int16(): pd.Int16Dtype()}.get)
-    for field in tbl.schema:
-        if pa.types.is_string(field.type):
-            # missing text is None, not NaN (pandas 3 maps strings to a NaN-missing dtype)
-            df[field.name] = pd.Series([v if isinstance(v, str) else None for v in df[field.name]],
-                                       dtype=object, index=df.index)
-        elif pa.types.is_list(field.type):
-            df[field.name] = [None if v is None else list(np.asarray(v).tolist()) for v in df[field.name]]
-    return df
+    as_python = [f.name for f in tbl.schema if pa.types.is_string(f.type) or pa.types.is_list(f.type)]
+    rest = tbl.drop_columns(as_python)
+    df = rest.to_pandas(types_mapper={pa.int32(): pd.Int32Dtype(), pa.int16(): pd.Int16Dtype()}.get)
+    if not rest.num_columns:
+        df = pd.DataFrame(index=pd.RangeIndex(tbl.num_rows))
+    for name in as_python:
+        # Arrow's own conversion: missing text is None, not NaN (pandas 3 maps strings to a
+        # NaN-missing dtype), lists are Python lists (frames compare by value)
+        df[name] = pd.Series(tbl.column(name).to_pylist(), dtype=object, index=df.index)
+    return df[tbl.schema.names]
 
 
 def empty_frame(table: str) -> pd.DataFrame:

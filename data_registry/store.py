@@ -117,29 +117,40 @@ class Registry:
                 found[r] = part / PART
         return dict(sorted(found.items()))
 
-    def read(self, table: str, round_no: int) -> pd.DataFrame:
+    def read(self, table: str, round_no: int, columns: list[str] | None = None) -> pd.DataFrame:
+        """One round's partition (only `columns`, when given: much less to decode)."""
+        return from_arrow(self._read_arrow(table, round_no, columns))
+
+    def _read_arrow(self, table: str, round_no: int, columns: list[str] | None = None) -> pa.Table:
         for _ in range(3):
             path = self._partitions(table).get(round_no)
             if path is None:
                 break
             try:
-                return _read_part(path, round_no)
+                return _read_table(path, round_no, columns)
             except FileNotFoundError:
                 continue  # replaced between listing and opening: look again
         raise RegistryError(f"registry {self.root} holds no {table} partition for round {round_no}")
 
-    def damaged(self, before: int | None = None) -> list[str]:
+    def damaged(self, before: int | None = None, full: bool = True) -> list[str]:
         """One line per registry file that cannot be read in full (every table; the rounds
-        below `before` only, when given: those a run from there relies on)."""
+        below `before` only, when given: those a run from there relies on). `full=False`
+        reads each file's footer only (a truncated or overwritten file; `status` on
+        thousands of cases), where `run` and `resume` decode every page."""
         problems = []
         for table in TABLES:
-            for r in self._partitions(table):
+            for r, path in self._partitions(table).items():
                 if before is not None and r >= before:
                     continue
                 try:
-                    self.read(table, r)
+                    if full:
+                        self._read_arrow(table, r)  # every page decoded; no pandas frame needed
+                    else:
+                        _read_table(path, r, footer_only=True)
                 except RegistryError as exc:
                     problems.append(str(exc))
+                except FileNotFoundError:
+                    continue  # replaced since the listing: a writer is at work, not damage
         return problems
 
     def read_all(self, table: str) -> pd.DataFrame:
@@ -193,23 +204,27 @@ class Registry:
                 for part in sorted((stamp / "rounds").glob("round*/" + PART)):
                     if (r := _round_of(part.parent.name)) is not None:
                         try:
-                            frames.append(_read_part(part, r))
+                            frames.append(from_arrow(_read_table(part, r)))
                         except RegistryError:
                             continue  # moved aside because it was damaged
         return pd.concat(frames, ignore_index=True) if frames else empty_frame("rounds")
 
 
-def _read_part(path: Path, round_no: int) -> pd.DataFrame:
+def _read_table(path: Path, round_no: int, columns: list[str] | None = None,
+                footer_only: bool = False) -> pa.Table | None:
     """One partition file; a damaged one is named, with what to do, in one line."""
     try:
         # One open file handle for the whole read: a concurrent replacement renames the
         # folder away, and reopening by name could mix the old footer with new pages.
         with open(path, "rb") as fh:
-            frame = from_arrow(pq.read_table(fh))
+            if footer_only:
+                pq.read_metadata(fh)
+                return None
+            table = pq.read_table(fh, columns=columns)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
         why = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise RegistryError(f"registry file {path} is damaged ({why}); restore it from a backup, or redo the round "
                             f"with `hybridlabel resume --round {round_no}`") from None
-    return frame
+    return table

@@ -106,7 +106,7 @@ def status(workdir: str | Path) -> dict:
     workdir = Path(workdir)
     if not (workdir / "registry").is_dir():
         raise RegistryError(f"{workdir} holds no registry; run `hybridlabel demo --workdir {workdir}` or `hybridlabel run`")
-    damaged = Registry(workdir).damaged()
+    damaged = Registry(workdir).damaged(full=False)  # footers: `run` and `resume` read every page
     if damaged:
         raise RegistryError(damaged[0] + (f" ({len(damaged) - 1} more damaged file(s))" if len(damaged) > 1 else ""))
     return status_dict(workdir)

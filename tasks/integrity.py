@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hybridlabel.data_registry.store import Registry
@@ -24,15 +25,14 @@ def round_problems(workdir: Path, round_no: int, hashes: bool = True) -> list[st
     if row.get("kind") in ("teacher", "student"):
         if not model or not checkpoint_path(model).exists():
             problems.append(f"round {round_no}'s model {model} is missing")
-    cases = reg.read("cases", round_no)
-    for case in cases.to_dict("records"):
-        path, sha = case.get("hybrid_label_path"), case.get("hybrid_label_sha256")
+    cases = reg.read("cases", round_no, columns=["case_id", "hybrid_label_path", "hybrid_label_sha256"])
+    for case_id, path, sha in zip(cases["case_id"], cases["hybrid_label_path"], cases["hybrid_label_sha256"]):
         if not (path and sha):
             continue
-        if not Path(path).exists():
-            problems.append(f"case {case['case_id']}: hybrid label {path} is missing")
+        if not os.path.exists(path):
+            problems.append(f"case {case_id}: hybrid label {path} is missing")
         elif hashes and sha256_path(Path(path)) != sha:
-            problems.append(f"case {case['case_id']}: hybrid label {path} has changed since the round")
+            problems.append(f"case {case_id}: hybrid label {path} has changed since the round")
     return problems
 
 
