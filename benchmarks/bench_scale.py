@@ -15,9 +15,11 @@ again: a round that changes no label), then rounds 3-9 copied in the registry fo
 
 Per size, one line; then, for the largest,
 `cases=<n> per_case_overhead_ms=<x> commit_s=<y> status_s=<z> disk_per_round_mb=<w>`.
-overhead per case = (wall time of the predict and merge stages - the stand-in's and the
-merge's own compute / 2, as 2 tasks run at a time) / cases. With Dask the compute is
-timed in the workers' processes and not seen here: the Dask line shows stage wall time.
+overhead per case = (wall time of the predict and merge stages) / cases predicted - the time the
+same two task bodies (`.fn`: stand-in prediction, scores, merge, journals, content
+store) take per case in a plain serial loop over 100 of the cases. What is left is
+Prefect's task runs, the runner, progress and events; negative when the 2 parallel
+workers gain more than orchestration costs.
 
 Usage: python benchmarks/bench_scale.py --cases 4000 [--sizes 500,1000,2000,4000]
        [--runner threads|dask] [--database sqlite|postgres] [--keep DIR]
@@ -104,17 +106,12 @@ class StandInSegmenter:
     BANDS = np.array([-150, -60, 0, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200, 230], np.float32)
 
     def predict(self, array, spacing):
-        started = time.perf_counter()
         seg = np.digitize(np.asarray(array, np.float32), self.BANDS).astype(np.uint8)
         seg[seg > 13] = 0
         seg[array < -150] = 0
         probs = np.full((15,) + seg.shape, 0.02 / 14, np.float32)
         np.put_along_axis(probs, seg[None].astype(np.int64), 0.98, axis=0)
-        COMPUTE["predict"] += time.perf_counter() - started
         return seg, probs
-
-
-COMPUTE = {"predict": 0.0, "merge": 0.0}
 
 
 def patch_pipeline(model_dir: Path) -> None:
@@ -124,17 +121,25 @@ def patch_pipeline(model_dir: Path) -> None:
     import hybridlabel.tasks.round_tasks as round_tasks
 
     round_tasks._segmenter = lambda *a, **k: StandInSegmenter()
-    real_merge = round_tasks.merge_case_files
-
-    def timed_merge(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return real_merge(*args, **kwargs)
-        finally:
-            COMPUTE["merge"] += time.perf_counter() - started
-
-    round_tasks.merge_case_files = timed_merge
     rounds.train_task = lambda *a, **k: str(model_dir)  # training skipped
+
+
+def serial_seconds_per_case(config, work: Path, round_no: int, model: Path, scratch: Path, sample: int = 100) -> float:
+    """Seconds per case of the predict and merge task bodies in a plain loop (no Prefect)."""
+    from hybridlabel.data_registry.store import Registry
+    from hybridlabel.models.round_rules import case_scorers, prediction_set
+    from hybridlabel.tasks.round_tasks import merge_case_task, predict_case_task
+
+    spec = config.rounds[round_no]
+    todo = prediction_set(Registry(work).read("cases", round_no), spec.predict_roles)[:sample]
+    scorers = case_scorers(todo, config.selection.scorer)
+    shutil.rmtree(scratch, ignore_errors=True)
+    started = time.perf_counter()
+    for case, score in zip(todo, scorers):
+        pred = predict_case_task.fn(str(model), case, str(scratch / "predict"), config.label_map, "cpu", "none",
+                                    "stand-in", score, None, str(scratch / "store"))
+        merge_case_task.fn(case, pred, str(scratch / "merge"), config, True, spec.targets, str(scratch / "store"))
+    return (time.perf_counter() - started) / len(todo)
 
 
 def standin_model(folder: Path) -> Path:
@@ -211,17 +216,18 @@ def run_size(n: int, base: Path, runner: str, dask_address: str | None, log_file
     out["round0_s"] = time.perf_counter() - t
     disk_bytes(work, seen)
     for r in (1, 2):
-        COMPUTE.update(predict=0.0, merge=0.0)
         t = time.perf_counter()
         student_round.with_options(task_runner=task_runner(config))(config, str(work), r)
         wall = time.perf_counter() - t
-        stages = json.loads(reg.round_row(r)["stage_seconds"])
+        row = reg.round_row(r)
+        stages, predicted = json.loads(row["stage_seconds"]), json.loads(row["counts"])["predicted"]
         stage = lambda k: float(stages[k][0] if isinstance(stages[k], list) else stages[k])  # noqa: E731
-        compute = (COMPUTE["predict"] + COMPUTE["merge"]) / config.workers  # the per-case tasks run 2 at a time
+        per_case = serial_seconds_per_case(config, work, r, model, base / "serial")
         out[f"round{r}"] = {"wall_s": wall, "predict_s": stage("predict"), "merge_s": stage("merge"),
                             "preprocess_s": stage("preprocess"), "evaluate_s": stage("evaluate"),
-                            "compute_s": compute, "commit_s": commits[-1],
-                            "overhead_ms": 1000 * (stage("predict") + stage("merge") - compute) / n,
+                            "serial_ms_per_case": 1000 * per_case, "commit_s": commits[-1],
+                            "predicted": predicted,
+                            "overhead_ms": 1000 * ((stage("predict") + stage("merge")) / predicted - per_case),
                             "disk_mb": disk_bytes(work, seen) / 1e6}
         print(f"  round {r}: {json.dumps(out[f'round{r}'])}", file=log_file, flush=True)
     Registry.commit_round = real_commit
