@@ -30,9 +30,10 @@ class Progress:
 
             self.id = create_progress_artifact(0.0, key=key, description=description)
 
-    def advance(self) -> None:
-        self.done += 1
-        emit("advance", stage=self.stage)
+    def advance(self, cases: int = 1) -> None:
+        self.done += cases
+        for _ in range(cases):
+            emit("advance", stage=self.stage)
         percent = 100 * self.done // self.total
         if self.id is not None and percent > self.shown:
             from prefect.artifacts import update_progress_artifact
@@ -62,14 +63,31 @@ def _organ_dsc(means: dict) -> float | None:
     return None if value is None else float(value)
 
 
-def wait_all(futures, progress: Progress | None = None) -> list:
-    """Results of Prefect futures in submission order, moving `progress` as each finishes."""
+def map_chunks(task, workers: int, progress: Progress | None, case_ids: list[str], per_case: dict[str, list],
+               **shared) -> list:
+    """A chunk task (`predict_cases_task`, ...) mapped over task-sized chunks of per-case
+    arguments (`models.round_rules.chunks`); its results flattened, in case order."""
+    from prefect import unmapped
+
+    from hybridlabel.models.round_rules import chunks
+
+    index = chunks(list(range(len(case_ids))), workers)
+    futures = task.map(**{k: [[v[i] for i in b] for b in index] for k, v in per_case.items()},
+                       **{k: unmapped(v) for k, v in shared.items()},
+                       first=[case_ids[b[0]] for b in index], last=[case_ids[b[-1]] for b in index])
+    return wait_chunks(futures, [len(b) for b in index], progress)
+
+
+def wait_chunks(futures, sizes: list[int], progress: Progress | None = None) -> list:
+    """Results of chunk tasks (each a list), flattened in submission order; `progress`
+    moves by a chunk's cases as it finishes."""
     from prefect.futures import as_completed
 
-    for _ in as_completed(futures):
+    size_of = {f.task_run_id: n for f, n in zip(futures, sizes)}
+    for done in as_completed(futures):
         if progress:
-            progress.advance()
-    return [f.result() for f in futures]
+            progress.advance(size_of[done.task_run_id])
+    return [r for f in futures for r in f.result()]
 
 
 def _md_table(rows: list[dict]) -> str:

@@ -8,16 +8,15 @@ small records; the result is the round's metrics partition and its mean metrics.
 from __future__ import annotations
 
 import pandas as pd
-from prefect import unmapped
 
 from hybridlabel.models.round_rules import usable
-from hybridlabel.flows.dashboard import Progress, wait_all
+from hybridlabel.flows.dashboard import Progress, map_chunks
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.metric_summary import mean_metrics
 from hybridlabel.models.nnunet.identity import checkpoint_path
 from hybridlabel.tasks.evaluate import metric_rules
 from hybridlabel.tasks.files.imageio import sha256_path
-from hybridlabel.tasks.round_tasks import evaluate_case_task, predict_case_task
+from hybridlabel.tasks.round_tasks import evaluate_cases_task, predict_cases_task
 from hybridlabel.tasks.workdir import Layout
 
 
@@ -42,11 +41,11 @@ def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases:
         records = [{k: r.get(k) for k in ("case_id", "image_path", "image_sha256")} for r in val]
         progress = Progress(f"round-{round_no:03d}-val", len(records), f"round {round_no}: val cases predicted",
                             "evaluate")
-        preds = wait_all(predict_case_task.map(unmapped(model_dir), records,
-                                               unmapped(str(layout.step_dir(round_no, "val"))),
-                                               unmapped(config.label_map), unmapped(config.predict_device),
-                                               unmapped("none"), unmapped(sha256_path(checkpoint)),
-                                               store=unmapped(str(layout.store))), progress)
+        preds = map_chunks(predict_cases_task, config.workers, progress, [r["case_id"] for r in records],
+                           {"cases": records, "scorers": [("entropy",)] * len(records)},
+                           model_dir=model_dir, out_dir=str(layout.step_dir(round_no, "val")),
+                           labels=config.label_map, device=config.predict_device, tta="none",
+                           model_sha=sha256_path(checkpoint), reference_dir=None, store=str(layout.store))
         ours = model_classes(config, round_no, targets)
         for row, pred in zip(val, preds):
             classes = [c for c in ours if c in set(row.get("annotated_classes") or [])]
@@ -63,8 +62,8 @@ def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases:
     if not jobs:
         return pd.DataFrame(columns=["case_id", "round", "class_id", "class_name", "dsc", "nsd", "reference"]), {}
 
-    results = wait_all(evaluate_case_task.map([j[0] for j in jobs], [j[1] for j in jobs], [j[2] for j in jobs],
-                                              unmapped(rules), [j[3] for j in jobs]))
+    results = map_chunks(evaluate_cases_task, config.workers, None, [j[0] for j in jobs],
+                         {"jobs": [j[:4] for j in jobs]}, rules=rules)
     rows = []
     for job, records in zip(jobs, results):
         references = job[4]

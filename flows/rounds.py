@@ -12,13 +12,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow, unmapped
+from prefect import flow
 from prefect.context import FlowRunContext
 
 from hybridlabel.data_registry.frames import dumps
 from hybridlabel.data_registry.ops import apply_updates, next_round_cases
 from hybridlabel.data_registry.store import Registry, RegistryError
-from hybridlabel.flows.dashboard import Progress, publish_round, round_line, round_summary, wait_all as _wait
+from hybridlabel.flows.dashboard import Progress, map_chunks, publish_round, round_line, round_summary
 from hybridlabel.flows.evaluation import evaluate_round
 from hybridlabel.flows.timing import timed, training_size
 from hybridlabel.models.config import PipelineConfig
@@ -32,7 +32,7 @@ from hybridlabel.tasks.files.imageio import sha256_path
 from hybridlabel.tasks.registry import code_version, config_record
 from hybridlabel.tasks.round_inputs import RoundError, parent_model
 from hybridlabel.tasks.events import emit
-from hybridlabel.tasks.round_tasks import build_dataset_task, merge_case_task, predict_case_task, train_task
+from hybridlabel.tasks.round_tasks import build_dataset_task, merge_cases_task, predict_cases_task, train_task
 from hybridlabel.tasks.workdir import Layout
 
 
@@ -127,21 +127,22 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     with timed(stages, "predict", len(todo)):
         progress = Progress(f"round-{round_no:03d}-predict", len(todo), f"round {round_no}: pseudo labels predicted",
                             "predict")
-        preds = _wait(predict_case_task.map(unmapped(model_dir), todo, unmapped(str(layout.step_dir(round_no, "predict"))),
-                                            unmapped(config.label_map), unmapped(config.predict_device),
-                                            unmapped(spec.tta), unmapped(sha256_path(checkpoint_path(model_dir))),
-                                            case_scorers(todo, sel.scorer), unmapped(previous),
-                                            unmapped(str(layout.store))),
-                      progress)
+        ids = [c["case_id"] for c in todo]
+        preds = map_chunks(predict_cases_task, config.workers, progress, ids,
+                           {"cases": todo, "scorers": case_scorers(todo, sel.scorer)},
+                           model_dir=model_dir, out_dir=str(layout.step_dir(round_no, "predict")),
+                           labels=config.label_map, device=config.predict_device, tta=spec.tta,
+                           model_sha=sha256_path(checkpoint_path(model_dir)), reference_dir=previous,
+                           store=str(layout.store))
     by_case = {p["case_id"]: p for p in preds}
     selection = select_unlabeled(todo, by_case, sel.scorer, sel.organ_keep, sel.tumor_keep)
     decisions = dict(zip(selection["case_id"], selection["decision"])) if len(selection) else {}
     with timed(stages, "merge", len(todo)):
-        merged = _wait(merge_case_task.map(todo, [by_case[c["case_id"]] for c in todo],
-                                           unmapped(str(layout.step_dir(round_no, "merge"))), unmapped(config),
-                                           tumor_kept(todo, decisions), unmapped(spec.targets),
-                                           unmapped(str(layout.store))),
-                       Progress(f"round-{round_no:03d}-merge", len(todo), f"round {round_no}: labels merged", "merge"))
+        progress = Progress(f"round-{round_no:03d}-merge", len(todo), f"round {round_no}: labels merged", "merge")
+        merged = map_chunks(merge_cases_task, config.workers, progress, ids,
+                            {"cases": todo, "preds": preds, "tumor_selected": tumor_kept(todo, decisions)},
+                            out_dir=str(layout.step_dir(round_no, "merge")), config=config, targets=spec.targets,
+                            store=str(layout.store))
     merged_by_case = {m["case_id"]: m for m in merged}
 
     evidence = trust_evidence(merged, parent_cases.loc[parent_cases["trained"].fillna(False).astype(bool), "case_id"],

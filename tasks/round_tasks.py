@@ -70,6 +70,25 @@ def predict_case_task(model_dir: str, case: dict, out_dir: str, labels: LabelMap
     return write_journal(step, case["case_id"], inputs, {"case_id": case["case_id"], "path": str(out), "scores": scores})
 
 
+def _chunk_name(step: str):
+    """Task-run name of a chunk: its first and last case."""
+    def name() -> str:
+        from prefect.runtime import task_run
+
+        first, last = (task_run.parameters[k] for k in ("first", "last"))
+        return f"{step}-{first}" + (f"-to-{last}" if last != first else "")
+    return name
+
+
+@task(name="predict-cases", task_run_name=_chunk_name("predict"), retries=0)
+def predict_cases_task(model_dir: str, cases: list[dict], out_dir: str, labels: LabelMapConfig, device: str,
+                       tta: str, model_sha: str, scorers: list[tuple[str, ...]], reference_dir: str | None,
+                       store: str | None, first: str = "", last: str = "") -> list[dict]:
+    """`predict_case_task`'s work for a chunk of cases (each with its own journal)."""
+    return [predict_case_task.fn(model_dir, case, out_dir, labels, device, tta, model_sha, tuple(s), reference_dir,
+                                 store) for case, s in zip(cases, scorers)]
+
+
 def organ_training_label(hybrid: Path, out: Path, labels: LabelMapConfig) -> Path:
     """An organs-only round trains without the tumour class: tumour and ignore voxels
     become the ignore label of the organ dataset (the id after the last organ)."""
@@ -108,6 +127,15 @@ def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig
         "case_id": case["case_id"], "path": str(out), "train_label": str(train_label),
         "sources": record["sources"], "tumors": record["tumors"], "counts": record["counts"],
         "overlap": record.get("overlap", {}), "uses_ignore": uses_ignore})
+
+
+@task(name="merge-cases", task_run_name=_chunk_name("merge"))
+def merge_cases_task(cases: list[dict], preds: list[dict], out_dir: str, config: PipelineConfig,
+                     tumor_selected: list[bool], targets: str, store: str | None, first: str = "",
+                     last: str = "") -> list[dict]:
+    """`merge_case_task`'s work for a chunk of cases (each with its own journal)."""
+    return [merge_case_task.fn(case, pred, out_dir, config, selected, targets, store)
+            for case, pred, selected in zip(cases, preds, tumor_selected)]
 
 
 @task(name="build-round-dataset")
@@ -155,8 +183,14 @@ def train_task(nnunet_root: str, dataset_id: int, dataset: str, training: Traini
 
 
 
-@task(name="evaluate-case", task_run_name="evaluate-{case_id}")
-def evaluate_case_task(case_id: str, pred_path: str, gt_path: str, rules, classes: list[int]) -> list[dict]:
+@task(name="evaluate-cases", task_run_name=_chunk_name("evaluate"))
+def evaluate_cases_task(jobs: list[tuple[str, str, str, list[int]]], rules, first: str = "",
+                        last: str = "") -> list[list[dict]]:
+    """FLARE metrics for a chunk of (case, prediction, ground truth, classes)."""
+    return [evaluate_case(case_id, pred, gt, rules, classes) for case_id, pred, gt, classes in jobs]
+
+
+def evaluate_case(case_id: str, pred_path: str, gt_path: str, rules, classes: list[int]) -> list[dict]:
     """FLARE metrics of one label file against its ground truth: small records, no volumes."""
     from hybridlabel.tasks.evaluate import EvaluationInputError, evaluate_files
     from hybridlabel.tasks.files.imageio import ImageReadError

@@ -1,16 +1,19 @@
-"""A round's per-case tasks (predict, then merge) on a local Dask cluster of 2 workers."""
+"""A round's per-case work (predict, then merge), in chunks of cases, on a local Dask
+cluster of 2 workers."""
 
 import json
 from pathlib import Path
 
 import pytest
-from prefect import flow, unmapped
+from prefect import flow
 
 from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingConfig
 from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
 from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round
 from hybridlabel.tasks.nnunet.train import train_model
-from hybridlabel.tasks.round_tasks import merge_case_task, predict_case_task
+from hybridlabel.flows.dashboard import map_chunks
+from hybridlabel.models.round_rules import chunks
+from hybridlabel.tasks.round_tasks import merge_cases_task, predict_cases_task
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +42,20 @@ def test_per_case_tasks_fan_out_on_two_dask_workers(tiny_model, phantom_cohort, 
     @flow(task_runner=DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True,
                                                      "dashboard_address": None}))
     def fan_out():
-        preds = predict_case_task.map(unmapped(str(model)), cases, unmapped(str(tmp_path / "predict")),
-                                      unmapped(config.label_map), unmapped("cpu"), unmapped("none"))
-        merged = merge_case_task.map(cases, preds, unmapped(str(tmp_path / "merge")), unmapped(config),
-                                     unmapped(True), unmapped("organs+tumor"))
-        return [m.result() for m in merged]
+        # workers=1: chunks of 2 cases (models.round_rules.chunks), as a large round sends them
+        ids = [c["case_id"] for c in cases]
+        preds = map_chunks(predict_cases_task, 1, None, ids, {"cases": cases, "scorers": [("entropy",)] * len(cases)},
+                           model_dir=str(model), out_dir=str(tmp_path / "predict"), labels=config.label_map,
+                           device="cpu", tta="none", model_sha="m", reference_dir=None, store=str(tmp_path / "store"))
+        return map_chunks(merge_cases_task, 1, None, ids, {"cases": cases, "preds": preds,
+                                                            "tumor_selected": [True] * len(cases)},
+                          out_dir=str(tmp_path / "merge"), config=config, targets="organs+tumor",
+                          store=str(tmp_path / "store"))
 
+    assert [len(c) for c in chunks(cases, 1)] == [2] * (len(cases) // 2) + [1] * (len(cases) % 2)
+    assert len(cases) >= 6
     results = fan_out()
-    assert sorted(r["case_id"] for r in results) == sorted(c["case_id"] for c in cases)
+    assert [r["case_id"] for r in results] == [c["case_id"] for c in cases]  # in case order
     for r in results:
         assert Path(r["path"]).exists() and len(r["sha256"]) == 64
     # the work was spread: journals record the process that ran each case
