@@ -1,7 +1,9 @@
 """Prefect tasks of a round: thin wrappers that take and return paths and small records.
 
 Per-case tasks (predict, merge) are idempotent: a journal entry records each output's
-sha256, and a rerun of an interrupted round skips cases whose output is intact.
+sha256, and a rerun of an interrupted round skips cases whose output is intact. Rounds
+run them in chunks (`*_cases_task`: the per-case bodies in a loop, `first` and `last`
+name the task run), since a task run costs as much as a small case's work.
 """
 
 from __future__ import annotations

@@ -166,10 +166,15 @@ def test_round_artifacts_are_in_prefect(finished):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=["round-001-summary", "round-002-selection", "round-001-predict",
                                         "round-000-metrics-val-gt", "round-001-metrics-train-gt"])))
+        merges = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="merge-")))
+    # per-case work runs in chunks named by their cases (one case per task in a round this small)
+    assert merges and all(r.name.startswith("merge-phantom_") for r in merges)
     assert {a.key for a in found} >= {"round-001-summary", "round-002-selection", "round-001-predict",
                                       "round-000-metrics-val-gt", "round-001-metrics-train-gt"}
     summary = next(a for a in found if a.key == "round-001-summary")
