@@ -124,7 +124,8 @@ def test_pipeline_deployment_runs_to_completion_on_a_process_worker(server, phan
     assert rounds["flow_run_id"].notna().all()
     # the server kept its runs in PostgreSQL, not in a SQLite file under PREFECT_HOME
     assert not list((tmp_path / "home").rglob("*.db"))
-    flow_runs = subprocess.run(["psql", postgres.replace("+asyncpg", ""), "-tAc",
+    database = env["PREFECT_API_DATABASE_CONNECTION_URL"].replace("+asyncpg", "")
+    flow_runs = subprocess.run(["psql", database, "-tAc",
                                 "SELECT count(*) FROM flow_run WHERE deployment_id IS NOT NULL"],
                                capture_output=True, text=True, check=True)
     assert int(flow_runs.stdout) >= 1
