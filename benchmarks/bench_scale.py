@@ -16,7 +16,7 @@ again: a round that changes no label), then rounds 3-9 copied in the registry fo
 Per size, one line; then, for the largest,
 `cases=<n> per_case_overhead_ms=<x> commit_s=<y> status_s=<z> disk_per_round_mb=<w>`.
 overhead per case = (wall time of the predict and merge stages) / cases predicted - the time the
-same two task bodies (`.fn`: stand-in prediction, scores, merge, journals, content
+same two per-case steps (stand-in prediction, scores, merge, journals, content
 store) take per case in a plain serial loop over 100 of the cases. What is left is
 Prefect's task runs, the runner, progress and events; negative when the 2 parallel
 workers gain more than orchestration costs.
@@ -125,10 +125,10 @@ def patch_pipeline(model_dir: Path) -> None:
 
 
 def serial_seconds_per_case(config, work: Path, round_no: int, model: Path, scratch: Path, sample: int = 100) -> float:
-    """Seconds per case of the predict and merge task bodies in a plain loop (no Prefect)."""
+    """Seconds per case of the predict and merge per-case steps in a plain loop (no Prefect)."""
     from hybridlabel.data_registry.store import Registry
     from hybridlabel.models.round_rules import case_scorers, prediction_set
-    from hybridlabel.tasks.round_tasks import merge_case_task, predict_case_task
+    from hybridlabel.tasks.round_tasks import merge_case_step, predict_case_step
 
     spec = config.rounds[round_no]
     todo = prediction_set(Registry(work).read("cases", round_no), spec.predict_roles)[:sample]
@@ -136,9 +136,9 @@ def serial_seconds_per_case(config, work: Path, round_no: int, model: Path, scra
     shutil.rmtree(scratch, ignore_errors=True)
     started = time.perf_counter()
     for case, score in zip(todo, scorers):
-        pred = predict_case_task.fn(str(model), case, str(scratch / "predict"), config.label_map, "cpu", "none",
+        pred = predict_case_step(str(model), case, str(scratch / "predict"), config.label_map, "cpu", "none",
                                     "stand-in", score, None, str(scratch / "store"))
-        merge_case_task.fn(case, pred, str(scratch / "merge"), config, True, spec.targets, str(scratch / "store"))
+        merge_case_step(case, pred, str(scratch / "merge"), config, True, spec.targets, str(scratch / "store"))
     return (time.perf_counter() - started) / len(todo)
 
 

@@ -1,9 +1,9 @@
 """Prefect tasks of a round: thin wrappers that take and return paths and small records.
 
-Per-case tasks (predict, merge) are idempotent: a journal entry records each output's
+Per-case steps (predict, merge) are idempotent: a journal entry records each output's
 sha256, and a rerun of an interrupted round skips cases whose output is intact. Rounds
-run them in chunks (`*_cases_task`: the per-case bodies in a loop, `first` and `last`
-name the task run), since a task run costs as much as a small case's work.
+run them as tasks over chunks of cases (`*_cases_task`; `first` and `last` name the task
+run), since a Prefect task run costs as much as a small case's work.
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ def _predict_locked(model_dir: str, device: str, tta: str, *args):
         return predict_case(_segmenter(str(model_dir), device, tta), *args)
 
 
-@task(name="predict-case", task_run_name="predict-{case[case_id]}", retries=0)
-def predict_case_task(model_dir: str, case: dict, out_dir: str, labels: LabelMapConfig, device: str = "auto",
+def predict_case_step(model_dir: str, case: dict, out_dir: str, labels: LabelMapConfig, device: str = "auto",
                       tta: str = "none", model_sha: str = "", scorers: tuple[str, ...] = ("entropy",),
                       reference_dir: str | None = None, store: str | None = None) -> dict:
     """Predict one case and score it. `reference_dir`: the previous round's predictions,
@@ -86,8 +85,8 @@ def _chunk_name(step: str):
 def predict_cases_task(model_dir: str, cases: list[dict], out_dir: str, labels: LabelMapConfig, device: str,
                        tta: str, model_sha: str, scorers: list[tuple[str, ...]], reference_dir: str | None,
                        store: str | None, first: str = "", last: str = "") -> list[dict]:
-    """`predict_case_task`'s work for a chunk of cases (each with its own journal)."""
-    return [predict_case_task.fn(model_dir, case, out_dir, labels, device, tta, model_sha, tuple(s), reference_dir,
+    """`predict_case_step` for each for a chunk of cases (each with its own journal)."""
+    return [predict_case_step(model_dir, case, out_dir, labels, device, tta, model_sha, tuple(s), reference_dir,
                                  store) for case, s in zip(cases, scorers)]
 
 
@@ -103,8 +102,7 @@ def organ_training_label(hybrid: Path, out: Path, labels: LabelMapConfig) -> Pat
     return write_image(array_to_image(lut[array], image), out)
 
 
-@task(name="merge-case", task_run_name="merge-{case[case_id]}")
-def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumor_selected: bool,
+def merge_case_step(case: dict, pred: dict, out_dir: str, config: PipelineConfig, tumor_selected: bool,
                     targets: str, store: str | None = None) -> dict:
     """Merge one case (skipped when its journal shows the same inputs) and, for an
     organs-only round, write its organ training label; both kept in the content store."""
@@ -135,8 +133,8 @@ def merge_case_task(case: dict, pred: dict, out_dir: str, config: PipelineConfig
 def merge_cases_task(cases: list[dict], preds: list[dict], out_dir: str, config: PipelineConfig,
                      tumor_selected: list[bool], targets: str, store: str | None, first: str = "",
                      last: str = "") -> list[dict]:
-    """`merge_case_task`'s work for a chunk of cases (each with its own journal)."""
-    return [merge_case_task.fn(case, pred, out_dir, config, selected, targets, store)
+    """`merge_case_step` for each for a chunk of cases (each with its own journal)."""
+    return [merge_case_step(case, pred, out_dir, config, selected, targets, store)
             for case, pred, selected in zip(cases, preds, tumor_selected)]
 
 
