@@ -30,6 +30,7 @@ CASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("label_sources", pa.string(), "JSON: class id -> gt | pseudo | ignore | none"),
     ("tumors", pa.string(), "JSON: tumour attribution records"),
     ("scores", pa.string(), "JSON: every uncertainty score computed this round"),
+    ("tumor_objects", pa.string(), "JSON: the tumours cut from this case's label for CutMix (voxels, box, host organ)"),
     ("trained", pa.bool_(), "the case was in this round's training set"),
     ("selection", pa.string(), "selection decision among unlabeled cases"),
     ("selection_reason", pa.string(), "why, with the cut-off"),
@@ -73,7 +74,7 @@ TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
     "rounds": ROUND_ROW_COLUMNS,
     "metrics": METRIC_COLUMNS,
 }
-JSON_COLUMNS = {"voxel_counts", "label_sources", "tumors", "scores", "stage_seconds", "counts", "mean_metrics", "config_json"}
+JSON_COLUMNS = {"voxel_counts", "label_sources", "tumors", "scores", "tumor_objects", "stage_seconds", "counts", "mean_metrics", "config_json"}
 ROUND_STATUSES = ("running", "completed", "failed", "superseded")
 
 

@@ -26,13 +26,14 @@ from hybridlabel.models.holdout import held_out_classes
 from hybridlabel.models.nnunet.identity import checkpoint_path
 from hybridlabel.models.pseudo_trust import trust_evidence, untrusted_classes, val_dice
 from hybridlabel.models.round_rules import (case_scorers, case_updates, loss_classes, needs_ignore, prediction_set,
-                                            select_unlabeled, training_set, tumor_kept)
+                                            select_unlabeled, training_set, tumor_kept, tumour_donors)
 from hybridlabel.tasks.intake.audit import audit_dataset, summarize
 from hybridlabel.tasks.files.imageio import sha256_path
 from hybridlabel.tasks.registry import code_version, config_record
 from hybridlabel.tasks.round_inputs import RoundError, parent_model
 from hybridlabel.tasks.events import emit
-from hybridlabel.tasks.round_tasks import build_dataset_task, merge_cases_task, predict_cases_task, train_task
+from hybridlabel.tasks.round_tasks import (build_dataset_task, cutmix_pool_task, merge_cases_task, predict_cases_task,
+                                           train_task)
 from hybridlabel.tasks.workdir import Layout
 
 
@@ -66,14 +67,16 @@ def teacher_round(config: PipelineConfig, workdir: str) -> dict:
     if not train:
         raise RoundError(f"round 0 has no {'/'.join(spec.train_roles)} cases to train the teacher on; "
                          f"check the dataset's labels and manifest ({summarize(cases)['roles']})")
-    model_dir = _train(config, layout, 0, train, False, stages, loss_classes(annotated, spec.training.loss))
+    model_dir, objects = _train(config, layout, 0, train, False, stages, loss_classes(annotated, spec.training.loss),
+                                tumour_donors(cases, train, {}, config.label_map.tumor_id))
     trained = {c["case_id"] for c in train}
     cases["trained"] = cases["case_id"].isin(trained)
+    cases = apply_updates(cases, _cutmix_updates(objects))
     cases["held_out_classes"] = _held_out(config, cases)
     with timed(stages, "evaluate"):
         metrics, means = evaluate_round(config, layout, 0, cases, model_dir, [])
     row = _round_row(config, 0, "teacher", started, status="completed", model_dir=model_dir,
-                     stage_seconds=dumps(stages), counts=dumps({**summarize(cases), "trained": len(trained)}),
+                     stage_seconds=dumps(stages), counts=dumps({**summarize(cases), "trained": len(trained), **_cutmix_counts(objects)}),
                      mean_metrics=dumps(means), finished_at=datetime.now(timezone.utc))
     reg.commit_round(0, cases, row, metrics=metrics)
     emit("done", round_line(0, spec.name, {"trained": len(trained)}, means, None, stages))
@@ -91,7 +94,10 @@ def _held_out(config: PipelineConfig, cases: pd.DataFrame) -> list:
 
 
 def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[dict], with_ignore: bool,
-           stages: dict, annotated: dict | None, parent_model: str | None = None) -> str:
+           stages: dict, annotated: dict | None, donors: list[dict], parent_model: str | None = None
+           ) -> tuple[str, dict[str, list[dict]]]:
+    """Preprocess, cut the CutMix pool when the budget asks for one, train. Returns the
+    model folder and the tumour objects cut per donor case."""
     spec = config.rounds[round_no]
     dataset_id, dataset = _dataset(config, round_no)
     with timed(stages, "preprocess"):
@@ -99,8 +105,22 @@ def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[di
                            with_ignore, spec.targets == "organs+tumor",
                            None if round_no == 0 else config.nnunet_dataset_id, spec.training.configuration,
                            str(layout.store))
+    pool, objects = None, {}
+    if spec.training.cutmix is not None and donors:
+        with timed(stages, "cutmix", len(donors)):
+            pool, objects = cutmix_pool_task(str(layout.nnunet / "preprocessed" / dataset), spec.training.configuration,
+                                             donors, spec.training.cutmix, config.label_map,
+                                             config.merge.attribution_mm, spec.training.seed)
     with timed(stages, "train", *training_size(spec.training)):
-        return train_task(str(layout.nnunet), dataset_id, dataset, spec.training, annotated, parent_model)
+        return train_task(str(layout.nnunet), dataset_id, dataset, spec.training, annotated, parent_model, pool), objects
+
+
+def _cutmix_updates(objects: dict[str, list[dict]]) -> dict[str, dict]:
+    return {case_id: {"tumor_objects": found} for case_id, found in objects.items()}
+
+
+def _cutmix_counts(objects: dict[str, list[dict]]) -> dict:
+    return {"cutmix": {"donors": len(objects), "objects": sum(map(len, objects.values()))}} if objects else {}
 
 
 def _metrics(reg: Registry, round_no: int) -> pd.DataFrame | None:
@@ -150,10 +170,13 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     pseudo_dice = {c: d for c, (d, _) in evidence.items()}
     untrusted = untrusted_classes(pseudo_dice, config.merge.min_pseudo_dice, config.label_map.labels)
     train, annotated = training_set(cases, spec.train_roles, merged_by_case, decisions, untrusted)
-    new_model = _train(config, layout, round_no, train, needs_ignore(merged, spec.targets, config.label_map.tumor_id),
-                       stages, loss_classes(annotated, spec.training.loss), parent_model=model_dir)
+    new_model, objects = _train(config, layout, round_no, train,
+                                needs_ignore(merged, spec.targets, config.label_map.tumor_id), stages,
+                                loss_classes(annotated, spec.training.loss),
+                                tumour_donors(cases, train, merged_by_case, config.label_map.tumor_id), model_dir)
 
     cases = apply_updates(cases, case_updates(todo, by_case, merged_by_case, selection, train))
+    cases = apply_updates(cases, _cutmix_updates(objects))
     with timed(stages, "evaluate"):
         metrics, means = evaluate_round(config, layout, round_no, cases, new_model,
                                         [(c, by_case[c["case_id"]]["path"]) for c in todo])
@@ -161,7 +184,7 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     counts = {**summarize(cases), "predicted": len(todo), "trained": len(train),
               "pseudo_dice": {str(c): d for c, d in pseudo_dice.items()},
               "pseudo_evidence": {str(c): where for c, (_, where) in evidence.items()},
-              "untrusted_classes": untrusted if spec.training.loss != "naive" else [],
+              "untrusted_classes": untrusted if spec.training.loss != "naive" else [], **_cutmix_counts(objects),
               "selection": {k: int(v) for k, v in selection["decision"].value_counts().items()} if len(selection) else {}}
     row = _round_row(config, round_no, "student", started, status="completed", model_dir=new_model,
                      stage_seconds=dumps(stages), counts=dumps(counts), mean_metrics=dumps(means),

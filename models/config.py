@@ -97,6 +97,26 @@ class SelectionConfig(_Frozen):
         return v
 
 
+class CutMixConfig(_Frozen):
+    """Context-aware tumour CutMix (models/cutmix.py): annotated tumours cut out with their
+    surroundings and pasted online into training patches of cases without a tumour label."""
+    probability: float = Field(0.5, ge=0, le=1, description="chance that a training patch of a case without a tumour label gets a tumour pasted")
+    margins: tuple[tuple[int, int], tuple[int, int]] = Field(
+        ((8, 16), (24, 32)),
+        description="context kept around a tumour, in voxels at the training resolution: [z min, z max], "
+                    "[in-plane min, in-plane max], drawn per tumour")
+    min_voxels: int = Field(10, ge=1, description="tumour components smaller than this (voxels at the training resolution) are not pooled")
+    host_organs: list[int] | None = Field(None, description="pool only tumours attributed to these organs; null = every tumour")
+
+    @field_validator("margins")
+    @classmethod
+    def _margins(cls, v):
+        for low, high in v:
+            if not 0 <= low <= high:
+                raise ValueError(f"a margin range must be 0 <= min <= max, got [{low}, {high}]")
+        return v
+
+
 class TrainingConfig(_Frozen):
     configuration: Literal["3d_fullres", "2d", "3d_lowres"] = Field(
         "3d_fullres", description="nnU-Net configuration: 3d_fullres, 2d (slices: learns fastest on a CPU) or "
@@ -122,6 +142,9 @@ class TrainingConfig(_Frozen):
         0.33, ge=0, le=1,
         description="share of each batch whose patch is centred on a class drawn uniformly from the case's classes "
                     "(nnU-Net's 0.33); more makes small organs seen more often")
+    cutmix: CutMixConfig | None = Field(
+        None, description="paste annotated tumours with their surroundings into patches of cases without a tumour "
+                          "label (organs+tumor rounds, partial-label losses); null = off")
 
 
 class EvaluationConfig(_Frozen):
@@ -214,6 +237,18 @@ class PipelineConfig(_Frozen):
             if unknown or 0 in ids:
                 raise ValueError(f"{field} holds {unknown or [0]}, not classes of the label map "
                                  f"(ids 1-{max(self.label_map.labels)})")
+        for spec in self.rounds:
+            cutmix = spec.training.cutmix
+            if cutmix is not None and spec.targets != "organs+tumor":
+                raise ValueError(f"round {spec.name!r}: training.cutmix pastes tumours, so the round must train "
+                                 f"targets: organs+tumor (it trains {spec.targets})")
+            if cutmix is not None and spec.training.loss == "naive":
+                raise ValueError(f"round {spec.name!r}: training.cutmix needs a partial-label loss (target_adaptive "
+                                 f"or merge_max), not naive: a pasted tumour is annotated only where it is pasted")
+            if cutmix is not None and cutmix.host_organs is not None and set(cutmix.host_organs) - set(self.label_map.organ_ids):
+                raise ValueError(f"round {spec.name!r}: training.cutmix.host_organs holds "
+                                 f"{sorted(set(cutmix.host_organs) - set(self.label_map.organ_ids))}, not organs of "
+                                 f"the label map")
         for parent, child in zip(self.rounds, self.rounds[1:]):
             a, b = parent.training, child.training
             if b.init_from_parent and (a.configuration, a.network) != (b.configuration, b.network):

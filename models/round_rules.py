@@ -90,6 +90,23 @@ def training_set(cases: pd.DataFrame, train_roles: Iterable[str], merged: Mappin
     return train, annotated
 
 
+def tumour_donors(cases: pd.DataFrame, train: list[dict], merged: Mapping[str, dict], tumor_id: int) -> list[dict]:
+    """The training cases whose tumour label is ground truth (CutMix's donors): a merged
+    case whose merge took the tumour from its annotation, a case trained on its own label
+    that annotates the tumour. Pseudo tumours are never pasted."""
+    rows = cases[cases["quarantine_reason"].isna()].set_index("case_id")
+    donors = []
+    for c in train:
+        row, m = rows.loc[c["case_id"]], merged.get(c["case_id"])
+        if m is not None:
+            gt = {int(k): v for k, v in m["sources"].items()}.get(tumor_id) == "gt"
+        else:
+            gt = tumor_id in _class_list(row.get("annotated_classes"))
+        if gt:
+            donors.append({"case_id": c["case_id"], "image_sha256": row.get("image_sha256")})
+    return donors
+
+
 def _class_list(value) -> list[int]:
     # a missing list reads back as None or NaN, a stored one as a list or an array
     return [int(c) for c in value] if isinstance(value, (list, tuple, np.ndarray)) else []

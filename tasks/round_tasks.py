@@ -16,7 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 from prefect import get_run_logger, task
 
-from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingConfig
+from hybridlabel.models.config import CutMixConfig, LabelMapConfig, PipelineConfig, TrainingConfig
 from hybridlabel.tasks.files.content_store import dedupe
 from hybridlabel.tasks.files.imageio import array_to_image, sha256_path, write_image
 from hybridlabel.tasks.merge import merge_case_files
@@ -172,14 +172,27 @@ def preprocess_task(nnunet_root: str, dataset_id: int, name: str, plans_from: in
     return str(preprocess_round(Path(nnunet_root), plans, dataset_id, name, cases, configuration=configuration))
 
 
+@task(name="cutmix-pool")
+def cutmix_pool_task(preprocessed: str, configuration: str, donors: list[dict], cutmix: CutMixConfig,
+                     labels: LabelMapConfig, attribution_mm: float, seed: int) -> tuple[str, dict[str, list[dict]]]:
+    """The round's tumour objects for CutMix: the pool file and each donor's records."""
+    from hybridlabel.tasks.nnunet.cutmix_pool import write_cutmix_pool
+
+    pool, objects = write_cutmix_pool(Path(preprocessed), configuration, donors, cutmix, labels, attribution_mm, seed)
+    _logger().info(f"CutMix pool {pool}: {sum(map(len, objects.values()))} tumour objects from {len(donors)} cases")
+    return str(pool), objects
+
+
 @task(name="train-model")
 def train_task(nnunet_root: str, dataset_id: int, dataset: str, training: TrainingConfig,
-               annotated: dict[str, list[int]] | None = None, parent_model: str | None = None) -> str:
+               annotated: dict[str, list[int]] | None = None, parent_model: str | None = None,
+               cutmix_pool: str | None = None) -> str:
     from hybridlabel.tasks.nnunet.train import train_model
 
     log = _logger()
     return str(train_model(Path(nnunet_root), dataset_id, dataset, training, annotated, log=log.info,
-                           parent_model=Path(parent_model) if parent_model else None))
+                           parent_model=Path(parent_model) if parent_model else None,
+                           cutmix_pool=Path(cutmix_pool) if cutmix_pool else None))
 
 
 

@@ -65,9 +65,12 @@ def finished(phantom_cohort, tmp_path_factory, prefect_harness):
 def tiny_config_yaml(dataset, rounds: int = 3, name: str = "t", dataset_id: int = 800) -> str:
     """A pipeline config with CPU-test budgets (seconds per round). The third round trains
     nnU-Net's 2d configuration (the others 3d_fullres), so the pipeline test covers both:
-    training, prediction, evaluation, the export and `predict --fast` of a 2d model."""
+    training, prediction, evaluation, the export and `predict --fast` of a 2d model; it
+    trains with CutMix."""
     budget = "{network: tiny, epochs: 1, iterations_per_epoch: 2, val_iterations: 1, device: cpu, seed: 3}"
-    budget_2d = budget.replace("{", "{configuration: 2d, ")
+    # the tumour round pastes tumours into every patch of a case without a tumour label (CutMix)
+    budget_2d = budget.replace("{", "{configuration: 2d, cutmix: {probability: 1.0, margins: [[0, 1], [2, 4]], "
+                                     "min_voxels: 1}, ")
     specs = [
         f"  - {{name: teacher, kind: teacher, predict_roles: [], train_roles: [strong], training: {budget}}}",
         f"  - {{name: organs, predict_roles: [partial, tumor_only], train_roles: [strong, partial, tumor_only], "

@@ -6,7 +6,9 @@ background before Dice + CE (the target-adaptive loss of partially labeled organ
 segmentation). `merge_max`: the largest logit among background and the unannotated
 classes stands for background, the unannotated channels are dropped. Both are computed
 in log space, so no probability is ever clipped. `annotated` is a (B, C) boolean
-tensor per sample (background is always treated as annotated); None = all annotated.
+tensor per sample, or (B, C, *spatial) per voxel (a pasted tumour is annotated inside its
+box only: models/cutmix.py); background is always treated as annotated; None = all
+annotated.
 """
 
 from __future__ import annotations
@@ -16,11 +18,28 @@ from typing import Literal
 import torch
 from torch import nn
 
+from hybridlabel.models.cutmix import PASTED
+
 Mode = Literal["target_adaptive", "merge_max"]
 
 
 def _expand(mask: torch.Tensor, ndim: int) -> torch.Tensor:
-    return mask.reshape(mask.shape + (1,) * (ndim - 2))
+    return mask if mask.ndim == ndim else mask.reshape(mask.shape + (1,) * (ndim - 2))
+
+
+def pasted_target(target: torch.Tensor, annotated: torch.Tensor, tumor_id: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training target with CutMix boxes (values label + PASTED) decoded, and the mask
+    made voxel-wise with the tumour class annotated inside the boxes; unchanged when
+    nothing was pasted."""
+    box = target >= PASTED
+    if not bool(box.any()):
+        return target, annotated
+    target = torch.where(box, target - PASTED, target)
+    voxel = _expand(annotated.bool(), target.ndim).expand(target.shape[0], annotated.shape[1],
+                                                          *target.shape[2:]).clone()
+    voxel[:, tumor_id] |= box[:, 0]
+    return target, voxel
 
 
 def partial_log_probs(logits: torch.Tensor, annotated: torch.Tensor, mode: Mode) -> torch.Tensor:
@@ -68,7 +87,10 @@ class PartialLabelLoss(nn.Module):
         valid = torch.ones_like(t, dtype=torch.bool) if self.ignore_label is None else t != self.ignore_label
         t = torch.where(valid, t, torch.zeros_like(t))
         # a class the sample does not annotate cannot be a target: it is unknown, count it as background
-        t_ann = torch.gather(ann, 1, t.reshape(b, -1)).reshape(t.shape)
+        if ann.ndim == 2:
+            t_ann = torch.gather(ann, 1, t.reshape(b, -1)).reshape(t.shape)
+        else:
+            t_ann = torch.gather(ann, 1, t[:, None])[:, 0]
         t = torch.where(t_ann, t, torch.zeros_like(t))
         log_q = partial_log_probs(logits.float(), ann, self.mode)
         picked = torch.gather(log_q, 1, t[:, None])[:, 0]
@@ -79,7 +101,7 @@ class PartialLabelLoss(nn.Module):
         axes = tuple(range(2, logits.ndim))
         intersect = (q * onehot).sum(axes)
         denom = q.sum(axes) + onehot.sum(axes)
-        fg = ann.clone()
+        fg = ann.clone() if ann.ndim == 2 else ann.flatten(2).any(-1)
         fg[:, 0] = False
         if self.batch_dice:  # pooled over the samples that annotate the class
             intersect, denom = (intersect * fg).sum(0, keepdim=True), (denom * fg).sum(0, keepdim=True)

@@ -47,7 +47,7 @@ def model_identity(root: Path, dataset_id: int, dataset: str, training: Training
 
 def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingConfig,
                 annotated: dict[str, list[int]] | None = None, log: Callable[[str], None] = print,
-                n_proc: int = 2, parent_model: Path | None = None) -> Path:
+                n_proc: int = 2, parent_model: Path | None = None, cutmix_pool: Path | None = None) -> Path:
     """Train (or finish training) the round's model; returns its model folder."""
     from hybridlabel.models.nnunet.network import count_parameters
 
@@ -60,7 +60,8 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
     pretrained = None
     if training.init_from_parent and parent_model is not None:
         pretrained = checkpoint_path(parent_model)
-    spec = TrainingSpec(training, annotated=annotated or {}, parent_checkpoint=str(pretrained) if pretrained else None)
+    spec = TrainingSpec(training, annotated=annotated or {}, parent_checkpoint=str(pretrained) if pretrained else None,
+                        cutmix_pool=str(cutmix_pool) if cutmix_pool else None)
     inputs = _training_inputs(model, spec)
     stamp = out / "training_inputs.json"
     if out.exists() and (not stamp.exists() or stamp.read_text() != inputs):

@@ -288,3 +288,29 @@ def test_missing_dataset_and_incomplete_parent_fail_before_any_work(tmp_path, pr
     with pytest.raises(RoundError, match="round 0 is not complete"):
         pipeline(str(config), str(tmp_path / "w"), 1, False)
     assert not (tmp_path / "w" / "registry").exists()
+
+
+def test_the_tumour_round_trains_with_cutmix(finished):
+    """Round 2 cuts every ground-truth tumour of its training set into a pool (recorded per
+    case in the registry) and its training pastes them into tumour-free cases' patches."""
+    import numpy as np
+
+    from hybridlabel.models.cutmix import EXAMPLES_FILE
+    from hybridlabel.models.nnunet.identity import checkpoint_path
+
+    reg = Registry(finished["work"])
+    counts = json.loads(reg.round_row(2)["counts"])
+    r2 = reg.read("cases", 2)
+    donors = r2[r2["tumor_objects"].notna()]
+    assert counts["cutmix"]["donors"] == len(donors) > 0
+    assert set(donors["role"]) <= {"partial", "tumor_only"}  # ground-truth tumours only
+    assert all(14 in classes for classes in donors["annotated_classes"])
+    objects = [o for text in donors["tumor_objects"] for o in json.loads(text)]
+    assert counts["cutmix"]["objects"] == len(objects) > 0
+    assert all(o["voxels"] >= 1 and (o["host_organ"] == "extra_organ" or 1 <= o["host_organ"] <= 13) for o in objects)
+    assert reg.read("cases", 1)["tumor_objects"].isna().all()  # an organs-only round cuts nothing
+    with np.load(checkpoint_path(reg.round_row(2)["model_dir"]).parent / EXAMPLES_FILE) as examples:
+        boxes = [examples[k] for k in examples.files if k.startswith("box_")]
+        labels = [examples[k] for k in examples.files if k.startswith("label_")]
+    assert boxes and all(b.any() for b in boxes)  # what the network was fed holds a pasted box
+    assert any((lab[box] == 14).any() for lab, box in zip(labels, boxes))  # with a tumour in it

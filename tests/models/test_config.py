@@ -42,6 +42,12 @@ def test_config_is_frozen():
     ("merge: {min_pseudo_dice: 1.5}", "merge.min_pseudo_dice"),
     ("rounds: [{name: t, kind: teacher}, {name: s, training: {configuration: 2d, init_from_parent: true}}]",
      "round 's' starts from 't''s weights but trains 2d/default where that round trained 3d_fullres/default"),
+    ("rounds: [{name: t, kind: teacher, training: {cutmix: {}}}]", "round 't': training.cutmix pastes tumours"),
+    ("rounds: [{name: t, kind: teacher, targets: organs+tumor, training: {loss: naive, cutmix: {}}}]",
+     "needs a partial-label loss"),
+    ("rounds: [{name: t, kind: teacher, targets: organs+tumor, training: {cutmix: {host_organs: [14]}}}]",
+     "training.cutmix.host_organs holds [14]"),
+    ("rounds: [{name: t, kind: teacher, training: {cutmix: {margins: [[9, 8], [1, 2]]}}}]", "0 <= min <= max"),
 ])
 def test_bad_config_gives_one_line_error(tmp_path, text, fragment):
     path = tmp_path / "c.yaml"

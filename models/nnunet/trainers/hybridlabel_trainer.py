@@ -14,10 +14,15 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from hybridlabel.models.case_sampling import case_probabilities
 from hybridlabel.models.config import TrainingConfig
+from hybridlabel.models.cutmix import EXAMPLES_FILE, pool_from_arrays
 from hybridlabel.models.nnunet.checkpoint_types import allow_numpy_values
-from hybridlabel.models.nnunet.losses import PartialLabelLoss
+from hybridlabel.models.nnunet.losses import PartialLabelLoss, pasted_target
 from hybridlabel.models.nnunet.spec import TrainingSpec, spec_from_environment
+from hybridlabel.models.nnunet.trainers.cutmix_hooks import CaseRecorder, PasteThenAugment, pasted_examples
 from hybridlabel.models.nnunet.warm_start import warm_start_state
+
+
+CUTMIX_EXAMPLES = 4
 
 
 class _BudgetSpent(Exception):
@@ -43,20 +48,24 @@ class WallClockPolyLR:
 
 class _BatchMaskedLoss(torch.nn.Module):
     """The partial-label loss as nnU-Net calls it, `loss(output, target)`, with the batch's
-    annotated classes (B, C) added from the trainer. Outside a training step (nnU-Net's
-    validation) there is no mask: every class counts as annotated, as the online Dice does."""
+    annotated classes (B, C) added from the trainer, made voxel-wise where CutMix pasted a
+    tumour (`tumor_id` set). Outside a training step (nnU-Net's validation) there is no
+    mask: every class counts as annotated, as the online Dice does."""
 
-    def __init__(self, loss: torch.nn.Module, batch_mask):
+    def __init__(self, loss: torch.nn.Module, batch_mask, tumor_id: int | None = None):
         super().__init__()
-        self.loss, self.batch_mask = loss, batch_mask
+        self.loss, self.batch_mask, self.tumor_id = loss, batch_mask, tumor_id
 
     def forward(self, output, target):
         mask = self.batch_mask()
         if mask is None:
             return self.loss(output, target)
-        if isinstance(output, (list, tuple)):  # deep supervision: one mask per scale
-            return self.loss(output, target, [mask] * len(output))
-        return self.loss(output, target, mask)
+        scales = isinstance(output, (list, tuple))  # deep supervision: a target and a mask per scale
+        targets = list(target) if scales else [target]
+        pairs = [(t, mask) if self.tumor_id is None else pasted_target(t, mask, self.tumor_id) for t in targets]
+        if scales:
+            return self.loss(output, [t for t, _ in pairs], [m for _, m in pairs])
+        return self.loss(output, *pairs[0])
 
 
 class HybridLabelTrainer(nnUNetTrainer):
@@ -80,6 +89,10 @@ class HybridLabelTrainer(nnUNetTrainer):
         random.seed(budget.seed)
         np.random.seed(budget.seed)
         torch.manual_seed(budget.seed)
+        self.cutmix_pool, self.cutmix_tumor_id, self._cutmix_examples = [], None, []
+        if budget.cutmix is not None and spec.cutmix_pool:
+            with np.load(spec.cutmix_pool, allow_pickle=False) as arrays:
+                self.cutmix_pool, self.cutmix_tumor_id = pool_from_arrays(arrays)
 
     # -- which cases a batch draws ---------------------------------------------------------
     def get_dataloaders(self):
@@ -94,6 +107,8 @@ class HybridLabelTrainer(nnUNetTrainer):
         class CaseWeightedLoader(loader):
             def __init__(self, data, *args, **kwargs):
                 super().__init__(data, *args, **kwargs)
+                if isinstance(self.transforms, PasteThenAugment):  # the training loader, with CutMix
+                    self._data = CaseRecorder(self._data, self.transforms)
                 self.sampling_probabilities = p = case_probabilities(list(self.indices), annotated, threshold)
                 if p is not None:
                     log(f"cases drawn by their rarest annotated class: p from {min(p):.4f} to {max(p):.4f} "
@@ -104,6 +119,19 @@ class HybridLabelTrainer(nnUNetTrainer):
             return super().get_dataloaders()
         finally:
             base.nnUNetDataLoader = loader
+
+    def get_training_transforms(self, *args, **kwargs):
+        """nnU-Net's training transforms, preceded by CutMix's paste when the round has a
+        tumour pool: cases whose loss does not annotate the tumour receive pastes."""
+        augment = nnUNetTrainer.get_training_transforms(*args, **kwargs)
+        cutmix, tumor = self.spec.training.cutmix, self.cutmix_tumor_id
+        if cutmix is None or not self.cutmix_pool:
+            return augment
+        recipients = {key for key, classes in self.spec.annotated.items() if tumor not in classes}
+        organs = [c for c in self.label_manager.foreground_labels if c != tumor]
+        self.print_to_log_file(f"CutMix: {len(self.cutmix_pool)} tumour objects pasted with p={cutmix.probability} "
+                               f"into patches of {len(recipients)} cases without a tumour label")
+        return PasteThenAugment(augment, self.cutmix_pool, recipients, organs, cutmix.probability)
 
     # -- time budget and learning curve ------------------------------------------------
     def _train_seconds(self) -> float:
@@ -194,7 +222,7 @@ class HybridLabelTrainer(nnUNetTrainer):
             weights = np.array([1 / (2 ** i) for i in range(len(scales))])
             weights[-1] = 0
             loss = DeepSupervisionWrapper(loss, weights / weights.sum())
-        return _BatchMaskedLoss(loss, self._batch_mask)
+        return _BatchMaskedLoss(loss, self._batch_mask, self.cutmix_tumor_id if self.cutmix_pool else None)
 
     def _batch_mask(self) -> torch.Tensor | None:
         keys = getattr(self, "_batch_keys", None)
@@ -216,10 +244,23 @@ class HybridLabelTrainer(nnUNetTrainer):
         # nnU-Net's step, unchanged: its `self.loss(output, target)` finds the batch's case
         # keys here (`_BatchMaskedLoss`), so upstream fixes to the step still arrive
         self._batch_keys = batch.get("keys")
+        if self.cutmix_pool and len(self._cutmix_examples) < CUTMIX_EXAMPLES:
+            self._keep_cutmix_examples(batch)
         try:
             return super().train_step(batch)
         finally:
             self._batch_keys = None
+
+    def _keep_cutmix_examples(self, batch: dict) -> None:
+        """The first pasted patches as the network got them, for the round's report."""
+        found = pasted_examples(batch["data"], batch["target"], CUTMIX_EXAMPLES - len(self._cutmix_examples))
+        if not found:
+            return
+        self._cutmix_examples += found
+        arrays = {f"{k}_{i}": v for i, ex in enumerate(self._cutmix_examples) for k, v in ex.items()}
+        path = os.path.join(self.output_folder, EXAMPLES_FILE)
+        np.savez_compressed(path + ".tmp.npz", **arrays)
+        os.replace(path + ".tmp.npz", path)
 
     # validation_step is nnU-Net's: it calls self.loss(output, target) outside a training
     # step, and the partial loss then treats every class as annotated, as the online Dice does.
