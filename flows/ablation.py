@@ -4,7 +4,10 @@ Arms, all on the same dataset, val cases and per-model budget (the config's), pe
 - `teacher`: strong cases only (round 0 of the rounds arm when both are asked for);
 - `naive`: every labeled case, unannotated classes = background, nnU-Net's loss;
 - `target_adaptive`, `merge_max`: every labeled case with a partial-label loss;
-- `rounds`: the config's rounds, each round's model evaluated.
+- `rounds`: the config's rounds, each round's model evaluated;
+- `cutmix`: the same rounds with tumour CutMix in every organs+tumor round (the config's
+  `training.cutmix` where it has one, else the defaults); its rounds before the first
+  CutMix round equal the rounds arm's and are not reported twice.
 Each arm is the `pipeline` flow (a Prefect subflow) in its own workdir
 `W/arms/<arm>-s<seed>`, so it is recorded in a registry like any round (config with budget
 and seed, metrics partition) and resumes like one.
@@ -16,12 +19,12 @@ from pathlib import Path
 
 from prefect import flow
 
-from hybridlabel.models.config import PipelineConfig, RoundSpec, load_config
+from hybridlabel.models.config import CutMixConfig, PipelineConfig, RoundSpec, load_config
 from hybridlabel.models.config_yaml import render_config_yaml
 from hybridlabel.tasks.ablation_results import collect_arms, write_ablation
 from hybridlabel.tasks.files.atomic import atomic_write_text
 
-ARMS = ("teacher", "naive", "target_adaptive", "merge_max", "rounds")
+ARMS = ("teacher", "naive", "target_adaptive", "merge_max", "rounds", "cutmix")
 LABELED = ["strong", "partial", "tumor_only"]
 
 
@@ -36,6 +39,11 @@ def arm_config(config: PipelineConfig, arm: str, seed: int) -> PipelineConfig:
 
     if arm == "rounds":
         rounds = [seeded(r) for r in config.rounds]
+    elif arm == "cutmix":
+        rounds = [seeded(r, cutmix=r.training.cutmix or CutMixConfig()) if r.targets == "organs+tumor" else seeded(r)
+                  for r in config.rounds]
+        if not any(r.training.cutmix for r in rounds):
+            raise AblationError("the cutmix arm needs a round with targets: organs+tumor in the config")
     elif arm == "teacher":
         rounds = [seeded(config.rounds[0])]
     elif arm in ("naive", "target_adaptive", "merge_max"):

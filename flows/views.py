@@ -181,12 +181,12 @@ def metrics_tables(workdir: Path) -> list[Table]:
 
 
 def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
-    """Arms and rounds x organ DSC / NSD, tumour DSC, train minutes (mean ± SD); the
+    """Arms and rounds x organ DSC / NSD, tumour DSC / NSD, train minutes (mean ± SD); the
     seeds and the per-model budget in the caption."""
     from rich import box
 
-    out = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # six columns in 80
-    for col in ("arm", "organ DSC", "present", "organ NSD", "tumour DSC", "train min"):
+    out = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("arm", "organ DSC", "present", "organ NSD", "tumour DSC", "tumour NSD", "train min"):
         out.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
 
     def pm(row: dict, key: str) -> str:
@@ -195,7 +195,7 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
 
     for row in table.to_dict("records"):
         out.add_row(row["arm"], pm(row, "organ_dsc"), pm(row, "organ_dsc_present"), pm(row, "organ_nsd"),
-                    pm(row, "tumor_dsc"),
+                    pm(row, "tumor_dsc"), pm(row, "tumor_nsd"),
                     "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}")
     if len(table):
         out.caption = (f"seeds per arm: {', '.join(sorted({str(s) for s in table['seeds']}))}; "

@@ -6,7 +6,8 @@ round (strong cases, cases whose pseudo tumour fell back, organ-kept unlabeled c
 carry no trustworthy tumour label, so the network meets few labelled tumours. Following
 the FLARE23 runner-up, every ground-truth tumour component becomes a *context-aware
 tumour object* (CTO): the tumour with a random margin of its neighbourhood, image and
-label, at the training resolution. During training a CTO replaces the content of a box
+label, at the training resolution (margins in mm, so that they mean the same context at
+any spacing). During training a CTO replaces the content of a box
 of a tumour-free case's patch, centred inside an organ (the CTO's own host organ when the
 patch shows it).
 
@@ -42,15 +43,16 @@ class TumourObject:
     record: dict  # case, tumour voxels, box in the donor, host organ
 
 
-def _draw(rng, low: int, high: int) -> int:
-    return int(low + rng.choice(high - low + 1))
+def _margin(rng, low_mm: float, high_mm: float, spacing: float) -> int:
+    return int(round((low_mm + rng.random() * (high_mm - low_mm)) / spacing))
 
 
 def cut_objects(case_id: str, image: np.ndarray, seg: np.ndarray, tumor_id: int, organ_ids, spacing,
                 margins, min_voxels: int, host_organs, attribution_mm: float, rng) -> list[TumourObject]:
     """The CTOs of one donor case: each tumour component of `seg` of at least `min_voxels`
     (and attributed to one of `host_organs`, when given), cropped with a margin drawn per
-    object from `margins` ((z min, z max), (in-plane min, in-plane max), voxels)."""
+    object from `margins` ((z min, z max), (in-plane min, in-plane max), mm; `spacing` is
+    the training data's, (z, y, x) mm)."""
     label = np.where(seg < 0, 0, seg).astype(np.int16)  # nnU-Net's -1 (outside the body crop) is background
     comps = find_components(label.astype(np.uint16))
     organs = np.zeros(int(label.max()) + 1, dtype=np.int16)
@@ -67,7 +69,8 @@ def cut_objects(case_id: str, image: np.ndarray, seg: np.ndarray, tumor_id: int,
         if host_organs is not None and host["organ"] not in host_organs:
             continue
         (z_lo, z_hi), (p_lo, p_hi) = margins
-        pads = (_draw(rng, z_lo, z_hi), _draw(rng, p_lo, p_hi), _draw(rng, p_lo, p_hi))
+        pads = (_margin(rng, z_lo, z_hi, spacing[0]), _margin(rng, p_lo, p_hi, spacing[1]),
+                _margin(rng, p_lo, p_hi, spacing[2]))
         box = tuple(slice(max(0, b.start - p), min(n, b.stop + p))
                     for b, p, n in zip(component_box(comps, int(cid)), pads, label.shape))
         crop = label[box].copy()

@@ -52,11 +52,14 @@ def collect_arms(work: Path, arms: list[str], seeds: list[int], config: Pipeline
                 source, rounds = "rounds", [0]
             elif arm == "rounds":
                 source, rounds = "rounds", range(1 if "teacher" in arms else 0, len(config.rounds))
+            elif arm == "cutmix":  # its rounds before the first tumour round are the rounds arm's
+                first = next((i for i, r in enumerate(config.rounds) if r.targets == "organs+tumor"), len(config.rounds))
+                source, rounds = "cutmix", range(first, len(config.rounds))
             else:
                 source, rounds = arm, [0]
             reg = Registry(Path(work) / "arms" / f"{source}-s{seed}")
             for r in rounds:
-                label = arm if arm != "rounds" else f"round {r}"
+                label = {"rounds": f"round {r}", "cutmix": f"cutmix round {r}"}.get(arm, arm)
                 if (row := _row(reg, r, label, seed, config)) is not None:
                     rows.append(row)
     return pd.DataFrame(rows)
@@ -64,11 +67,11 @@ def collect_arms(work: Path, arms: list[str], seeds: list[int], config: Pipeline
 
 def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows = arms and rounds (in run order); mean and SD over seeds of organ DSC / NSD,
-    tumour DSC, train minutes; the seeds and the budget."""
+    tumour DSC / NSD, train minutes; the seeds and the budget."""
     out = []
     for arm, group in rows.groupby("arm", sort=False):
         rec = {"arm": arm, "seeds": int(group["seed"].nunique()), "iterations": int(group["iterations"].iloc[0])}
-        for col in ("organ_dsc", "organ_dsc_present", "organ_nsd", "tumor_dsc", "train_minutes"):
+        for col in ("organ_dsc", "organ_dsc_present", "organ_nsd", "tumor_dsc", "tumor_nsd", "train_minutes"):
             rec[f"{col}_mean"] = float(group[col].mean())
             rec[f"{col}_sd"] = float(group[col].std(ddof=0)) if group[col].notna().any() else np.nan
         classes = pd.DataFrame([json.loads(t) for t in group["class_dsc"]]).mean()
