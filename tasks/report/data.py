@@ -105,3 +105,25 @@ def slice_cases(data: ReportData, n: int) -> list[tuple[int, str, Path, Path, Pa
             if pred.is_file():
                 out.append((r, row["case_id"], Path(row["image_path"]), Path(row["label_path"]), pred))
     return out
+
+
+def cutmix_examples(data: ReportData) -> list[tuple[str, list[dict]]]:
+    """(round label, examples) of every round whose training kept CutMix patches (the
+    image, the label and the pasted box as the network got them)."""
+    import numpy as np
+
+    from hybridlabel.models.cutmix import EXAMPLES_FILE
+    from hybridlabel.models.nnunet.identity import checkpoint_path
+
+    out = []
+    for row in data.rounds.to_dict("records"):
+        if row.get("kind") == "export" or not isinstance(row.get("model_dir"), str):
+            continue
+        path = checkpoint_path(row["model_dir"]).parent / EXAMPLES_FILE
+        if not path.is_file():
+            continue
+        with np.load(path, allow_pickle=False) as arrays:
+            n = len([k for k in arrays.files if k.startswith("box_")])
+            examples = [{k: arrays[f"{k}_{i}"] for k in ("image", "label", "box")} for i in range(n)]
+        out.append((f"r{int(row['round'])} {row.get('name')}", examples))
+    return out

@@ -15,7 +15,7 @@ from hybridlabel.models.metric_summary import rounds_by_class, short_class_name
 from hybridlabel.tasks.report import plots
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.files.imageio import read_image
-from hybridlabel.tasks.report.data import ReportData, collect, slice_cases
+from hybridlabel.tasks.report.data import ReportData, collect, cutmix_examples, slice_cases
 
 # Sortable tables, and a flag the browser test reads: every script error is recorded.
 SCRIPT = """
@@ -202,6 +202,12 @@ def build_report(workdir: Path, n_cases: int = 3) -> str:
         parts.append(_section("Tumours per attributed organ",
                               _caption("Kept pseudo-tumour components per round, by the organ the dilation rule "
                                        "attributed them to.") + _img(plots.stacked_barh(data.tumors, "round", "organ", "tumours", "tumours"), "tumours")))
+    if pasted := cutmix_examples(data):
+        parts.append(_section("CutMix: tumours pasted into training patches", _caption(
+            "Training patches of cases without a tumour label that received a ground-truth tumour with its "
+            "surroundings (yellow box), after augmentation, as the network got them: the pasted content should "
+            "sit inside the abdomen and look like its neighbourhood.")
+            + _img(plots.pasted_patches(pasted, data.labels), "cutmix patches")))
     if len(data.stages):
         parts.append(_section("Time per stage per round",
                               _caption("Wall seconds of each stage: where a round's time goes.") + _img(plots.stacked_barh(data.stages, "round", "stage", "seconds", "seconds"), "times")))

@@ -151,3 +151,34 @@ def arm_bars(table: pd.DataFrame) -> bytes:
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
+
+
+def pasted_patches(rounds: list[tuple[str, list[dict]]], labels: dict[int, str]) -> bytes:
+    """One row per round: the training patches that got a pasted tumour, as the network saw
+    them (intensities as normalised for training, windowed to their 1-99th percentiles),
+    classes filled in the report's colours, the pasted box outlined in yellow."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    plt = _plt()
+    n_cols = max(len(ex) for _, ex in rounds)
+    fig, axes = plt.subplots(len(rounds), n_cols, figsize=(3.2 * n_cols, 3.4 * len(rounds) + 0.8), squeeze=False)
+    colours = plt.get_cmap("tab20")
+    lut = ListedColormap([colours((c - 1) % 20) for c in range(1, 256)])
+    drawn: set[int] = set()
+    for axes_row, (name, examples) in zip(axes, rounds):
+        for ax in axes_row:
+            ax.axis("off")
+        for i, (ax, ex) in enumerate(zip(axes_row, examples)):
+            lo, hi = np.percentile(ex["image"], (1, 99))
+            ax.imshow(ex["image"], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            label = np.where((ex["label"] > 0) & (ex["label"] <= max(labels)), ex["label"], 0).astype(np.int32)
+            ax.imshow(np.ma.masked_equal(label, 0), cmap=lut, vmin=1, vmax=255, alpha=0.5, interpolation="nearest")
+            ax.contour(ex["box"].astype(float), levels=[0.5], colors="yellow", linewidths=1.2)
+            drawn |= {int(c) for c in np.unique(label) if c}
+            ax.set_title(f"{name}: patch {i + 1}" if i == 0 else f"patch {i + 1}", fontsize=9)
+    handles = [Patch(color=colours((c - 1) % 20), label=labels.get(c, str(c))) for c in sorted(drawn)]
+    handles.append(Patch(facecolor="none", edgecolor="yellow", label="pasted box"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(7, len(handles)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return _png(fig)

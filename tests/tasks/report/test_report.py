@@ -35,7 +35,8 @@ def test_report_renders_in_a_real_browser(finished, tmp_path):
     text = out.read_text()
     for heading in ("Verdict", "Rounds (registry)", "Model quality on val cases", "Pseudo-label quality vs training",
                     "Label sources per class", "Uncertainty of unlabeled cases", "Time per stage per round",
-                    "Val cases: ground truth and each model", "Registry summary"):
+                    "Val cases: ground truth and each model", "CutMix: tumours pasted into training patches",
+                    "Registry summary"):
         assert heading in text, heading
     assert text.count('class="caption"') >= 8  # every chart says how to read it
     assert "The rounds " in text and "val organ DSC over the classes present" in text  # the verdict's words
