@@ -32,6 +32,26 @@ def test_arms_share_data_val_and_budget_and_differ_where_they_should(tmp_path, p
         plan_arms(["teacher", "bogus"], [1])
 
 
+def test_the_cutmix_arm_turns_cutmix_on_in_the_tumour_rounds_only():
+    from hybridlabel.flows.demo import ablation_config
+    from hybridlabel.models.config import CutMixConfig
+
+    config = ablation_config(100)
+    assert not any(r.training.cutmix for r in config.rounds)
+    cutmix, rounds = arm_config(config, "cutmix", 2), arm_config(config, "rounds", 2)
+    assert [r.training.cutmix for r in cutmix.rounds] == [
+        CutMixConfig() if r.targets == "organs+tumor" else None for r in config.rounds]
+    assert any(r.training.cutmix for r in cutmix.rounds) and not any(r.training.cutmix for r in rounds.rounds)
+    # everything else equal: the arms differ by CutMix alone
+    assert [r.training.model_copy(update={"cutmix": None}) for r in cutmix.rounds] == [r.training for r in rounds.rounds]
+    own = config.model_copy(update={"rounds": [r.model_copy(update={"training": r.training.model_copy(
+        update={"cutmix": CutMixConfig(probability=0.9)})}) if r.targets == "organs+tumor" else r for r in config.rounds]})
+    assert arm_config(own, "cutmix", 2).rounds[-1].training.cutmix.probability == 0.9  # the config's own settings
+    organs_only = config.model_copy(update={"rounds": config.rounds[:2]})
+    with pytest.raises(AblationError, match="organs\\+tumor"):
+        arm_config(organs_only, "cutmix", 1)
+
+
 def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefect_harness):
     config = tmp_path / "c.yaml"
     config.write_text(tiny_config_yaml(phantom_cohort, rounds=2, name="abl", dataset_id=700))
