@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 
 from hybridlabel.tasks.events import emit
@@ -155,6 +156,15 @@ def round_summary(round_no: int, name: str, cases: pd.DataFrame, stage_seconds: 
         parts += ["\n## Selection of unlabeled cases\n",
                   _md_table([{"decision": d, "cases": n} for d, n in sorted(counts.items())]),
                   f"\norgan-score cut-off: {cut}\n"]
+    pool = [o for text in cases.get("tumor_objects", pd.Series(dtype=object)).dropna() for o in json.loads(text)]
+    if pool:  # models/cutmix.py: what the student had pasted into its tumour-free cases' patches
+        hosts: dict[str, list[int]] = {}
+        for o in pool:
+            host = o["host_organ"]
+            hosts.setdefault(str(labels.get(host, host)) if isinstance(host, int) else str(host), []).append(o["voxels"])
+        parts += ["\n## CutMix pool: ground-truth tumours pasted during training\n",
+                  _md_table([{"host organ": h, "objects": len(v), "median voxels": int(np.median(v))}
+                             for h, v in sorted(hosts.items())])]
     parts += ["\n## Tumours per attributed organ\n",
               _md_table([{"organ": o, "tumours": n} for o, n in sorted(organ_counts.items())]),
               "\n## Time per stage (s)\n",

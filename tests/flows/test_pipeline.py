@@ -170,8 +170,9 @@ def test_round_artifacts_are_in_prefect(finished):
 
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["round-001-summary", "round-002-selection", "round-001-predict",
-                                        "round-000-metrics-val-gt", "round-001-metrics-train-gt"])))
+            key=ArtifactFilterKey(any_=["round-001-summary", "round-002-summary", "round-002-selection",
+                                        "round-001-predict", "round-000-metrics-val-gt",
+                                        "round-001-metrics-train-gt"])))
         merges = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="merge-")))
     # per-case work runs in chunks named by their cases (one case per task in a round this small)
     assert merges and all(r.name.startswith("merge-phantom_") for r in merges)
@@ -186,6 +187,12 @@ def test_round_artifacts_are_in_prefect(finished):
             for cls, src in json.loads(text).items() if cls != "0"}
     header = summary.data.split("## Label sources per class (cases)")[1].strip().splitlines()[0]
     assert {"gt", "pseudo"} <= held <= {c.strip() for c in header.strip("|").split("|")}
+    # the CutMix round says what it pasted: objects per host organ, as many as the registry holds
+    tumour_round = next(a for a in found if a.key == "round-002-summary").data
+    assert "CutMix pool" not in summary.data and "## CutMix pool" in tumour_round
+    rows = tumour_round.split("## CutMix pool")[1].split("##")[0].strip().splitlines()[3:]  # title, head, rule
+    objects = json.loads(Registry(finished["work"]).round_row(2)["counts"])["cutmix"]["objects"]
+    assert sum(int(r.strip("|").split("|")[1]) for r in rows) == objects
 
 
 def test_rerun_skips_completed_work_and_resume_supersedes(finished):
