@@ -144,7 +144,8 @@ class TrainingConfig(_Frozen):
                     "(nnU-Net's 0.33); more makes small organs seen more often")
     cutmix: CutMixConfig | None = Field(
         None, description="paste annotated tumours with their surroundings into patches of cases without a tumour "
-                          "label (organs+tumor rounds, partial-label losses); null = off")
+                          "label (organs+tumor rounds, partial-label losses); null = off; {} = on with the defaults "
+                          "{probability: 0.5, margins: [[20, 40], [19, 26]] (mm), min_voxels: 10, host_organs: null}")
 
 
 class EvaluationConfig(_Frozen):
