@@ -69,3 +69,14 @@ def test_keep_is_count_or_fraction():
         SelectionConfig(organ_keep=1.5)
     with pytest.raises(Exception):
         SelectionConfig(tumor_keep=-3)
+
+
+def test_the_cutmix_comment_names_the_real_defaults():
+    from hybridlabel.models.config import CutMixConfig, TrainingConfig
+
+    text = TrainingConfig.model_fields["cutmix"].description
+    d = CutMixConfig()
+    margins = "[" + ", ".join(f"[{lo:g}, {hi:g}]" for lo, hi in d.margins) + "]"
+    for fragment in (f"probability: {d.probability}", f"margins: {margins}", f"min_voxels: {d.min_voxels}",
+                     "host_organs: null"):
+        assert fragment in text, fragment
