@@ -60,8 +60,9 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
             "--seeds", "3"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    for text in ("teacher", "naive", "target_adaptive", "round 1", "organ DSC", "tumour DSC"):
+    for text in ("teacher", "naive", "target_adaptive", "round 1", "organ DSC", "tumour DSC", "tumour NSD"):
         assert text in result.output, text
+    assert "…" not in result.output.split("ablation in")[1]  # the table fits an 80-column terminal uncut
     rows = pd.read_parquet(work / "ablation.parquet")
     assert list(rows["arm"]) == ["teacher", "naive", "target_adaptive", "round 1"]
     assert rows["organ_dsc"].between(0, 1).all() and (rows["seed"] == 3).all()
