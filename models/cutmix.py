@@ -82,10 +82,12 @@ def cut_objects(case_id: str, image: np.ndarray, seg: np.ndarray, tumor_id: int,
     return objects
 
 
-def paste_centre(seg: np.ndarray, host, organ_ids, rng) -> tuple[int, ...] | None:
+def paste_centre(seg: np.ndarray, host, organ_ids, rng, placement: str = "any_organ") -> tuple[int, ...] | None:
     """A voxel of the patch to centre a paste on: one of the CTO's host organ when the patch
-    shows it, else one of any organ; None when the patch shows no organ."""
-    for wanted in ([host] if isinstance(host, int) else []) + [list(organ_ids)]:
+    shows it, else (`placement` any_organ, or a tumour outside every organ) one of any
+    organ; None when there is none."""
+    hosted = [[host]] if isinstance(host, int) else []
+    for wanted in hosted + ([list(organ_ids)] if placement == "any_organ" or not hosted else []):
         where = np.flatnonzero(np.isin(seg, wanted))
         if where.size:
             return tuple(int(i) for i in np.unravel_index(where[rng.choice(where.size)], seg.shape))
@@ -114,12 +116,14 @@ def paste(image: np.ndarray, seg: np.ndarray, obj: TumourObject, centre: tuple[i
     return dst
 
 
-def paste_random(image: np.ndarray, seg: np.ndarray, pool: list[TumourObject], organ_ids, rng) -> dict | None:
-    """One CTO drawn from `pool`, pasted into the patch at a centre inside an organ;
-    the record of what was pasted where, or None when the patch shows no organ."""
+def paste_random(image: np.ndarray, seg: np.ndarray, pool: list[TumourObject], organ_ids, rng,
+                 placement: str = "any_organ") -> dict | None:
+    """One CTO drawn from `pool`, pasted into the patch at a centre inside an organ (its
+    host organ only, with `placement` host_organ); the record of what was pasted where, or
+    None when the patch has no such place."""
     index = int(rng.choice(len(pool)))
     obj = pool[index]
-    centre = paste_centre(seg, obj.record["host_organ"], organ_ids, rng)
+    centre = paste_centre(seg, obj.record["host_organ"], organ_ids, rng, placement)
     if centre is None:
         return None
     box = paste(image, seg, obj, centre, rng)

@@ -77,6 +77,7 @@ def test_the_cutmix_comment_names_the_real_defaults():
     text = TrainingConfig.model_fields["cutmix"].description
     d = CutMixConfig()
     margins = "[" + ", ".join(f"[{lo:g}, {hi:g}]" for lo, hi in d.margins) + "]"
-    for fragment in (f"probability: {d.probability}", f"margins: {margins}", f"min_voxels: {d.min_voxels}",
+    for fragment in (f"probability: {d.probability}", f"margins: {margins}", f"placement: {d.placement}",
+                     f"min_voxels: {d.min_voxels}",
                      "host_organs: null"):
         assert fragment in text, fragment

@@ -65,6 +65,11 @@ def test_a_known_object_lands_centred_on_a_known_voxel_and_marks_its_box():
     patch_seg[0, 2:10, 2:14, 2:14] = KIDNEY  # the host organ is not in the patch: any organ will do
     centre = paste_centre(patch_seg[0], obj.record["host_organ"], [LIVER, KIDNEY], Fixed())
     assert centre == (2, 2, 2)  # the first kidney voxel
+    assert paste_centre(patch_seg[0], LIVER, [LIVER, KIDNEY], Fixed(), "host_organ") is None  # no liver, no paste
+    patch_seg[0, 9, 12, 13] = LIVER
+    assert paste_centre(patch_seg[0], LIVER, [LIVER, KIDNEY], Fixed(), "host_organ") == (9, 12, 13)
+    assert paste_centre(patch_seg[0], "extra_organ", [LIVER, KIDNEY], Fixed(), "host_organ") == (2, 2, 2)
+    patch_seg[0, 9, 12, 13] = KIDNEY
     box = paste(patch_image, patch_seg[0], obj, (6, 8, 8), Fixed())
     # object 4 x 5 x 5 centred on (6, 8, 8): z 4-8, y/x 6-11
     assert box == (slice(4, 8), slice(6, 11), slice(6, 11))

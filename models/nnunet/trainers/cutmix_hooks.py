@@ -19,15 +19,16 @@ from hybridlabel.models.cutmix import PASTED, TumourObject, paste_random
 class PasteThenAugment:
     """The training transforms, preceded by a paste into recipients' patches."""
 
-    def __init__(self, augment, pool: list[TumourObject], recipients: set[str], organ_ids, probability: float):
+    def __init__(self, augment, pool: list[TumourObject], recipients: set[str], organ_ids, probability: float,
+                 placement: str = "any_organ"):
         self.augment, self.pool, self.recipients = augment, pool, recipients
-        self.organ_ids, self.probability = tuple(organ_ids), probability
+        self.organ_ids, self.probability, self.placement = tuple(organ_ids), probability, placement
         self.case: str | None = None  # set by CaseRecorder as nnU-Net loads each case
 
     def __call__(self, image: torch.Tensor, segmentation: torch.Tensor, **kwargs):
         # np.random: the generator nnU-Net's loader draws from (seeded by the trainer)
         if self.pool and str(self.case) in self.recipients and np.random.random() < self.probability:
-            paste_random(image.numpy(), segmentation[0].numpy(), self.pool, self.organ_ids, np.random)
+            paste_random(image.numpy(), segmentation[0].numpy(), self.pool, self.organ_ids, np.random, self.placement)
         return self.augment(image=image, segmentation=segmentation, **kwargs)
 
 

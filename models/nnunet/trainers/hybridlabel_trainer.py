@@ -130,8 +130,8 @@ class HybridLabelTrainer(nnUNetTrainer):
         recipients = {key for key, classes in self.spec.annotated.items() if tumor not in classes}
         organs = [c for c in self.label_manager.foreground_labels if c != tumor]
         self.print_to_log_file(f"CutMix: {len(self.cutmix_pool)} tumour objects pasted with p={cutmix.probability} "
-                               f"into patches of {len(recipients)} cases without a tumour label")
-        return PasteThenAugment(augment, self.cutmix_pool, recipients, organs, cutmix.probability)
+                               f"into patches of {len(recipients)} cases without a tumour label ({cutmix.placement})")
+        return PasteThenAugment(augment, self.cutmix_pool, recipients, organs, cutmix.probability, cutmix.placement)
 
     # -- time budget and learning curve ------------------------------------------------
     def _train_seconds(self) -> float:
