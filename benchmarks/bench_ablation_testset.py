@@ -85,7 +85,8 @@ def main() -> None:
         "tumour_nsd": g.loc[g["has_tumour"], "tumour_nsd"].mean(),
         "tumour_found": (g.loc[g["has_tumour"], "tumour_dsc"] > 0).mean(),
         "false_positive": g.loc[~g["has_tumour"], "tumour_predicted"].mean()}), include_groups=False)
-    table = per_model.groupby(["arm", "round"]).agg(["mean", "std"])
+    table = per_model.groupby(["arm", "round"]).agg(["mean", lambda x: x.std(ddof=0)])  # SD as the ablation's
+    table.columns = [(k, "mean" if i % 2 == 0 else "std") for i, (k, _) in enumerate(table.columns)]
     print("\nper arm and round: mean ± SD over seeds of each model's mean over the test cases")
     print("(tumour DSC / NSD over the cases with a tumour; found: share of them with DSC > 0; "
           "false_positive: share of tumour-free cases given a tumour)")
