@@ -105,10 +105,10 @@ class CutMixConfig(_Frozen):
         ((20.0, 40.0), (19.0, 26.0)),
         description="context kept around a tumour in mm: [z min, z max], [in-plane min, in-plane max], drawn per "
                     "tumour (the FLARE23 runner-up's 8-16 and 24-32 voxels at FLARE's 2.5 x 0.8 mm)")
-    placement: Literal["any_organ", "host_organ"] = Field(
-        "any_organ", description="where a tumour object lands: centred in its host organ when the patch shows it, "
-                                 "else in any organ (any_organ), or only in its host organ (host_organ: no paste "
-                                 "in a patch without it)")
+    placement: Literal["host_organ", "any_organ"] = Field(
+        "host_organ", description="where a tumour object lands: only in its host organ (host_organ: no paste in a "
+                                  "patch without it), or in its host organ when the patch shows it and else in any "
+                                  "organ (any_organ: on the phantom it cost the organs 0.06 Dice, README)")
     min_voxels: int = Field(10, ge=1, description="tumour components smaller than this (voxels at the training resolution) are not pooled")
     host_organs: list[int] | None = Field(None, description="pool only tumours attributed to these organs; null = every tumour")
 
@@ -149,7 +149,7 @@ class TrainingConfig(_Frozen):
     cutmix: CutMixConfig | None = Field(
         None, description="paste annotated tumours with their surroundings into patches of cases without a tumour "
                           "label (organs+tumor rounds, partial-label losses); null = off; {} = on with the defaults "
-                          "{probability: 0.5, margins: [[20, 40], [19, 26]] (mm), placement: any_organ, min_voxels: 10, "
+                          "{probability: 0.5, margins: [[20, 40], [19, 26]] (mm), placement: host_organ, min_voxels: 10, "
                           "host_organs: null}")
 
 

@@ -70,7 +70,7 @@ def tiny_config_yaml(dataset, rounds: int = 3, name: str = "t", dataset_id: int 
     budget = "{network: tiny, epochs: 1, iterations_per_epoch: 2, val_iterations: 1, device: cpu, seed: 3}"
     # the tumour round pastes tumours into every patch of a case without a tumour label (CutMix)
     budget_2d = budget.replace("{", "{configuration: 2d, cutmix: {probability: 1.0, margins: [[0, 10], [4, 12]], "
-                                     "min_voxels: 1}, ")
+                                     "placement: any_organ, min_voxels: 1}, ")
     specs = [
         f"  - {{name: teacher, kind: teacher, predict_roles: [], train_roles: [strong], training: {budget}}}",
         f"  - {{name: organs, predict_roles: [partial, tumor_only], train_roles: [strong, partial, tumor_only], "

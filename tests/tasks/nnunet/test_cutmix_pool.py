@@ -35,7 +35,7 @@ def test_the_pool_holds_the_registrys_objects_and_is_reused_until_its_inputs_cha
         assert o.image.shape[1:] == o.label.shape and o.record["tumor_slices"]
 
     # the round's own settings (tests/conftest.py) again: the file is reused as it is
-    config = CutMixConfig(probability=1.0, margins=((0, 10), (4, 12)), min_voxels=1)
+    config = CutMixConfig(probability=1.0, margins=((0, 10), (4, 12)), placement="any_organ", min_voxels=1)
     before = os.stat(pool).st_mtime_ns
     again, per_case = write_cutmix_pool(preprocessed, "2d", donors, config, LabelMapConfig(), 5.0, 3)
     assert again == pool and os.stat(pool).st_mtime_ns == before
