@@ -82,7 +82,7 @@ def cut_objects(case_id: str, image: np.ndarray, seg: np.ndarray, tumor_id: int,
     return objects
 
 
-def paste_centre(seg: np.ndarray, host, organ_ids, rng, placement: str = "any_organ") -> tuple[int, ...] | None:
+def paste_centre(seg: np.ndarray, host, organ_ids, rng, placement: str) -> tuple[int, ...] | None:
     """A voxel of the patch to centre a paste on: one of the CTO's host organ when the patch
     shows it, else (`placement` any_organ, or a tumour outside every organ) one of any
     organ; None when there is none."""
@@ -117,7 +117,7 @@ def paste(image: np.ndarray, seg: np.ndarray, obj: TumourObject, centre: tuple[i
 
 
 def paste_random(image: np.ndarray, seg: np.ndarray, pool: list[TumourObject], organ_ids, rng,
-                 placement: str = "any_organ") -> dict | None:
+                 placement: str) -> dict | None:
     """One CTO drawn from `pool`, pasted into the patch at a centre inside an organ (its
     host organ only, with `placement` host_organ); the record of what was pasted where, or
     None when the patch has no such place."""

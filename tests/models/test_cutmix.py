@@ -63,7 +63,7 @@ def test_a_known_object_lands_centred_on_a_known_voxel_and_marks_its_box():
     patch_image = np.full((1, 12, 16, 16), -5.0, dtype=np.float32)
     patch_seg = np.zeros((1, 12, 16, 16), dtype=np.int16)
     patch_seg[0, 2:10, 2:14, 2:14] = KIDNEY  # the host organ is not in the patch: any organ will do
-    centre = paste_centre(patch_seg[0], obj.record["host_organ"], [LIVER, KIDNEY], Fixed())
+    centre = paste_centre(patch_seg[0], obj.record["host_organ"], [LIVER, KIDNEY], Fixed(), "any_organ")
     assert centre == (2, 2, 2)  # the first kidney voxel
     assert paste_centre(patch_seg[0], LIVER, [LIVER, KIDNEY], Fixed(), "host_organ") is None  # no liver, no paste
     patch_seg[0, 9, 12, 13] = LIVER
@@ -97,7 +97,7 @@ def test_no_organ_in_the_patch_means_no_paste():
     image, seg = donor()
     pool = cut_objects("d1", image, seg, TUMOUR, [LIVER], (1.0, 1.0, 1.0), ((1, 1), (1, 1)), 10, None, 5.0, Fixed())
     patch_seg = np.zeros((6, 6, 6), dtype=np.int16)
-    assert paste_random(np.zeros((1, 6, 6, 6), np.float32), patch_seg, pool, [LIVER], Fixed()) is None
+    assert paste_random(np.zeros((1, 6, 6, 6), np.float32), patch_seg, pool, [LIVER], Fixed(), "any_organ") is None
     assert (patch_seg == 0).all()
 
 

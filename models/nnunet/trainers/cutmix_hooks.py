@@ -20,7 +20,7 @@ class PasteThenAugment:
     """The training transforms, preceded by a paste into recipients' patches."""
 
     def __init__(self, augment, pool: list[TumourObject], recipients: set[str], organ_ids, probability: float,
-                 placement: str = "any_organ"):
+                 placement: str):
         self.augment, self.pool, self.recipients = augment, pool, recipients
         self.organ_ids, self.probability, self.placement = tuple(organ_ids), probability, placement
         self.case: str | None = None  # set by CaseRecorder as nnU-Net loads each case
