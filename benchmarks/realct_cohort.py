@@ -8,9 +8,11 @@ ground truth kept aside). Copies of one patient are not N patients: the cohort m
 whether a configuration learns real anatomy and texture, not generalisation across
 patients.
 
-Usage: python benchmarks/realct_cohort.py OUT [--cases 40] [--seed 0]
-Writes OUT/full (every copy fully labeled) and OUT/cohort (simulate-partial's output:
-imagesTr, labelsTr, groundTruth, manifest.csv, simulation.json).
+Usage: python benchmarks/realct_cohort.py OUT [--cases 40] [--seed 0] [--iterations 1500]
+Writes OUT/full (every copy fully labeled), OUT/cohort (simulate-partial's output:
+imagesTr, labelsTr, groundTruth, manifest.csv, simulation.json) and OUT/ablation.yaml (the
+phantom ablation's config, `--iterations` per model, on this cohort):
+`hybridlabel ablate OUT/ablation.yaml --workdir W --arms teacher,rounds --seeds 1,2,3`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import SimpleITK as sitk
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hybridlabel.flows.demo import ablation_config  # noqa: E402
 from hybridlabel.models.config import LabelMapConfig  # noqa: E402
+from hybridlabel.models.config_yaml import render_config_yaml  # noqa: E402
 from hybridlabel.tasks.intake.simulate_partial import simulate_partial  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "data" / "real-ct"
@@ -75,6 +79,7 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--cases", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--iterations", type=int, default=1500, help="training iterations per model in ablation.yaml")
     args = ap.parse_args()
     image = sitk.ReadImage(str(SOURCE / "ct_abdomen_3mm.nii.gz"))
     label = flare_labels(sitk.ReadImage(str(SOURCE / "ct_abdomen_3mm_totalseg.nii.gz")))
@@ -86,9 +91,12 @@ def main() -> None:
         sitk.WriteImage(img, str(full / "imagesTr" / f"realct_{i:03d}_0000.nii.gz"))
         sitk.WriteImage(lab, str(full / "labelsTr" / f"realct_{i:03d}.nii.gz"))
     manifest = simulate_partial(full, args.out / "cohort", args.seed, LabelMapConfig())
+    config = ablation_config(args.iterations).model_copy(
+        update={"name": "realct_ablation", "dataset": (args.out / "cohort").resolve()})
+    (args.out / "ablation.yaml").write_text(render_config_yaml(config))
     present = sorted(int(c) for c in np.unique(sitk.GetArrayFromImage(label)) if c)
     print(f"{args.cases} deformed copies of one real CT ({image.GetSize()} at {image.GetSpacing()} mm; "
-          f"classes present {present}); cohort: {manifest}")
+          f"classes present {present}); cohort: {manifest}; ablation config: {args.out / 'ablation.yaml'}")
 
 
 if __name__ == "__main__":

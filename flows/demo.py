@@ -18,15 +18,13 @@ DEMO_SECONDS = {"teacher": 120, "student": 90}
 
 def demo_config() -> PipelineConfig:
     """Teacher -> organ student -> organ+tumour student with selected unlabeled cases, on
-    the cpu preset's budget (nnU-Net's 2d configuration, AdamW) with the tiny network, the
-    fastest to a Dice on the phantom (benchmarks/bench_learning.py): wall-clock budgets
-    that fit the README's 10 minutes on 2 CPU cores; students start from their parent's
-    weights."""
+    the cpu preset's budget (nnU-Net's 2d configuration, the tiny network, AdamW):
+    wall-clock budgets that fit the README's 10 minutes on 2 CPU cores; students start
+    from their parent's weights."""
     from hybridlabel.models.presets import cpu_training
 
     def budget(kind: str) -> TrainingConfig:
-        return cpu_training(DEMO_SECONDS[kind] / 60, init_from_parent=kind == "student").model_copy(
-            update={"network": "tiny"})
+        return cpu_training(DEMO_SECONDS[kind] / 60, init_from_parent=kind == "student")
 
     return PipelineConfig(
         name="demo", dataset=Path("phantom"),

@@ -33,7 +33,10 @@ def test_init_writes_a_loadable_commented_config(tmp_path):
         assert runner.invoke(app, ["init", str(target), "--preset", preset]).exit_code == 0
         loaded = load_config(target)
         assert {r.training.configuration for r in loaded.rounds} == {configuration}
-    assert load_config(tmp_path / "cpu.yaml").rounds[0].training.max_train_seconds > 0
+    cpu = load_config(tmp_path / "cpu.yaml")
+    assert cpu.rounds[0].training.max_train_seconds > 0
+    # on a CPU no separate export student: the rounds train the export's network
+    assert {r.training.network for r in cpu.rounds} == {cpu.export.network}
     bad = runner.invoke(app, ["init", str(tmp_path / "x.yaml"), "--preset", "tpu"])
     assert bad.exit_code == 2 and "--preset must be one of cpu, gpu" in bad.output
 
