@@ -38,6 +38,7 @@ from hybridlabel.tasks.nnunet.predict import load_bundle  # noqa: E402
 from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round  # noqa: E402
 from hybridlabel.tasks.nnunet.train import train_model  # noqa: E402
 from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
+from hybridlabel.tasks.files.atomic import atomic_write_text  # noqa: E402
 
 ADAM = {"optimizer": "adam", "loss": "naive"}
 CANDIDATES: dict[str, dict] = {
@@ -153,7 +154,7 @@ def main() -> None:
         print(f"{name}: {last['iterations']} iterations in {last['seconds']:.0f} s "
               f"({last['seconds'] / max(last['iterations'], 1):.2f} s/iteration), val organ Dice {last['dice']:.3f}",
               flush=True)
-        (work / "learning.json").write_text(json.dumps(results, indent=1))  # kept if a later candidate fails
+        atomic_write_text(work / "learning.json", json.dumps(results, indent=1))  # kept if a later candidate fails
     print(f"\nteacher on {len(strong)} strong cases of {cohort}, scored on {len(val)} val cases (organ Dice over the "
           f"classes present); {args.seconds:.0f} s of training each, 2-core CPU unless said otherwise")
     print(f"| candidate | parameters | s/iteration | time to {THRESHOLDS[0]} | time to {THRESHOLDS[1]} | "

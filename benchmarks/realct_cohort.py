@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from hybridlabel.flows.demo import ablation_config  # noqa: E402
 from hybridlabel.models.config import LabelMapConfig  # noqa: E402
 from hybridlabel.models.config_yaml import render_config_yaml  # noqa: E402
+from hybridlabel.tasks.files.atomic import atomic_write_text  # noqa: E402
 from hybridlabel.tasks.intake.simulate_partial import simulate_partial  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "data" / "real-ct"
@@ -93,7 +94,7 @@ def main() -> None:
     manifest = simulate_partial(full, args.out / "cohort", args.seed, LabelMapConfig())
     config = ablation_config(args.iterations).model_copy(
         update={"name": "realct_ablation", "dataset": (args.out / "cohort").resolve()})
-    (args.out / "ablation.yaml").write_text(render_config_yaml(config))
+    atomic_write_text(args.out / "ablation.yaml", render_config_yaml(config))
     present = sorted(int(c) for c in np.unique(sitk.GetArrayFromImage(label)) if c)
     print(f"{args.cases} deformed copies of one real CT ({image.GetSize()} at {image.GetSpacing()} mm; "
           f"classes present {present}); cohort: {manifest}; ablation config: {args.out / 'ablation.yaml'}")
