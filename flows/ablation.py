@@ -2,6 +2,9 @@
 
 Arms, all on the same dataset, val cases and per-model budget (the config's), per seed:
 - `teacher`: strong cases only (round 0 of the rounds arm when both are asked for);
+- `teacher_long`: the teacher trained for as many iterations (and seconds, where every round
+  has a time cap) as all the config's rounds together: the equal-compute control, since a
+  student that starts from its parent has trained that long by its last round;
 - `naive`: every labeled case, unannotated classes = background, nnU-Net's loss;
 - `target_adaptive`, `merge_max`: every labeled case with a partial-label loss;
 - `rounds`: the config's rounds, each round's model evaluated;
@@ -15,6 +18,7 @@ and seed, metrics partition) and resumes like one.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from prefect import flow
@@ -24,7 +28,7 @@ from hybridlabel.models.config_yaml import render_config_yaml
 from hybridlabel.tasks.ablation_results import collect_arms, write_ablation
 from hybridlabel.tasks.files.atomic import atomic_write_text
 
-ARMS = ("teacher", "naive", "target_adaptive", "merge_max", "rounds", "cutmix")
+ARMS = ("teacher", "teacher_long", "naive", "target_adaptive", "merge_max", "rounds", "cutmix")
 LABELED = ["strong", "partial", "tumor_only"]
 
 
@@ -46,6 +50,13 @@ def arm_config(config: PipelineConfig, arm: str, seed: int) -> PipelineConfig:
             raise AblationError("the cutmix arm needs a round with targets: organs+tumor in the config")
     elif arm == "teacher":
         rounds = [seeded(config.rounds[0])]
+    elif arm == "teacher_long":
+        first, budgets = config.rounds[0], [r.training for r in config.rounds]
+        iterations = sum(b.epochs * b.iterations_per_epoch for b in budgets)
+        seconds = [b.max_train_seconds for b in budgets]
+        rounds = [seeded(first.model_copy(update={"name": arm}),
+                         epochs=math.ceil(iterations / first.training.iterations_per_epoch),
+                         max_train_seconds=sum(seconds) if all(seconds) else None)]
     elif arm in ("naive", "target_adaptive", "merge_max"):
         first = config.rounds[0]
         rounds = [seeded(first.model_copy(update={"name": arm, "train_roles": LABELED, "targets": "organs+tumor"}),

@@ -33,8 +33,8 @@ def _phantom_config(workdir: Path, iterations: int) -> Path:
 @app.command()
 def ablate(config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="pipeline config (YAML): dataset, val cases, budgets"),
            workdir: Path = typer.Option(..., "--workdir", help="ablation folder: one workdir per arm and seed"),
-           arms: str = typer.Option("teacher,naive,target_adaptive,merge_max,rounds", "--arms",
-                                    help="arms, comma-separated: teacher, naive, target_adaptive, merge_max, rounds, cutmix"),
+           arms: str = typer.Option("teacher,teacher_long,naive,target_adaptive,merge_max,rounds", "--arms",
+                                    help="arms, comma-separated: teacher, teacher_long, naive, target_adaptive, merge_max, rounds, cutmix"),
            seeds: str = typer.Option("1", "--seeds", help="training seeds, comma-separated"),
            phantom: bool = typer.Option(False, "--phantom", help="no CONFIG: write the phantom cohort and its ablation config into WORKDIR"),
            iterations: int = typer.Option(1000, "--iterations", min=1, help="with --phantom: training iterations per model"),

@@ -32,6 +32,26 @@ def test_arms_share_data_val_and_budget_and_differ_where_they_should(tmp_path, p
         plan_arms(["teacher", "bogus"], [1])
 
 
+def test_the_long_teacher_trains_as_long_as_every_round_together(tmp_path, phantom_cohort):
+    path = tmp_path / "c.yaml"
+    path.write_text(tiny_config_yaml(phantom_cohort))  # 3 rounds of 1 epoch x 2 iterations
+    config = load_config(path)
+    longer = config.rounds[2].training.model_copy(update={"iterations_per_epoch": 5})
+    config = config.model_copy(update={"rounds": config.rounds[:2] + [
+        config.rounds[2].model_copy(update={"training": longer})]})
+    long = arm_config(config, "teacher_long", 4)
+    (teacher,) = arm_config(config, "teacher", 4).rounds
+    (spec,) = long.rounds
+    assert spec.train_roles == teacher.train_roles == ["strong"] and spec.targets == teacher.targets
+    assert spec.training.epochs * spec.training.iterations_per_epoch >= 2 + 2 + 5  # every round's iterations
+    assert spec.training.epochs == 5 and spec.training.max_train_seconds is None
+    assert spec.training.model_dump(exclude={"epochs"}) == teacher.training.model_dump(exclude={"epochs"})
+    capped = config.model_copy(update={"rounds": [r.model_copy(update={"training": r.training.model_copy(
+        update={"max_train_seconds": 60.0})}) for r in config.rounds]})
+    assert arm_config(capped, "teacher_long", 4).rounds[0].training.max_train_seconds == 180.0
+    assert plan_arms(["teacher_long", "rounds"], [1]) == [("teacher_long", 1), ("rounds", 1)]
+
+
 def test_the_cutmix_arm_turns_cutmix_on_in_the_tumour_rounds_only():
     from hybridlabel.flows.demo import ablation_config
     from hybridlabel.models.config import CutMixConfig
