@@ -64,7 +64,7 @@ def export_model(config: PipelineConfig, workdir: str) -> str:
         if training.configuration != config.rounds[last].training.configuration:
             with timed(stages, "preprocess"):
                 preprocess_task(str(layout.nnunet), dataset_id, f"{config.name}_r{last}", config.nnunet_dataset_id,
-                                training.configuration)
+                                training.configuration, config.planner_gpu_memory_gb)
         with timed(stages, "train", *training_size(training)):
             model_dir = train_task(str(layout.nnunet), dataset_id, f"Dataset{dataset_id:03d}_{config.name}_r{last}",
                                    training)

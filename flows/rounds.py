@@ -104,7 +104,7 @@ def _train(config: PipelineConfig, layout: Layout, round_no: int, train: list[di
         build_dataset_task(str(layout.nnunet), dataset_id, dataset.split("_", 1)[1], train, config.label_map,
                            with_ignore, spec.targets == "organs+tumor",
                            None if round_no == 0 else config.nnunet_dataset_id, spec.training.configuration,
-                           str(layout.store))
+                           str(layout.store), config.planner_gpu_memory_gb)
     pool, objects = None, {}
     if spec.training.cutmix is not None and donors:
         with timed(stages, "cutmix", len(donors)):

@@ -218,6 +218,10 @@ class PipelineConfig(_Frozen):
     export: ExportConfig = Field(default_factory=ExportConfig, description="the final lightweight model")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="metrics, held-back classes, report")
     rounds: list[RoundSpec] = Field(default_factory=default_rounds, description="the rounds, in order; round 0 is the teacher")
+    planner_gpu_memory_gb: float | None = Field(
+        None, gt=0, description="GPU memory (GB) nnU-Net's planner sizes 3d patches for (its -gpu_memory_target); null = "
+                                "nnU-Net's 8. Less gives smaller patches, and the planner writes 3d_lowres when the "
+                                "3d_fullres patch covers under a quarter of the median image. Fixed once a workdir is planned")
     predict_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="device for pseudo-label prediction")
     allow_paths_outside_dataset: bool = Field(False, description="manifest paths may point outside the dataset and manifest folders (refused by default: a manifest from elsewhere must not read arbitrary files)")
     workers: int = Field(2, ge=1, description="per-case tasks run at once (threads or Dask workers)")

@@ -141,7 +141,7 @@ def merge_cases_task(cases: list[dict], preds: list[dict], out_dir: str, config:
 @task(name="build-round-dataset")
 def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list[dict], labels: LabelMapConfig,
                        with_ignore: bool, tumor: bool, plans_from: int | None, configuration: str,
-                       store: str | None = None) -> str:
+                       store: str | None = None, planner_gpu_memory_gb: float | None = None) -> str:
     """Raw dataset of the round, plans (once, on the teacher's dataset), preprocessing
     (images once, labels each round, kept in the content store). Returns the plans file."""
     from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
@@ -151,7 +151,7 @@ def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list
     training = [TrainingCase(c["case_id"], Path(c["image_path"]), Path(c["train_label"])) for c in cases]
     write_round_dataset(Path(nnunet_root), dataset_id, name, training, labels, with_ignore=with_ignore, tumor=tumor)
     base = dataset_id if plans_from is None else plans_from
-    plans = plan_dataset(Path(nnunet_root), base, log=log.info)
+    plans = plan_dataset(Path(nnunet_root), base, log=log.info, gpu_memory_gb=planner_gpu_memory_gb)
     preprocess_round(Path(nnunet_root), plans, dataset_id, name, training, configuration=configuration,
                      store=Path(store) if store else None)
     log.info(f"dataset {dataset_id} ({name}): {len(training)} training cases preprocessed ({configuration})")
@@ -159,7 +159,8 @@ def build_dataset_task(nnunet_root: str, dataset_id: int, name: str, cases: list
 
 
 @task(name="preprocess-round")
-def preprocess_task(nnunet_root: str, dataset_id: int, name: str, plans_from: int, configuration: str) -> str:
+def preprocess_task(nnunet_root: str, dataset_id: int, name: str, plans_from: int, configuration: str,
+                    planner_gpu_memory_gb: float | None = None) -> str:
     """A round's existing raw dataset preprocessed in another configuration (the export's)."""
     from hybridlabel.tasks.nnunet.dataset import FILE_ENDING, TrainingCase, dataset_name
     from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round
@@ -168,7 +169,7 @@ def preprocess_task(nnunet_root: str, dataset_id: int, name: str, plans_from: in
     suffix = f"_0000{FILE_ENDING}"
     cases = [TrainingCase(p.name[: -len(suffix)], p, raw / "labelsTr" / (p.name[: -len(suffix)] + FILE_ENDING))
              for p in sorted((raw / "imagesTr").glob(f"*{suffix}"))]
-    plans = plan_dataset(Path(nnunet_root), plans_from, log=_logger().info)
+    plans = plan_dataset(Path(nnunet_root), plans_from, log=_logger().info, gpu_memory_gb=planner_gpu_memory_gb)
     return str(preprocess_round(Path(nnunet_root), plans, dataset_id, name, cases, configuration=configuration))
 
 

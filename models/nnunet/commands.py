@@ -54,11 +54,12 @@ def _entry(module: str, func: str) -> list[str]:
             f"import sys; {_die_with_parent()}from {module} import {func} as f; sys.argv[0] = '{func}'; f()"]
 
 
-def plan_command(dataset_id: int, n_proc: int = 2) -> list[str]:
+def plan_command(dataset_id: int, n_proc: int = 2, gpu_memory_gb: float | None = None) -> list[str]:
     """Fingerprint and plans (every configuration) only: the images are preprocessed by
     hybridlabel, once per configuration."""
+    memory = [] if gpu_memory_gb is None else ["-gpu_memory_target", str(gpu_memory_gb)]
     return _entry("nnunetv2.experiment_planning.plan_and_preprocess_entrypoints", "plan_and_preprocess_entry") + [
-        "-d", str(dataset_id), "--no_pp", "-npfp", str(n_proc)]
+        "-d", str(dataset_id), "--no_pp", "-npfp", str(n_proc), *memory]
 
 
 def full_preprocess_command(dataset_id: int, plans: str = "nnUNetPlans", n_proc: int = 2,

@@ -51,12 +51,24 @@ def run_logged(cmd: list[str], env: dict[str, str], log: Callable[[str], None], 
         raise NnunetError(f"{' '.join(cmd[:1] + cmd[-6:])} exited with {proc.returncode}: " + " | ".join(tail[-5:]))
 
 
-def plan_dataset(root: Path, dataset_id: int, log: Callable[[str], None] = print, n_proc: int = 2) -> Path:
-    """Fingerprint and plans of a raw dataset (no preprocessing); returns the plans file."""
+def plan_dataset(root: Path, dataset_id: int, log: Callable[[str], None] = print, n_proc: int = 2,
+                 gpu_memory_gb: float | None = None) -> Path:
+    """Fingerprint and plans of a raw dataset (no preprocessing), made once for the planner's
+    GPU memory target (None: nnU-Net's), which is recorded beside them; returns the plans file."""
     name = next((Path(root) / "raw").glob(f"Dataset{dataset_id:03d}_*")).name
     plans_file = Path(root) / "preprocessed" / name / f"{BASE_PLANS}.json"
-    if not plans_file.exists():
-        run_logged(plan_command(dataset_id, n_proc), nnunet_env(root, dict(os.environ), n_proc=n_proc), log)
+    planner = plans_file.with_name(f"{BASE_PLANS}.planner.json")
+    if plans_file.exists():
+        # plans made without the record were made with nnU-Net's default target
+        made = json.loads(planner.read_text())["gpu_memory_gb"] if planner.exists() else None
+        if made != gpu_memory_gb:
+            # the cached images, patches and trained models all follow the plans: never re-plan under them
+            said = ["null" if gb is None else gb for gb in (made, gpu_memory_gb)]
+            raise NnunetError(f"{plans_file} was planned for planner_gpu_memory_gb {said[0]}, the config asks "
+                              f"{said[1]}; set it back, or run in a new workdir")
+        return plans_file
+    run_logged(plan_command(dataset_id, n_proc, gpu_memory_gb), nnunet_env(root, dict(os.environ), n_proc=n_proc), log)
+    atomic_write_text(planner, json.dumps({"gpu_memory_gb": gpu_memory_gb}))
     return plans_file
 
 

@@ -19,7 +19,7 @@ from hybridlabel.models.nnunet.predictor import Segmenter
 from hybridlabel.tasks.model.archive import load_weights
 from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
 from hybridlabel.tasks.nnunet.predict import load_bundle, predict_case
-from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round, run_logged
+from hybridlabel.tasks.nnunet.preprocess import NnunetError, plan_dataset, preprocess_round, run_logged
 from hybridlabel.tasks.nnunet.train import train_model
 
 LABELS = LabelMapConfig()
@@ -133,6 +133,37 @@ def test_tiny_model_trains_within_budget_and_predicts(engine, tmp_path):
     assert manifest["configuration"] == "3d_fullres" and info["parameters"] == segmenter.n_parameters
     fast = FastSegmenter(bundle, "cpu").predict_label(sitk.GetArrayFromImage(image), image.GetSpacing()[::-1])
     assert fast.shape == seg.shape and set(np.unique(fast)) <= set(range(15))
+
+
+def test_a_3d_lowres_model_trains_predicts_and_exports(engine, tmp_path):
+    """nnU-Net plans 3d_lowres only where the 3d_fullres patch covers under a quarter of the
+    median image: a small planner memory target makes that so on the phantom."""
+    from hybridlabel.models.config import PipelineConfig
+    from hybridlabel.models.nnunet.fast_predictor import FastSegmenter
+    from hybridlabel.tasks.model.archive import read_archive
+    from hybridlabel.tasks.model.export import write_model_archive
+
+    root = tmp_path / "nnunet"
+    write_round_dataset(root, 2, "lowres", engine["cases"], LABELS)
+    plans = plan_dataset(root, 2, log=lambda _: None, gpu_memory_gb=0.05)
+    configurations = json.loads(plans.read_text())["configurations"]
+    assert configurations["3d_lowres"]["spacing"][1] > configurations["3d_fullres"]["spacing"][1]
+    with pytest.raises(NnunetError, match="planned for planner_gpu_memory_gb 0.05, the config asks null"):
+        plan_dataset(root, 2, log=lambda _: None)  # plans are never remade under a workdir's models
+    preprocess_round(root, plans, 2, "lowres", engine["cases"], configuration="3d_lowres")
+    model = train_model(root, 2, "Dataset002_lowres", TINY.model_copy(update={"configuration": "3d_lowres"}),
+                        log=lambda _: None)
+    assert model.name.endswith("__3d_lowres")
+    val = next(c for c, t in engine["truth"].items() if t["role"] == "val")
+    image_path = engine["cohort"] / "imagesTr" / f"{val}_0000.nii.gz"
+    out, _ = predict_case(Segmenter(load_bundle(model), device="cpu"), image_path, tmp_path / "pred.nii.gz", LABELS)
+    image, pred = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(out))
+    assert pred.GetSize() == image.GetSize() and pred.GetSpacing() == image.GetSpacing()  # back on the image's grid
+    archive, _ = write_model_archive(model, tmp_path / "export", PipelineConfig(), 0, TINY.network)
+    bundle, manifest = read_archive(archive)
+    assert manifest["configuration"] == "3d_lowres"
+    fast = FastSegmenter(bundle, "cpu").predict_label(sitk.GetArrayFromImage(image), image.GetSpacing()[::-1])
+    assert fast.shape == sitk.GetArrayFromImage(image).shape and set(np.unique(fast)) <= set(range(15))
 
 
 def test_partial_label_training_is_seeded_and_deterministic(engine):
