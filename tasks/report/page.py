@@ -164,8 +164,8 @@ def _ablation(workdir: Path) -> str:
     if rows is None or rows.empty:
         return ""
     table = ablation_table(rows)
-    return _section("Ablation: teacher-only vs naive vs partial-label losses vs rounds, with and without CutMix "
-                    "(val cases)",
+    return _section("Ablation: teacher-only vs naive vs partial-label losses vs rounds, with and without CutMix, "
+                    "and the teacher trained as long as the rounds (val cases)",
                     _img(plots.arm_bars(table), "ablation") + _table(table.rename(columns=short_class_name)))
 
 

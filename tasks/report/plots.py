@@ -137,11 +137,15 @@ def overlay_grid(rows: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]
 
 
 def arm_bars(table: pd.DataFrame) -> bytes:
-    """Organ and tumour DSC per arm / round, mean with the SD over seeds as error bars."""
+    """Organ DSC (over the classes present, where the rows have it) and tumour DSC per arm /
+    round, mean with the SD over seeds as error bars."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 3.5))
     x = np.arange(len(table))
-    for offset, key, colour, name in ((-0.2, "organ_dsc", "#1565c0", "organ DSC"), (0.2, "tumor_dsc", "#c62828", "tumour DSC")):
+    present = "organ_dsc_present_mean" in table  # rows written before that column have FLARE's mean only
+    bars = ((-0.2, "organ_dsc_present" if present else "organ_dsc", "#1565c0",
+             "organ DSC, classes present" if present else "organ DSC"), (0.2, "tumor_dsc", "#c62828", "tumour DSC"))
+    for offset, key, colour, name in bars:
         ax.bar(x + offset, table[f"{key}_mean"].fillna(0), 0.38, yerr=table[f"{key}_sd"].fillna(0), color=colour,
                label=name, capsize=3)
     ax.set_xticks(x)
