@@ -181,12 +181,12 @@ def metrics_tables(workdir: Path) -> list[Table]:
 
 
 def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
-    """Arms and rounds x organ DSC (classes present) / NSD, tumour DSC / NSD, train minutes
-    (mean ± SD); the seeds and the per-model budget in the caption."""
+    """Arms and rounds x organ DSC (classes present) / NSD, tumour DSC / NSD (mean ± SD),
+    train minutes, the iterations behind each model; the seeds in the caption."""
     from rich import box
 
     out = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fits 80 columns
-    for col in ("arm", "organ DSC", "organ NSD", "tumour DSC", "tumour NSD", "train min"):
+    for col in ("arm", "organ DSC", "organ NSD", "tumour DSC", "tumour NSD", "min", "iters"):
         out.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
 
     def pm(row: dict, key: str) -> str:
@@ -196,10 +196,11 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
     for row in table.to_dict("records"):
         out.add_row(row["arm"], pm(row, "organ_dsc_present"), pm(row, "organ_nsd"),
                     pm(row, "tumor_dsc"), pm(row, "tumor_nsd"),
-                    "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}")
+                    "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}",
+                    str(row.get("trained_iterations", row["iterations"])))
     if len(table):
         out.caption = (f"seeds per arm: {', '.join(sorted({str(s) for s in table['seeds']}))}; "
-                       f"iterations per model: {', '.join(sorted({str(i) for i in table['iterations']}))}; "
-                       "organ DSC: over the classes present in each case's ground truth (FLARE's mean over all "
+                       "min: training minutes; iters: the iterations behind the model, its parents' included where "
+                       "it started from them (equal compute: equal iters); organ DSC: over the classes present in each case's ground truth (FLARE's mean over all "
                        "classes is in the parquet and the report)")
     return out

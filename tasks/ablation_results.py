@@ -17,6 +17,17 @@ from hybridlabel.tasks.files.atomic import atomic_write_parquet
 ABLATION_FILE = "ablation.parquet"
 
 
+def _trained_iterations(rounds: list[dict], round_no: int) -> int:
+    """Iterations behind a round's model: its own, and its parents' while it started from them
+    (the budget: a time cap can end a training sooner)."""
+    total = 0
+    for spec in reversed(rounds[: round_no + 1]):
+        total += int(spec["training"]["epochs"]) * int(spec["training"]["iterations_per_epoch"])
+        if not spec["training"].get("init_from_parent"):
+            break
+    return total
+
+
 def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConfig) -> dict | None:
     if not reg.is_complete(round_no):
         return None
@@ -30,7 +41,8 @@ def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConf
     present = organ_means(val, labels.organ_ids, ["case_id"], present_only=True)
     tumor = val[val["class_id"] == labels.tumor_id]
     tumor_present = tumor[tumor["gt_present"].fillna(False).astype(bool)] if "gt_present" in tumor else tumor
-    training = json.loads(row["config_json"])["rounds"][round_no]["training"]
+    rounds = json.loads(row["config_json"])["rounds"]
+    training = rounds[round_no]["training"]
     stages = json.loads(row["stage_seconds"] or "{}")
     return {"arm": arm, "seed": seed, "round": round_no, "name": row["name"],
             "organ_dsc": float(per_case["dsc"].mean()), "organ_nsd": float(per_case["nsd"].mean()),
@@ -43,6 +55,7 @@ def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConf
             "tumor_nsd_present": float(tumor_present["nsd"].mean()) if len(tumor_present) else np.nan,
             "class_dsc": json.dumps({n: round(float(g["dsc"].mean()), 4) for n, g in val.groupby("class_name")}),
             "iterations": int(training["epochs"]) * int(training["iterations_per_epoch"]),
+            "trained_iterations": _trained_iterations(rounds, round_no),
             "network": training["network"], "loss": training["loss"],
             "train_minutes": float(stages.get("train", np.nan)) / 60, "val_cases": int(val["case_id"].nunique())}
 
@@ -75,7 +88,8 @@ def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
     tumour DSC / NSD, train minutes; the seeds and the budget."""
     out = []
     for arm, group in rows.groupby("arm", sort=False):
-        rec = {"arm": arm, "seeds": int(group["seed"].nunique()), "iterations": int(group["iterations"].iloc[0])}
+        rec = {"arm": arm, "seeds": int(group["seed"].nunique()), "iterations": int(group["iterations"].iloc[0]),
+               "trained_iterations": int(group.get("trained_iterations", group["iterations"]).iloc[0])}
         for col in ("organ_dsc", "organ_dsc_present", "organ_nsd", "tumor_dsc", "tumor_nsd", "tumor_dsc_present",
                     "tumor_nsd_present", "train_minutes"):
             if col not in group:  # rows written before the column existed
