@@ -191,7 +191,8 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
 
     def pm(row: dict, key: str) -> str:
         mean, sd = row[f"{key}_mean"], row[f"{key}_sd"]
-        return "" if pd.isna(mean) else f"{mean:.3f}±{0 if pd.isna(sd) else sd:.3f}"
+        # the SD without its leading zero, so that the table fits 80 columns
+        return "" if pd.isna(mean) else f"{mean:.3f}±" + f"{0 if pd.isna(sd) else sd:.3f}".lstrip("0")
 
     for row in table.to_dict("records"):
         out.add_row(row["arm"], pm(row, "organ_dsc_present"), pm(row, "organ_nsd"),
