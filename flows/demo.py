@@ -46,14 +46,15 @@ def demo_config() -> PipelineConfig:
 def ablation_config(iterations: int = 1000) -> PipelineConfig:
     """The phantom ablation (`hybridlabel ablate --phantom`): the demo's rounds, every model
     with the same budget (`iterations` of the demo's 2d network and AdamW with its partial-
-    label loss, no time limit so that machine load cannot tilt an arm, trained from scratch
-    so that arms compare)."""
+    label loss, no time limit so that machine load cannot tilt an arm); students start from
+    their parent as the demo's do, so the `teacher_long` arm is the control at equal compute."""
     base = demo_config()
     budget = base.rounds[0].training.model_copy(update={
-        "epochs": max(1, iterations // 25), "max_train_seconds": None, "seed": 1, "init_from_parent": False})
+        "epochs": max(1, iterations // 25), "max_train_seconds": None, "seed": 1})
     return base.model_copy(update={
         "name": "ablation",
-        "rounds": [r.model_copy(update={"training": budget}) for r in base.rounds]})
+        "rounds": [r.model_copy(update={"training": budget.model_copy(update={
+            "init_from_parent": r.training.init_from_parent})}) for r in base.rounds]})
 
 
 def prepare_demo(workdir: Path, n_cases: int, seed: int, console: Console) -> Path:

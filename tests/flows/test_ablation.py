@@ -58,6 +58,8 @@ def test_the_cutmix_arm_turns_cutmix_on_in_the_tumour_rounds_only():
 
     config = ablation_config(100)
     assert not any(r.training.cutmix for r in config.rounds)
+    # students start from their parent, as the demo's and the presets' do (teacher_long is the control)
+    assert [r.training.init_from_parent for r in config.rounds] == [False, True, True]
     cutmix, rounds = arm_config(config, "cutmix", 2), arm_config(config, "rounds", 2)
     assert [r.training.cutmix for r in cutmix.rounds] == [
         CutMixConfig() if r.targets == "organs+tumor" else None for r in config.rounds]
