@@ -78,18 +78,20 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     config = tmp_path / "c.yaml"
     config.write_text(tiny_config_yaml(phantom_cohort, rounds=2, name="abl", dataset_id=700))
     work = tmp_path / "abl"
-    args = ["ablate", str(config), "--workdir", str(work), "--arms", "teacher,naive,target_adaptive,rounds",
-            "--seeds", "3"]
+    args = ["ablate", str(config), "--workdir", str(work), "--arms",
+            "teacher,teacher_long,naive,target_adaptive,rounds", "--seeds", "3"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     for text in ("teacher", "naive", "target_adaptive", "round 1", "organ DSC", "tumour DSC", "tumour NSD"):
         assert text in result.output, text
     assert "…" not in result.output.split("ablation in")[1]  # the table fits an 80-column terminal uncut
     rows = pd.read_parquet(work / "ablation.parquet")
-    assert list(rows["arm"]) == ["teacher", "naive", "target_adaptive", "round 1"]
+    assert list(rows["arm"]) == ["teacher", "teacher_long", "naive", "target_adaptive", "round 1"]
     assert rows["organ_dsc"].between(0, 1).all() and (rows["seed"] == 3).all()
     assert rows["organ_dsc_present"].between(0, 1).all()  # judged over the classes present
-    assert rows["iterations"].nunique() == 1  # one budget for every model
+    per_model = rows.set_index("arm")["trained_iterations"]
+    assert rows[rows["arm"] != "teacher_long"]["iterations"].nunique() == 1  # one budget for every other model
+    assert per_model["teacher_long"] == per_model["teacher"] + per_model["round 1"]  # as long as both rounds
     assert rows.loc[rows["arm"] == "teacher", "tumor_dsc"].isna().all()       # organs-only teacher
     assert rows.loc[rows["arm"] == "naive", "tumor_dsc"].notna().all()
     # each arm is a pipeline run recorded in its own registry, with its loss in the config
@@ -102,7 +104,7 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     again = CliRunner().invoke(app, args)  # everything complete: nothing is trained again
     assert again.exit_code == 0, again.output
     assert checkpoint.stat().st_mtime_ns == stamp
-    assert len(pd.read_parquet(work / "ablation.parquet")) == 4
+    assert len(pd.read_parquet(work / "ablation.parquet")) == 5
     report = CliRunner().invoke(app, ["report", "--workdir", str(work)])
     assert report.exit_code == 0, report.output
     html = (work / "report.html").read_text()
