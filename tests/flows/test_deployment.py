@@ -115,7 +115,11 @@ def test_pipeline_deployment_runs_to_completion_on_a_process_worker(server, phan
         assert state == "COMPLETED", (states, (tmp_path / "worker.log").read_text()[-3000:])
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(30)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:  # seen on a loaded machine; the worker's shutdown is not under test
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(30)
         worker_log.close()
     from hybridlabel.data_registry.store import Registry
 
