@@ -201,7 +201,8 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
                     str(row.get("trained_iterations", row["iterations"])))
     if len(table):
         out.caption = (f"seeds per arm: {', '.join(sorted({str(s) for s in table['seeds']}))}; "
-                       "min: training minutes; iters: the iterations behind the model, its parents' included where "
-                       "it started from them (equal compute: equal iters); organ DSC: over the classes present in each case's ground truth (FLARE's mean over all "
-                       "classes is in the parquet and the report)")
+                       "min: training minutes; iters: the iterations behind the model, its parents' included "
+                       "where it started from them (equal compute: equal iters); organ DSC: over the classes "
+                       "present in each case's ground truth (FLARE's mean over all classes is in the parquet and "
+                       "the report)")
     return out
