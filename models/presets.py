@@ -16,13 +16,20 @@ from __future__ import annotations
 from hybridlabel.models.config import ExportConfig, PipelineConfig, RoundSpec, TrainingConfig, default_rounds
 
 CPU_MINUTES_PER_MODEL = {"teacher": 3.0, "student": 2.0}
+ITERATIONS_PER_EPOCH = 25
 
 
-def cpu_training(minutes: float, init_from_parent: bool = False, seed: int = 12345) -> TrainingConfig:
-    """The cpu preset's budget: 2d, the tiny network, AdamW 1e-3, a time limit."""
+def cpu_training(minutes: float | None = None, init_from_parent: bool = False, seed: int = 12345,
+                 iterations: int | None = None) -> TrainingConfig:
+    """The cpu preset's budget: 2d, the tiny network, AdamW 1e-3; a time limit of `minutes`,
+    or else `iterations` counted (the same models on any CPU; only the minutes differ)."""
+    if (minutes is None) == (iterations is None):
+        raise ValueError("give the budget in minutes or in iterations, not both")
+    epochs = 10_000 if iterations is None else max(1, iterations // ITERATIONS_PER_EPOCH)
     return TrainingConfig(configuration="2d", network="tiny", optimizer="adam", loss="target_adaptive",
-                          epochs=10_000, iterations_per_epoch=25, val_iterations=1, device="auto", seed=seed,
-                          max_train_seconds=minutes * 60, init_from_parent=init_from_parent)
+                          epochs=epochs, iterations_per_epoch=ITERATIONS_PER_EPOCH, val_iterations=1,
+                          device="auto", seed=seed, init_from_parent=init_from_parent,
+                          max_train_seconds=None if minutes is None else minutes * 60)
 
 
 def cpu_preset() -> PipelineConfig:

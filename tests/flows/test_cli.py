@@ -76,7 +76,7 @@ def test_demo_prepares_a_cohort_and_a_config_with_teacher_and_two_students(tmp_p
     the pipeline it runs is tested in test_pipeline.py with test budgets."""
     from rich.console import Console
 
-    from hybridlabel.flows.demo import prepare_demo
+    from hybridlabel.flows.demo import DEMO_ITERATIONS, prepare_demo
     from hybridlabel.models.config import load_config
 
     path = prepare_demo(tmp_path / "demo", 8, 0, Console(file=open("/dev/null", "w")))
@@ -85,8 +85,11 @@ def test_demo_prepares_a_cohort_and_a_config_with_teacher_and_two_students(tmp_p
     kinds = [r.kind for r in config.rounds]
     assert kinds[0] == "teacher" and kinds.count("student") >= 2
     assert config.rounds[-1].targets == "organs+tumor" and "unlabeled" in config.rounds[-1].train_roles
-    # the cpu preset's choices (benchmarks/bench_learning.py): 2d, wall-clock budgets
-    assert all(r.training.configuration == "2d" and r.training.max_train_seconds for r in config.rounds)
+    # the cpu preset's network (benchmarks/bench_learning.py), budgets in iterations, not
+    # seconds, so that every CPU trains the same models
+    assert all(r.training.configuration == "2d" and r.training.max_train_seconds is None for r in config.rounds)
+    iterations = [r.training.epochs * r.training.iterations_per_epoch for r in config.rounds]
+    assert iterations == [DEMO_ITERATIONS["teacher"], DEMO_ITERATIONS["student"], DEMO_ITERATIONS["student"]]
     assert config.export.network == config.rounds[-1].training.network  # the export takes the last model
 
 
