@@ -17,18 +17,40 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 
+def class_factors(cases: Sequence[str], annotated: Mapping[str, Sequence[int]], threshold: float
+                  ) -> dict[int, float]:
+    """Repeat factor r = max(1, t / f) of each class the cases' losses annotate, f being the
+    share of `cases` that annotate it."""
+    counts: dict[int, int] = {}
+    for c in cases:
+        for k in {int(k) for k in annotated.get(str(c)) or () if int(k)}:
+            counts[k] = counts.get(k, 0) + 1
+    return {k: max(1.0, threshold * len(cases) / n) for k, n in counts.items()}
+
+
 def case_probabilities(cases: Sequence[str], annotated: Mapping[str, Sequence[int]],
                        threshold: float | None) -> list[float] | None:
     """Sampling probability of each of `cases` (in order), or None for uniform: no
     threshold, or no case with annotations recorded (a naive-loss round)."""
     if threshold is None or not cases or not any(str(c) in annotated for c in cases):
         return None
-    classes = {str(c): {int(k) for k in annotated.get(str(c)) or () if int(k)} for c in cases}
-    share = {}
-    for held in classes.values():
-        for k in held:
-            share[k] = share.get(k, 0) + 1 / len(cases)
-    factor = {k: max(1.0, threshold / f) for k, f in share.items()}
-    weights = [max((factor[k] for k in classes[str(c)]), default=1.0) for c in cases]
+    factor = class_factors(cases, annotated, threshold)
+    weights = [max((factor[int(k)] for k in annotated.get(str(c)) or () if int(k)), default=1.0) for c in cases]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def patch_class_probabilities(eligible: Sequence[int], held: Sequence[int] | None,
+                              factor: Mapping[int, float]) -> list[float]:
+    """Which class a foreground patch is centred on, among the `eligible` classes present in
+    a case: in proportion to its repeat factor where the case's loss annotates it (`held`),
+    1 otherwise; uniform, as nnU-Net, when the case's annotations are not recorded. A class
+    annotated in a fifth of the cases is then also a larger share of those cases' patches,
+    not only of their draws: a student sees the adrenals of 3 strong cases among 15 about
+    as often as the teacher that trained on those 3 alone."""
+    if not eligible:
+        return []
+    held_set = None if held is None else {int(k) for k in held}
+    weights = [1.0 if held_set is None or int(k) not in held_set else factor.get(int(k), 1.0) for k in eligible]
     total = sum(weights)
     return [w / total for w in weights]

@@ -142,6 +142,10 @@ class TrainingConfig(_Frozen):
         1.0, gt=0, description="draw a case in proportion to the rarest class its loss counts as annotated: a class "
                                "annotated in a share f of the cases is drawn as if in min(1, this / f) of them "
                                "(models/case_sampling.py); null = uniform, as nnU-Net")
+    rare_class_patches: bool = Field(
+        True, description="centre foreground patches on a case's annotated class in proportion to its "
+                           "rare_class_sampling repeat factor, instead of uniformly as nnU-Net (a class only "
+                           "3 strong cases annotate is then seen by a student about as often as by their teacher)")
     foreground_oversampling: float = Field(
         0.33, ge=0, le=1,
         description="share of each batch whose patch is centred on a class drawn uniformly from the case's classes "

@@ -1,6 +1,6 @@
 import pytest
 
-from hybridlabel.models.case_sampling import case_probabilities
+from hybridlabel.models.case_sampling import case_probabilities, class_factors, patch_class_probabilities
 
 
 def test_cases_holding_a_rare_class_are_drawn_as_if_it_were_common():
@@ -20,3 +20,15 @@ def test_uniform_when_every_class_is_common_or_nothing_is_recorded():
     assert case_probabilities(["a", "b"], {}, 1.0) is None
     # a case without annotations (an unlabeled case sitting out of every class) keeps factor 1
     assert case_probabilities(["a", "x"], {"a": [1]}, 0.5) == [0.5, 0.5]
+
+
+def test_a_foreground_patch_centres_on_a_rare_annotated_class_by_its_factor():
+    annotated = {"s1": [1, 2, 7], "s2": [1, 2, 7], **{f"p{i}": [1, 2] for i in range(8)}}
+    factor = class_factors(sorted(annotated), annotated, 1.0)
+    assert factor == {1: 1.0, 2: 1.0, 7: 5.0}
+    # a strong case: the adrenal (7) weighs 5, the others 1
+    assert patch_class_probabilities([1, 2, 7], annotated["s1"], factor) == pytest.approx([1 / 7, 1 / 7, 5 / 7])
+    # present in the label but not annotated for this case's loss (a distrusted pseudo label): 1
+    assert patch_class_probabilities([1, 2, 7], annotated["p0"], factor) == pytest.approx([1 / 3] * 3)
+    # annotations not recorded: uniform, as nnU-Net
+    assert patch_class_probabilities([1, 7], None, factor) == [0.5, 0.5]

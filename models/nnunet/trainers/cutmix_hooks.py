@@ -10,6 +10,8 @@ are not wrapped: validation patches are never pasted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -25,6 +27,9 @@ class PasteThenAugment:
         self.organ_ids, self.probability, self.placement = tuple(organ_ids), probability, placement
         self.case: str | None = None  # set by CaseRecorder as nnU-Net loads each case
 
+    def loading(self, key: str) -> None:
+        self.case = key
+
     def __call__(self, image: torch.Tensor, segmentation: torch.Tensor, **kwargs):
         # np.random: the generator nnU-Net's loader draws from (seeded by the trainer)
         if self.pool and str(self.case) in self.recipients and np.random.random() < self.probability:
@@ -33,13 +38,14 @@ class PasteThenAugment:
 
 
 class CaseRecorder:
-    """nnU-Net's dataset, telling `sink.case` which case the loader loads."""
+    """nnU-Net's dataset, telling `on_load` which case the loader loads (nnU-Net's loader
+    does not pass the case on to the patch choice or the transforms)."""
 
-    def __init__(self, dataset, sink: PasteThenAugment):
-        self._dataset, self._sink = dataset, sink
+    def __init__(self, dataset, on_load: Callable[[str], None]):
+        self._dataset, self._on_load = dataset, on_load
 
     def load_case(self, key):
-        self._sink.case = key
+        self._on_load(key)
         return self._dataset.load_case(key)
 
     def __getattr__(self, name):

@@ -12,7 +12,7 @@ import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from hybridlabel.models.case_sampling import case_probabilities
+from hybridlabel.models.case_sampling import case_probabilities, class_factors, patch_class_probabilities
 from hybridlabel.models.config import TrainingConfig
 from hybridlabel.models.cutmix import EXAMPLES_FILE, pool_from_arrays
 from hybridlabel.models.nnunet.checkpoint_types import allow_numpy_values
@@ -96,23 +96,46 @@ class HybridLabelTrainer(nnUNetTrainer):
 
     # -- which cases a batch draws ---------------------------------------------------------
     def get_dataloaders(self):
-        """nnU-Net's data loaders, drawing cases by models.case_sampling. nnU-Net builds its
-        loaders inside this method with `sampling_probabilities=None` and starts their
+        """nnU-Net's data loaders, drawing cases by models.case_sampling, and with
+        `rare_class_patches` centring foreground patches on rare classes too. nnU-Net builds
+        its loaders inside this method with `sampling_probabilities=None` and starts their
         workers before returning, so the loader class is swapped for its construction."""
         import nnunetv2.training.nnUNetTrainer.nnUNetTrainer as base
 
-        threshold, annotated, log = self.spec.training.rare_class_sampling, self.spec.annotated, self.print_to_log_file
+        budget, annotated, log = self.spec.training, self.spec.annotated, self.print_to_log_file
+        threshold = budget.rare_class_sampling
         loader = base.nnUNetDataLoader
 
         class CaseWeightedLoader(loader):
             def __init__(self, data, *args, **kwargs):
                 super().__init__(data, *args, **kwargs)
+                self.case, sinks = None, [self._loading]
                 if isinstance(self.transforms, PasteThenAugment):  # the training loader, with CutMix
-                    self._data = CaseRecorder(self._data, self.transforms)
-                self.sampling_probabilities = p = case_probabilities(list(self.indices), annotated, threshold)
+                    sinks.append(self.transforms.loading)
+                self._data = CaseRecorder(self._data, lambda key: [sink(key) for sink in sinks])
+                cases = list(self.indices)
+                self.sampling_probabilities = p = case_probabilities(cases, annotated, threshold)
                 if p is not None:
                     log(f"cases drawn by their rarest annotated class: p from {min(p):.4f} to {max(p):.4f} "
                         f"over {len(p)} cases")
+                self.class_factor = None
+                if budget.rare_class_patches and threshold is not None and annotated:
+                    self.class_factor = class_factors(cases, annotated, threshold)
+                    rare = [f"{k} x{f:.1f}" for k, f in sorted(self.class_factor.items()) if f > 1]
+                    if rare:
+                        log(f"foreground patches centred on a class by its repeat factor: {', '.join(rare)} "
+                            "(the rest x1)")
+
+            def _loading(self, key) -> None:
+                self.case = key
+
+            def get_bbox(self, data_shape, force_fg, class_locations, overwrite_class=None, verbose=False):
+                if force_fg and overwrite_class is None and self.class_factor is not None and class_locations:
+                    eligible = [k for k, v in class_locations.items() if not isinstance(k, tuple) and len(v)]
+                    p = patch_class_probabilities(eligible, annotated.get(str(self.case)), self.class_factor)
+                    if eligible and max(p) > min(p):  # equal weights: nnU-Net's own uniform draw, same stream
+                        overwrite_class = eligible[np.random.choice(len(eligible), p=p)]
+                return super().get_bbox(data_shape, force_fg, class_locations, overwrite_class, verbose)
 
         base.nnUNetDataLoader = CaseWeightedLoader
         try:

@@ -187,14 +187,16 @@ def test_partial_label_training_is_seeded_and_deterministic(engine):
 
 def test_cases_holding_a_rare_class_are_drawn_more_often(engine):
     """One case annotates the adrenal (7): with rare-class sampling the data loader draws
-    it with the larger probability (logged), and the same seed trains other weights."""
+    it with the larger probability (logged), and the same seed trains other weights; with
+    rare-class patches its foreground patches centre on the adrenal more often, too."""
     root, weights, logs = engine["root"], [], []
     rare = {c.case_id: [1, 14] + ([7] if i == 0 else []) for i, c in enumerate(engine["cases"])}
-    for dataset_id, threshold in ((16, 1.0), (17, None)):
+    for dataset_id, threshold, patches in ((16, 1.0, False), (17, None, False), (18, 1.0, True)):
         name = f"rare{dataset_id}"
         write_round_dataset(root, dataset_id, name, engine["cases"], LABELS)
         preprocess_round(root, engine["plans"], dataset_id, name, engine["cases"])
-        cfg = TINY.model_copy(update={"loss": "target_adaptive", "rare_class_sampling": threshold})
+        cfg = TINY.model_copy(update={"loss": "target_adaptive", "rare_class_sampling": threshold,
+                                      "rare_class_patches": patches})
         model = train_model(root, dataset_id, f"Dataset{dataset_id:03d}_{name}", cfg, rare, log=lambda _: None)
         weights.append(load_weights(model / "fold_all" / "checkpoint_final.pth", "test model")["network_weights"])
         logs.append("".join(p.read_text() for p in (model / "fold_all").glob("training_log_*.txt")))
@@ -202,6 +204,9 @@ def test_cases_holding_a_rare_class_are_drawn_more_often(engine):
     assert f"p from {1 / (2 * n - 1):.4f} to {n / (2 * n - 1):.4f} over {n} cases" in logs[0]
     assert "rarest annotated class" not in logs[1]
     assert not all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert f"centred on a class by its repeat factor: 7 x{n:.1f} (the rest x1)" in logs[2]
+    assert "centred on a class" not in logs[0]
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
 
 
 def test_mask_based_normalisation_preprocesses_whole_cases_like_nnunet(engine):
