@@ -145,11 +145,12 @@ class TrainingConfig(_Frozen):
     rare_class_patches: bool = Field(
         True, description="centre foreground patches on a case's annotated class in proportion to its "
                            "rare_class_sampling repeat factor, instead of uniformly as nnU-Net (a class only "
-                           "3 strong cases annotate is then seen by a student about as often as by their teacher)")
+                           "3 strong cases annotate is then seen by a student about as often as by their teacher); "
+                           "no effect when rare_class_sampling is null")
     foreground_oversampling: float = Field(
         0.33, ge=0, le=1,
-        description="share of each batch whose patch is centred on a class drawn uniformly from the case's classes "
-                    "(nnU-Net's 0.33); more makes small organs seen more often")
+        description="share of each batch whose patch is centred on a class of the case (drawn as "
+                    "rare_class_patches says; nnU-Net's 0.33); more makes small organs seen more often")
     cutmix: CutMixConfig | None = Field(
         None, description="paste annotated tumours with their surroundings into patches of cases without a tumour "
                           "label (organs+tumor rounds, partial-label losses); null = off; {} = on with the defaults "
