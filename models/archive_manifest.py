@@ -4,8 +4,11 @@ and the plans' import names that nnU-Net would resolve and call.
 An archive comes from elsewhere, so nothing in it is trusted until checked: nnU-Net
 builds the network by importing `network_class_name` and every name listed in
 `_kw_requires_import` (`pydoc.locate`) and calling the class with the plans' keyword
-arguments, so a plans file naming another callable would run it. Only network classes
-of `dynamic_network_architectures` and layer classes of `torch.nn` are accepted.
+arguments, so a plans file naming another callable would run it. The patterns here are
+the first gate, before anything is imported: only names under
+`dynamic_network_architectures.architectures` and `torch.nn`. A name can match them and
+still lead elsewhere through a module's imports; `models/nnunet/plan_classes.py` resolves
+each name and checks the object it reaches before nnU-Net may build the network.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ containers and refuses any other object, so a checkpoint cannot run code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -82,13 +83,38 @@ def checkpoint_configuration(ckpt: dict) -> str | None:
 
 
 def bundle_from(ckpt: dict, plans: dict, dataset_json: dict, what: str) -> ModelBundle:
+    """The bundle, once the plans' classes are resolved and allowed and the network they
+    describe (built on the meta device: nothing allocated) has the checkpoint's shapes."""
     configuration = checkpoint_configuration(ckpt)
-    problem = plans_problem(plans, configuration) or dataset_problem(dataset_json)
+    problem = plans_problem(plans, configuration) or dataset_problem(dataset_json) \
+        or network_problem(plans, dataset_json, configuration, ckpt["network_weights"])
     if problem:
         raise ArchiveError(f"{what}: {problem}")
     axes = ckpt.get("inference_allowed_mirroring_axes") or (0, 1, 2)
     return ModelBundle(plans=plans, dataset_json=dataset_json, configuration=configuration,
                        weights=ckpt["network_weights"], mirror_axes=tuple(int(a) for a in axes))
+
+
+def network_problem(plans: dict, dataset_json: dict, configuration: str, weights: dict) -> str | None:
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from hybridlabel.models.nnunet.plan_classes import architecture_problem, network_state_shapes, shape_problem
+
+    try:  # nnU-Net prints its defaults ("No label manager specified") to stdout
+        with contextlib.redirect_stdout(io.StringIO()):
+            config = PlansManager(plans).get_configuration(configuration)
+        arch = (config.network_arch_class_name, config.network_arch_init_kwargs,
+                config.network_arch_init_kwargs_req_import)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        return f"plans.json configuration {configuration!r} is malformed ({type(exc).__name__}: {str(exc)[:80]})"
+    if problem := architecture_problem(*arch):
+        return f"plans.json {problem}"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            shapes = network_state_shapes(plans, dataset_json, configuration)
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AssertionError) as exc:
+        return f"plans.json describes no network nnU-Net can build ({type(exc).__name__}: {str(exc)[:80]})"
+    return shape_problem(shapes, weights)
 
 
 def read_archive(path: Path, expect_sha256: str | None = None) -> tuple[ModelBundle, dict]:

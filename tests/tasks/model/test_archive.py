@@ -23,17 +23,29 @@ from hybridlabel.tasks.model.archive import ArchiveError, read_archive
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[3]
 CT = str(REPO / "tests" / "data" / "real-ct" / "ct_abdomen_3mm.nii.gz")
+# a genuine (tiny) PlainConvUNet: 2 stages of 4 and 8 features
 PLANS = {"configurations": {"3d_fullres": {"architecture": {
     "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
-    "arch_kwargs": {"conv_op": "torch.nn.modules.conv.Conv3d", "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
-                    "dropout_op": None, "nonlin": "torch.nn.LeakyReLU"},
+    "arch_kwargs": {"n_stages": 2, "features_per_stage": [4, 8], "conv_op": "torch.nn.modules.conv.Conv3d",
+                    "kernel_sizes": [[3, 3, 3], [3, 3, 3]], "strides": [[1, 1, 1], [2, 2, 2]],
+                    "n_conv_per_stage": [1, 1], "n_conv_per_stage_decoder": [1], "conv_bias": True,
+                    "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+                    "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
+                    "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}},
     "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]}}}}
 DATASET = {"labels": {"background": 0, "liver": 1}, "channel_names": {"0": "CT"}}
 
 
+def _state() -> dict:
+    from hybridlabel.models.nnunet.network import build_network
+
+    torch.manual_seed(0)
+    return build_network(PLANS, DATASET, "3d_fullres").state_dict()
+
+
 def _weights(extra=None) -> bytes:
     buf = io.BytesIO()
-    ckpt = {"network_weights": {"w": torch.zeros(2)}, "init_args": {"configuration": "3d_fullres"},
+    ckpt = {"network_weights": _state(), "init_args": {"configuration": "3d_fullres"},
             "inference_allowed_mirroring_axes": [0, 1, 2]}
     torch.save({**ckpt, **(extra or {})}, buf)
     return buf.getvalue()
@@ -66,7 +78,8 @@ class Payload:
 def test_a_genuine_shape_is_read(tmp_path):
     bundle, info = read_archive(build(tmp_path / "ok.hlmodel.zip"))
     assert bundle.configuration == "3d_fullres" and bundle.mirror_axes == (0, 1, 2)
-    assert torch.equal(bundle.weights["w"], torch.zeros(2)) and info["labels"] == DATASET["labels"]
+    state = _state()
+    assert all(torch.equal(bundle.weights[k], state[k]) for k in state) and info["labels"] == DATASET["labels"]
 
 
 def test_a_pickled_payload_never_runs(tmp_path):
@@ -209,3 +222,77 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
     assert "weights.pth declares 1,536 MiB uncompressed, over the 1,024 MiB limit" in lines[0], proc.stderr
     peak_kb, code = int(lines[-1].split()[1]), lines[-1].split()[-1]
     assert len(lines) == 2 and code == "2" and peak_kb < 1_000_000, lines
+
+
+def _arch_variant(network_class=None, **kwargs) -> dict:
+    arch = json.loads(json.dumps(PLANS["configurations"]["3d_fullres"]["architecture"]))
+    if network_class:
+        arch["network_class_name"] = network_class
+    arch["arch_kwargs"].update(kwargs)
+    return {"configurations": {"3d_fullres": {"architecture": arch}}}
+
+
+def _predict_one_line(tmp_path, archive: Path) -> str:
+    result = runner.invoke(app, ["predict", str(archive), CT, str(tmp_path / "o.nii.gz")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "o.nii.gz").exists()
+    return result.output
+
+
+def test_plans_that_reach_torch_hub_through_an_import_run_no_code(tmp_path):
+    """The probe's archive: a name inside dynamic_network_architectures that pydoc.locate
+    follows through `unet`'s `import torch` to torch.hub.load, with arguments that make it
+    import a local hubconf.py. Hash-consistent, so only the class check stands in its way."""
+    hub, marker = tmp_path / "hub", tmp_path / "pwned"
+    hub.mkdir()
+    (hub / "hubconf.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\ndef net(**kw):\n    return None\n")
+    plans = _arch_variant("dynamic_network_architectures.architectures.unet.torch.hub.load")
+    plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"] = {
+        "repo_or_dir": str(hub), "model": "net", "source": "local", "trust_repo": True}
+    plans["configurations"]["3d_fullres"]["architecture"]["_kw_requires_import"] = []
+    archive = build(tmp_path / "hub.hlmodel.zip", plans=plans)
+    with pytest.raises(ArchiveError, match=r"leaves dynamic_network_architectures.architectures at .*unet\.torch"):
+        read_archive(archive)
+    assert "network class refused" in _predict_one_line(tmp_path, archive)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("layer, why", [
+    ("torch.nn.modules.conv.F", "is a module, not a torch.nn.Module class"),
+    ("torch.nn.modules.conv.Parameter", "is a class, not a torch.nn.Module class"),
+    ("torch.nn.DataParallel", "defined in torch.nn.parallel.data_parallel, not inside torch.nn.modules"),
+    ("torch.nn.modules.conv.Conv9d", "does not exist"),
+])
+def test_layer_names_are_resolved_not_pattern_matched(tmp_path, layer, why):
+    archive = build(tmp_path / "layer.hlmodel.zip", plans=_arch_variant(nonlin=layer))
+    with pytest.raises(ArchiveError, match=why):
+        read_archive(archive)
+    assert "argument 'nonlin' refused" in _predict_one_line(tmp_path, archive)
+
+
+def test_plans_asking_for_a_huge_network_allocate_nothing(tmp_path):
+    """2,500 features per stage: the network is built on the meta device and its shapes
+    compared with the checkpoint's, so the refusal comes before any memory is taken
+    (a real build would allocate ~3.8 GB of parameters)."""
+    archive = build(tmp_path / "huge.hlmodel.zip", plans=_arch_variant(features_per_stage=[2500, 2500]))
+    script = ("import re, sys\nfrom hybridlabel.tasks.model.archive import ArchiveError, read_archive\n"
+              "try:\n    read_archive(sys.argv[1])\nexcept ArchiveError as e:\n    print(e)\n"
+              "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(archive)], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    message, peak_kb = proc.stdout.strip().splitlines()
+    assert "the weights do not fit the network the plans describe" in message and "(2500, 1, 3, 3, 3)" in message
+    assert int(peak_kb) < 1_500_000, peak_kb
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"n_stages": 3}, "describes no network nnU-Net can build"),
+    ({"input_channels": 7}, "input_channels are not parameters of PlainConvUNet"),
+    ({"repo_or_dir": "/tmp"}, "repo_or_dir are not parameters of PlainConvUNet"),
+    ({"strides": [[1, 1, 1]] * 1000}, "lists 1000 entries"),
+])
+def test_architecture_arguments_are_checked_against_the_constructor(tmp_path, change, why):
+    archive = build(tmp_path / "args.hlmodel.zip", plans=_arch_variant(**change))
+    with pytest.raises(ArchiveError, match=why):
+        read_archive(archive)
+    _predict_one_line(tmp_path, archive)
