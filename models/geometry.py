@@ -85,3 +85,43 @@ def slice_gap_problem(positions: np.ndarray, normal: np.ndarray, rel_tol: float 
             else "non-uniform slice spacing")
     return (f"{what}: {abs(steps[i]):.2f} mm between slices {i} and {i + 1} where the series steps "
             f"{abs(step):.2f} mm ({len(off)} irregular step(s)); export the complete series")
+
+
+# Documented limits of what a CT file may declare (README, "Inputs"). Clinical CT voxels
+# lie between ~0.2 mm (in-plane, small field of view) and ~10 mm (thick slices); outside
+# 0.05-50 mm a header is wrong, and one such case makes nnU-Net's resampling target absurd
+# for every case (1e30 mm: "Maximum allowed dimension exceeded").
+SPACING_RANGE_MM = (0.05, 50.0)
+MAX_ORIGIN_MM = 1e6
+# 1024^3 voxels (2 GiB as int16, 4 GiB as float32) is beyond any abdominal CT; a header
+# declaring more is refused before its voxels are read
+MAX_VOXELS = 1 << 30
+
+
+def geometry_problem(spacing, origin, direction) -> str | None:
+    """Why a header's geometry cannot be a scan's, or None: spacing finite and within
+    SPACING_RANGE_MM, a finite origin, an orthonormal direction."""
+    sp, org, d = (np.asarray(v, dtype=float) for v in (spacing, origin, direction))
+    low, high = SPACING_RANGE_MM
+    if not np.all(np.isfinite(sp)):
+        return f"spacing {_fmt(sp)} is not finite; the header is damaged, fix the conversion that wrote it"
+    if np.any(sp < low) or np.any(sp > high):
+        return (f"spacing {_fmt(sp)} mm lies outside {low:g}-{high:g} mm; the header's voxel size is wrong, "
+                "fix the conversion that wrote it")
+    if not np.all(np.isfinite(org)) or np.any(np.abs(org) > MAX_ORIGIN_MM):
+        return f"origin {_fmt(org)} is not a finite position; the header is damaged"
+    n = len(sp)
+    if d.size != n * n or not np.all(np.isfinite(d)):
+        return "direction matrix is not finite; the header is damaged"
+    d = d.reshape(n, n)
+    if not np.allclose(d @ d.T, np.eye(n), atol=1e-3):
+        return "direction matrix is not orthonormal (sheared or scaled axes); resample the image onto a regular grid"
+    return None
+
+
+def voxel_count_problem(size) -> str | None:
+    voxels = int(np.prod([int(s) for s in size], dtype=object))
+    if voxels > MAX_VOXELS:
+        return (f"header declares {'x'.join(str(int(s)) for s in size)} = {voxels:,} voxels, over the "
+                f"{MAX_VOXELS:,} limit; crop or downsample it")
+    return None

@@ -23,8 +23,19 @@ def check_case_id(case_id: str) -> str | None:
     return None
 
 
+# CT values after the rescale (HU): DICOM stores 16-bit values, so every scanner's image,
+# its padding (-1024, -2048, -3024, -32768) and extended-scale metal (to ~30,700 HU)
+# included, lies in this range. A value outside it comes from a broken conversion; a
+# handful is tolerated (interpolated padding edges), more is not, and any beyond
+# HU_ABSURD is refused outright: a few voxels of 1e30 make nnU-Net's intensity
+# fingerprint infinite and every normalised image of the data set zero.
+HU_RANGE = (-32768.0, 32767.0)
+HU_OUTSIDE_TOLERATED = 10
+HU_ABSURD = 1e5
+
+
 def check_intensities(array: np.ndarray) -> str | None:
-    """The image array must be 3D, finite and not constant."""
+    """The image array must be 3D, finite, not constant and within HU_RANGE."""
     if array.ndim != 3:
         return f"image is {array.ndim}D with shape {array.shape}; a CT must be a 3D volume"
     if array.size == 0:
@@ -36,6 +47,17 @@ def check_intensities(array: np.ndarray) -> str | None:
     lo, hi = array.min(), array.max()
     if lo == hi:
         return f"image is constant ({float(lo):g} everywhere); the file holds no scan"
+    return hu_problem(array, float(lo), float(hi))
+
+
+def hu_problem(array: np.ndarray, lo: float, hi: float) -> str | None:
+    low, high = HU_RANGE
+    if lo >= low and hi <= high:
+        return None
+    outside = int(np.count_nonzero((array < low) | (array > high)))
+    if outside > HU_OUTSIDE_TOLERATED or max(-lo, hi) > HU_ABSURD:
+        return (f"image has {outside} voxel(s) outside {low:g}..{high:g} HU (from {lo:g} to {hi:g}); no CT holds "
+                "such values: fix the conversion (rescale slope and intercept) that wrote it")
     return None
 
 
@@ -47,6 +69,17 @@ def check_label_values(values: Iterable[int], label_ids: Iterable[int], ignore_i
     if bad:
         shown = ", ".join(str(v) for v in bad[:8]) + (" ..." if len(bad) > 8 else "")
         return f"label holds values outside the label map: {shown}; map them to label ids {min(allowed)}-{max(allowed)}"
+    return None
+
+
+def label_range_problem(lo: float, hi: float, label_ids: Iterable[int]) -> str | None:
+    """Values outside 0..max id, found from the extremes alone (before anything counts
+    voxels per value: a label of 1e12 would ask bincount for terabytes)."""
+    top = max(int(v) for v in label_ids)
+    if lo < 0:
+        return f"label holds negative values ({lo:g}); class ids start at 0"
+    if hi > top:
+        return f"label holds values outside the label map: {hi:g} (the highest); map them to label ids 0-{top}"
     return None
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from hybridlabel.models.geometry import Grid, slice_gap_problem
+from hybridlabel.models.geometry import Grid, geometry_problem, slice_gap_problem, voxel_count_problem
+from hybridlabel.tasks.files.header_check import header_problem
 from hybridlabel.tasks.files.nifti_check import nifti_problem
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -29,6 +30,10 @@ class ImageReadError(RuntimeError):
 
 class NonFiniteImageError(ImageReadError):
     """The file holds NaN or infinite voxels that the reader would have hidden."""
+
+
+class ImageHeaderError(ImageReadError):
+    """The header declares a geometry or a size no scan has; refused before any voxel is read."""
 
 
 def image_suffix(path: Path) -> str | None:
@@ -65,7 +70,12 @@ def read_image(path: Path) -> sitk.Image:
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
         reader.LoadPrivateTagsOff()
+        reader.ReadImageInformation()  # the header only: checked before the voxels are read
+        if problem := header_problem(path, reader):
+            raise ImageHeaderError(f"{path.name}: {problem}")
         image = reader.Execute()
+    except ImageReadError:
+        raise
     except RuntimeError as exc:
         raise ImageReadError(f"cannot read {path.name}: {_one_line(exc)}") from None
     if image_suffix(path) in (".nii", ".nii.gz") and (problem := nifti_problem(path)):
@@ -97,18 +107,23 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     if len(series) > 1:
         raise ImageReadError(f"{folder} holds {len(series)} DICOM series; give each series its own folder")
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
-    if problem := slice_gap_problem(*_slice_positions(files)):
+    positions, normal, slice_size = _slice_positions(files)
+    if problem := voxel_count_problem((*slice_size, len(files))) or slice_gap_problem(positions, normal):
         raise ImageReadError(f"DICOM series {folder.name}: {problem}")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOff()  # keep patient header fields out of memory
     reader.LoadPrivateTagsOff()
-    return reader.Execute()
+    image = reader.Execute()
+    if problem := geometry_problem(image.GetSpacing(), image.GetOrigin(), image.GetDirection()):
+        raise ImageHeaderError(f"DICOM series {folder.name}: {problem}")
+    return image
 
 
-def _slice_positions(files) -> tuple[np.ndarray, np.ndarray]:
-    """Each file's origin (its image position) and the slice normal; only geometry is read."""
-    positions, normal = [], None
+def _slice_positions(files) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Each file's origin (its image position), the slice normal and the first slice's
+    in-plane size; only geometry is read."""
+    positions, normal, size = [], None, ()
     for name in files:
         reader = sitk.ImageFileReader()
         reader.SetFileName(name)
@@ -117,7 +132,8 @@ def _slice_positions(files) -> tuple[np.ndarray, np.ndarray]:
         positions.append(reader.GetOrigin())
         if normal is None:
             normal = np.asarray(reader.GetDirection(), float).reshape(3, 3)[:, 2]
-    return np.asarray(positions, float), normal
+            size = tuple(reader.GetSize()[:2])
+    return np.asarray(positions, float), normal, size
 
 
 def grid_of(image: sitk.Image) -> Grid:

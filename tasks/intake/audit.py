@@ -20,11 +20,11 @@ from hybridlabel.data_registry.frames import dumps, from_arrow, to_arrow
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.models.geometry import compare_grids
 from hybridlabel.models.intake import (
-    check_case_id, check_intensities, check_label_values, infer_role, parse_annotated,
+    check_case_id, check_intensities, check_label_values, infer_role, label_range_problem, parse_annotated,
     resolve_annotated, voxel_counts,
 )
 from hybridlabel.tasks.files.imageio import (
-    ImageReadError, NonFiniteImageError, grid_of, image_suffix, read_image, resample_label_onto, sha256_path,
+    ImageHeaderError, ImageReadError, NonFiniteImageError, grid_of, image_suffix, read_image, resample_label_onto, sha256_path,
     strip_suffix, write_image,
 )
 
@@ -185,6 +185,8 @@ def _audit_into(row: dict, case: CaseInput, label_map: LabelMapConfig, resample_
         image = read_image(case.image)
     except NonFiniteImageError as exc:
         return str(exc)
+    except ImageHeaderError as exc:
+        return f"image refused: {exc}"
     except ImageReadError as exc:
         return f"image unreadable: {exc}"
     row.update(spacing=list(image.GetSpacing()), shape=list(image.GetSize()))
@@ -195,6 +197,8 @@ def _audit_into(row: dict, case: CaseInput, label_map: LabelMapConfig, resample_
     if case.label is not None:
         try:
             label = read_image(case.label)
+        except ImageHeaderError as exc:
+            return f"label refused: {exc}"
         except ImageReadError as exc:
             return f"label unreadable: {exc}"
         if label.GetNumberOfComponentsPerPixel() != 1:
@@ -203,10 +207,10 @@ def _audit_into(row: dict, case: CaseInput, label_map: LabelMapConfig, resample_
         if match == "incompatible":
             return why
         array = sitk.GetArrayViewFromImage(label)
+        if array.size and (why := label_range_problem(float(array.min()), float(array.max()), label_map.labels)):
+            return why
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.equal(np.mod(array, 1), 0)):
             return "label holds non-integer values; write class ids as integers"
-        if array.size and array.min() < 0:
-            return f"label holds negative values ({int(array.min())}); class ids start at 0"
         present = voxel_counts(np.asarray(array, dtype=np.int64))
         if reason := check_label_values(present, label_map.labels):
             return reason

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,42 @@ def bad_dataset(tmp_path, real_ct):
     _write(np.full((8, 12, 16), -1000, np.int16), img / "constant_0000.nii.gz")
     # a label with no image
     _write(_good_label(), lab / "orphan.nii.gz")
+    _write_probe_cases(img, lab)
     return root
+
+
+def _patch(path: Path, offset: int, fmt: str, *values) -> None:
+    """Overwrite header bytes of an uncompressed file (as a hand-edited or broken converter would)."""
+    data = bytearray(path.read_bytes())
+    data[offset: offset + struct.calcsize(fmt)] = struct.pack(fmt, *values)
+    path.write_bytes(bytes(data))
+
+
+def _write_probe_cases(img: Path, lab: Path) -> None:
+    """The probe's values and geometries that the audit used to accept."""
+    hot = _good_image(6).astype(np.float64)
+    hot.flat[:20] = 1e30  # 20 voxels of 1e30: nnU-Net's fingerprint mean 1.3e27, std inf
+    _write(hot, img / "hot_0000.nii.gz")
+    for name, value in (("pixdim0", 0.0), ("pixdimnan", float("nan")), ("pixdimneg", -1.0)):
+        _write(_good_image(7), img / f"{name}_0000.nii")
+        _patch(img / f"{name}_0000.nii", 80, "<f", value)  # pixdim[1]
+    for name, spacing in (("hugespacing", "1e+30"), ("tinyspacing", "1e-30")):
+        _write(_good_image(8), img / f"{name}_0000.mha")
+        text = (img / f"{name}_0000.mha").read_bytes().replace(b"ElementSpacing = 1 1 1",
+                                                              b"ElementSpacing = " + spacing.encode() + b" 1 1")
+        (img / f"{name}_0000.mha").write_bytes(text)
+    _write(_good_image(9), img / "nanorigin_0000.nii.gz", origin=(float("nan"), 0.0, 0.0))
+    sheared = sitk.GetImageFromArray(_good_image(10))
+    sheared.SetDirection((1, 0.5, 0, 0, 1, 0, 0, 0, 1))
+    sitk.WriteImage(sheared, str(img / "sheared_0000.nrrd"))
+    _write(_good_image(11), img / "declared_0000.nii")
+    _patch(img / "declared_0000.nii", 42, "<3h", 2000, 2000, 2000)  # 16 GB declared in a 3 KB file
+    for name, value, dtype in (("label1e30", 1e30, np.float32), ("label1e12", 1e12, np.float64),
+                               ("label1e9", 1e9, np.uint32)):
+        _write(_good_image(12), img / f"{name}_0000.nii.gz")
+        label = _good_label().astype(dtype)
+        label[0, 0, 0] = value
+        _write(label, lab / f"{name}.nii.gz")
 
 
 EXPECTED = {
@@ -90,6 +126,18 @@ EXPECTED = {
     "flat": "2D",
     "constant": "constant",
     "orphan": "has no image",
+    "hot": "20 voxel(s) outside -32768..32767 HU",
+    "pixdim0": "header voxel size (0, 1, 1) is zero, negative or not a number",
+    "pixdimnan": "header voxel size (nan, 1, 1)",
+    "pixdimneg": "header voxel size (-1, 1, 1)",
+    "hugespacing": "spacing (1e+30, 1, 1) mm lies outside 0.05-50 mm",
+    "tinyspacing": "spacing (1e-30, 1, 1) mm lies outside 0.05-50 mm",
+    "nanorigin": "origin (nan, 0, 0) is not a finite position",
+    "sheared": "direction matrix is not orthonormal",
+    "declared": "header declares 2000x2000x2000 = 8,000,000,000 voxels",
+    "label1e30": "outside the label map: 1e+30",
+    "label1e12": "outside the label map: 1e+12",
+    "label1e9": "outside the label map: 1e+09",
 }
 
 

@@ -2,6 +2,7 @@
 series and a folder through `hybridlabel predict`; bad archives get one clear line."""
 
 import json
+import struct
 import zipfile
 from pathlib import Path
 
@@ -190,10 +191,21 @@ def test_one_bad_input_does_not_stop_a_folder(archive, phantom_cohort, tmp_path)
     (folder / "d_gap").mkdir()
     for name in files[:5] + files[7:]:
         (folder / "d_gap" / Path(name).name).symlink_to(name)
+    # geometry ITK would hide or copy: pixdim 0 (read as 1 mm) and a NaN origin
+    scan = sitk.GetImageFromArray(np.zeros((8, 12, 16), np.int16) - 1000)
+    sitk.WriteImage(scan, str(folder / "e_pixdim0.nii"))
+    data = bytearray((folder / "e_pixdim0.nii").read_bytes())
+    data[80:84] = struct.pack("<f", 0.0)
+    (folder / "e_pixdim0.nii").write_bytes(bytes(data))
+    scan.SetOrigin((float("nan"), 0.0, 0.0))
+    sitk.WriteImage(scan, str(folder / "f_nanorigin.nii.gz"))
     out = tmp_path / "out"
     result = runner.invoke(app, ["predict", str(archive), str(folder), str(out), "--device", "cpu"])
     assert result.exit_code == 1, result.output
-    assert "3 of 4 input(s) could not be segmented" in result.output
+    assert "5 of 6 input(s) could not be segmented" in result.output
+    for name, why in (("e_pixdim0", "header voxel size (0, 1, 1)"), ("f_nanorigin", "origin (nan, 0, 0)")):
+        assert why in json.loads((out / f"{name}.efficiency.json").read_text())["error"], name
+        assert not (out / f"{name}.nii.gz").exists()
     gap = json.loads((out / "d_gap.efficiency.json").read_text())
     assert "about 2 missing slice(s)" in gap["error"] and not (out / "d_gap.nii.gz").exists()
     assert (out / "a_good.nii.gz").is_file()
