@@ -50,6 +50,8 @@ def round_line(round_no: int, name: str, counts: dict, means: dict, parent_means
     from hybridlabel.flows.timing import duration
 
     parts = [f"{counts['predicted']} cases predicted"] if counts.get("predicted") else []
+    if counts.get("prediction_failed"):
+        parts.append(f"{counts['prediction_failed']} failed (quarantined; see `hybridlabel status`)")
     if counts.get("trained"):
         parts.append(f"{counts['trained']} trained")
     dsc, parent = _organ_dsc(means), _organ_dsc(parent_means or {})

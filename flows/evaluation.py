@@ -48,6 +48,8 @@ def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases:
                            model_sha=sha256_path(checkpoint), reference_dir=None, store=str(layout.store))
         ours = model_classes(config, round_no, targets)
         for row, pred in zip(val, preds):
+            if pred.get("error"):  # logged by the task; the other val cases are scored
+                continue
             classes = [c for c in ours if c in set(row.get("annotated_classes") or [])]
             jobs.append((row["case_id"], pred["path"], row["label_path"], classes, {c: "val_gt" for c in classes}))
 

@@ -26,7 +26,8 @@ from hybridlabel.models.holdout import held_out_classes
 from hybridlabel.models.nnunet.identity import checkpoint_path
 from hybridlabel.models.pseudo_trust import trust_evidence, untrusted_classes, val_dice
 from hybridlabel.models.round_rules import (case_scorers, case_updates, loss_classes, needs_ignore, prediction_set,
-                                            select_unlabeled, training_set, tumor_kept, tumour_donors)
+                                            select_unlabeled, training_set, tumor_kept, tumour_donors,
+                                            without_failed_predictions)
 from hybridlabel.tasks.intake.audit import audit_dataset, summarize
 from hybridlabel.tasks.files.imageio import sha256_path
 from hybridlabel.tasks.registry import code_version, config_record
@@ -154,6 +155,8 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
                            labels=config.label_map, device=config.predict_device, tta=spec.tta,
                            model_sha=sha256_path(checkpoint_path(model_dir)), reference_dir=previous,
                            store=str(layout.store))
+    todo, preds, failed = without_failed_predictions(todo, preds, round_no)
+    ids = [c["case_id"] for c in todo]
     by_case = {p["case_id"]: p for p in preds}
     selection = select_unlabeled(todo, by_case, sel.scorer, sel.organ_keep, sel.tumor_keep)
     decisions = dict(zip(selection["case_id"], selection["decision"])) if len(selection) else {}
@@ -175,13 +178,13 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
                                 loss_classes(annotated, spec.training.loss),
                                 tumour_donors(cases, train, merged_by_case, config.label_map.tumor_id), model_dir)
 
-    cases = apply_updates(cases, case_updates(todo, by_case, merged_by_case, selection, train))
+    cases = apply_updates(cases, {**case_updates(todo, by_case, merged_by_case, selection, train), **failed})
     cases = apply_updates(cases, _cutmix_updates(objects))
     with timed(stages, "evaluate"):
         metrics, means = evaluate_round(config, layout, round_no, cases, new_model,
                                         [(c, by_case[c["case_id"]]["path"]) for c in todo])
     tumors = [t for m in merged for t in m["tumors"] if t.get("kept", True)]
-    counts = {**summarize(cases), "predicted": len(todo), "trained": len(train),
+    counts = {**summarize(cases), "predicted": len(todo), "prediction_failed": len(failed), "trained": len(train),
               "pseudo_dice": {str(c): d for c, d in pseudo_dice.items()},
               "pseudo_evidence": {str(c): where for c, (_, where) in evidence.items()},
               "untrusted_classes": untrusted if spec.training.loss != "naive" else [], **_cutmix_counts(objects),

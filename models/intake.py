@@ -72,6 +72,19 @@ def check_label_values(values: Iterable[int], label_ids: Iterable[int], ignore_i
     return None
 
 
+def fingerprint_problem(properties: Mapping) -> str | None:
+    """Why nnU-Net's intensity fingerprint (`foreground_intensity_properties_per_channel`)
+    cannot normalise CT, or None: every statistic finite and within HU_ABSURD, std > 0."""
+    for channel, stats in sorted(properties.items()):
+        values = {k: stats.get(k) for k in ("mean", "std", "min", "max", "percentile_00_5", "percentile_99_5")}
+        bad = [k for k, v in values.items()
+               if not isinstance(v, (int, float)) or not np.isfinite(v) or abs(v) > HU_ABSURD]
+        if bad or not values["std"] > 0:
+            shown = ", ".join(f"{k} {values[k]}" for k in (bad or ["std"]))
+            return f"intensity fingerprint of channel {channel} is unusable ({shown})"
+    return None
+
+
 def label_range_problem(lo: float, hi: float, label_ids: Iterable[int]) -> str | None:
     """Values outside 0..max id, found from the extremes alone (before anything counts
     voxels per value: a label of 1e12 would ask bincount for terabytes)."""

@@ -124,6 +124,17 @@ def needs_ignore(merged: Iterable[dict], targets: str, tumor_id: int) -> bool:
     return any(m["uses_ignore"] or (targets == "organs" and str(tumor_id) in m["counts"]) for m in merged)
 
 
+def without_failed_predictions(todo: list[dict], preds: list[dict], round_no: int
+                               ) -> tuple[list[dict], list[dict], dict[str, dict]]:
+    """A case whose prediction failed leaves the round (its error is the quarantine reason,
+    so `status` shows it and the next rounds skip it); the others go on: (todo, preds, updates)."""
+    failed = {p["case_id"]: p["error"] for p in preds if p.get("error")}
+    kept = [(c, p) for c, p in zip(todo, preds) if c["case_id"] not in failed]
+    updates = {cid: {"role": "quarantined", "quarantine_reason": f"round {round_no}: prediction failed: {why}"}
+               for cid, why in failed.items()}
+    return [c for c, _ in kept], [p for _, p in kept], updates
+
+
 def case_updates(todo: list[dict], predictions: Mapping[str, dict], merged: Mapping[str, dict],
                  selection: pd.DataFrame, train: list[dict]) -> dict[str, dict]:
     """The registry columns a student round sets per case: hybrid label, its sources and

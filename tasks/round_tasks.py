@@ -64,11 +64,21 @@ def predict_case_step(model_dir: str, case: dict, out_dir: str, labels: LabelMap
     done = read_journal(step, case["case_id"], inputs)
     if done:
         return done
-    out, scores = _predict_locked(model_dir, device, tta, Path(case["image_path"]), step / f"{case['case_id']}.nii.gz",
-                                  labels, tuple(scorers), reference if reference_sha else None)
+    try:
+        out, scores = _predict_locked(model_dir, device, tta, Path(case["image_path"]),
+                                      step / f"{case['case_id']}.nii.gz", labels, tuple(scorers),
+                                      reference if reference_sha else None)
+    except Exception as exc:  # noqa: BLE001  (one case's failure is that case's record; the round goes on)
+        _logger().warning(f"{case['case_id']}: prediction failed: {one_line(exc)}", exc_info=True)
+        return {"case_id": case["case_id"], "error": one_line(exc)}
     if store:
         dedupe(out, Path(store))
     return write_journal(step, case["case_id"], inputs, {"case_id": case["case_id"], "path": str(out), "scores": scores})
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
 
 
 def _chunk_name(step: str):

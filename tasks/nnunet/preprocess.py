@@ -24,11 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
+from hybridlabel.models.intake import check_intensities, fingerprint_problem
 from hybridlabel.models.nnunet.commands import nnunet_env, plan_command
 from hybridlabel.models.nnunet.plans import BASE_PLANS, DEFAULT_CONFIGURATION, configuration_problem
 from hybridlabel.tasks.files.atomic import atomic_write_bytes, atomic_write_text
 from hybridlabel.tasks.files.content_store import dedupe
+from hybridlabel.tasks.files.imageio import ImageReadError, read_image
 from hybridlabel.tasks.nnunet.dataset import FILE_ENDING, TrainingCase, _link, dataset_name
 
 
@@ -66,10 +69,35 @@ def plan_dataset(root: Path, dataset_id: int, log: Callable[[str], None] = print
             said = ["null" if gb is None else gb for gb in (made, gpu_memory_gb)]
             raise NnunetError(f"{plans_file} was planned for planner_gpu_memory_gb {said[0]}, the config asks "
                               f"{said[1]}; set it back, or run in a new workdir")
+        check_fingerprint(Path(root), name)
         return plans_file
     run_logged(plan_command(dataset_id, n_proc, gpu_memory_gb), nnunet_env(root, dict(os.environ), n_proc=n_proc), log)
+    check_fingerprint(Path(root), name)
     atomic_write_text(planner, json.dumps({"gpu_memory_gb": gpu_memory_gb}))
     return plans_file
+
+
+def check_fingerprint(root: Path, name: str) -> None:
+    """Refuse a fingerprint whose intensities cannot normalise CT (it would turn every image
+    of the data set into zeros), naming the training images responsible; the plans made from
+    it are removed so that the next run plans again once they are fixed."""
+    folder = root / "preprocessed" / name
+    fingerprint = json.loads((folder / "dataset_fingerprint.json").read_text())
+    problem = fingerprint_problem(fingerprint.get("foreground_intensity_properties_per_channel") or {})
+    if problem is None:
+        return
+    culprits = []
+    for image in sorted((root / "raw" / name / "imagesTr").glob(f"*{FILE_ENDING}")):
+        try:
+            if check_intensities(sitk.GetArrayViewFromImage(read_image(image))):
+                culprits.append(image.name[: -len(f"_0000{FILE_ENDING}")])
+        except ImageReadError:
+            culprits.append(image.name)
+    for made in (folder / f"{BASE_PLANS}.json", folder / "dataset_fingerprint.json"):
+        made.unlink(missing_ok=True)
+    named = f"; cases: {', '.join(culprits[:10])}" if culprits else ""
+    raise NnunetError(f"dataset {name}: {problem}{named}; fix or remove those images (the audit quarantines "
+                      "values outside the CT range) and run again")
 
 
 def _managers(plans: dict, dataset: dict, configuration: str):

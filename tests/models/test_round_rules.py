@@ -129,3 +129,15 @@ def test_tumour_donors_are_cases_whose_tumour_label_is_ground_truth():
     donors = tumour_donors(cases, train, merged, 14)
     # p1 annotates the tumour and trains on its own label; s1 does not annotate it
     assert donors == [{"case_id": "p1", "image_sha256": "sha-p1"}, {"case_id": "u2", "image_sha256": "sha-u2"}]
+
+
+def test_a_failed_prediction_leaves_the_round_quarantined_with_its_error():
+    from hybridlabel.models.round_rules import without_failed_predictions
+
+    todo = [{"case_id": "a"}, {"case_id": "b"}, {"case_id": "c"}]
+    preds = [{"case_id": "a", "path": "a.nii.gz"}, {"case_id": "b", "error": "ImageHeaderError: spacing"},
+             {"case_id": "c", "path": "c.nii.gz"}]
+    kept, kept_preds, updates = without_failed_predictions(todo, preds, 2)
+    assert [c["case_id"] for c in kept] == ["a", "c"] and [p["path"] for p in kept_preds] == ["a.nii.gz", "c.nii.gz"]
+    assert updates == {"b": {"role": "quarantined",
+                             "quarantine_reason": "round 2: prediction failed: ImageHeaderError: spacing"}}

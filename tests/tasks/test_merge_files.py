@@ -99,3 +99,4 @@ def test_select_cli_writes_decisions(tmp_path):
     assert decisions.loc["u0", "decision"] == "tumor_kept"  # tumour scores tie: case id decides
     bad = runner.invoke(app, ["select", str(tmp_path / "scores.parquet"), "--organ-keep", "1.5", "--tumor-keep", "1"])
     assert bad.exit_code == 2 and "fraction" in bad.output
+
