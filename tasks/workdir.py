@@ -8,9 +8,11 @@ Prefect's result cache.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,54 +53,71 @@ class Layout:
         return self.workdir / "export"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class WorkdirLock:
-    """`<workdir>/.lock`, created exclusively; a lock whose process is gone is taken over.
-    Re-entrant within one process: the CLI takes it before it changes anything, and the
-    flow it then runs takes it again."""
+    """`<workdir>/.lock`, held with `flock` for as long as the pipeline runs: the kernel
+    releases it when its process ends however it ends, and no two processes can hold it,
+    so a dead holder's lock needs no takeover and two takers cannot both win. The file
+    says who holds it (pid, host, since) for the message of the one refused. Re-entrant
+    within one process: the CLI takes it before it changes anything, and the flow it then
+    runs takes it again."""
+
+    _held: dict[str, tuple[int, int]] = {}  # path -> (fd, depth) of the locks this process holds
+    _guard = threading.Lock()
 
     def __init__(self, workdir: Path):
         self.path = Path(workdir) / ".lock"
         self._nested = False
 
     def held_by_live_process(self) -> bool:
-        holder = self._holder()
-        if not holder:
+        if str(self.path.absolute()) in self._held:
+            return True
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
             return False
-        return holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # releases the probe's shared lock with it
 
     def __enter__(self) -> "WorkdirLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
+        key = str(self.path.absolute())
+        with self._guard:
+            if key in self._held:
+                fd, depth = self._held[key]
+                self._held[key] = (fd, depth + 1)
+                self._nested = True
+                return self
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = self._acquire()
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+            self._held[key] = (fd, 1)
+        return self
+
+    def _acquire(self) -> int:
+        while True:
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
                 holder = self._holder()
-                same_host = holder.get("host") == socket.gethostname()
-                if same_host and holder.get("pid") == os.getpid():
-                    self._nested = True
-                    return self
-                if holder and same_host and not _alive(int(holder.get("pid", -1))):
-                    self.path.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
+                os.close(fd)
                 raise WorkdirBusy(
                     f"workdir {self.path.parent} is in use by pid {holder.get('pid', '?')} on "
-                    f"{holder.get('host', '?')} since {holder.get('since', '?')}; wait for it, or delete "
-                    f"{self.path} if that pipeline is dead") from None
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
-                           "since": time.strftime("%Y-%m-%d %H:%M:%S")}, fh)
-            return self
-        raise WorkdirBusy(f"could not take the lock {self.path}")
+                    f"{holder.get('host', '?')} since {holder.get('since', '?')}; wait for it to end, or stop "
+                    "it (Ctrl-C); the lock is freed when its process ends") from None
+            try:  # the file we locked may have been unlinked by its last holder meanwhile
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+            os.close(fd)
 
     def _holder(self) -> dict:
         try:
@@ -107,8 +126,15 @@ class WorkdirLock:
             return {}
 
     def __exit__(self, *exc) -> None:
-        if not self._nested and self._holder().get("pid") == os.getpid():
-            self.path.unlink(missing_ok=True)
+        key = str(self.path.absolute())
+        with self._guard:
+            fd, depth = self._held[key]
+            if depth > 1:
+                self._held[key] = (fd, depth - 1)
+                return
+            del self._held[key]
+            self.path.unlink(missing_ok=True)  # while still locked: a waiter re-checks the inode
+            os.close(fd)
 
 
 def journal_path(step_dir: Path, case_id: str) -> Path:
