@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from hybridlabel.models.labels import ROLES
+
 CASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("case_id", pa.string(), "unique case id (file stem or manifest id)"),
     ("round", pa.int32(), "round number"),
@@ -76,6 +78,43 @@ TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
 }
 JSON_COLUMNS = {"voxel_counts", "label_sources", "tumors", "scores", "tumor_objects", "stage_seconds", "counts", "mean_metrics", "config_json"}
 ROUND_STATUSES = ("running", "completed", "failed", "superseded")
+ROUND_KINDS = ("intake", "teacher", "student", "export")
+LABEL_SOURCES = ("gt", "pseudo", "ignore", "none")
+# the values each categorical column may hold, checked on every read: a file can be
+# intact to its checksums and still say something the code never wrote
+ALLOWED_VALUES = {"role": ROLES, "status": ROUND_STATUSES, "kind": ROUND_KINDS}
+
+
+def value_problem(table: pa.Table, round_no: int) -> str | None:
+    """Why the values read back from a round's partition cannot be the registry's, or None."""
+    import pyarrow.compute as pc
+
+    if "round" in table.column_names and len(table):
+        foreign = set(pc.unique(table["round"]).to_pylist()) - {round_no}
+        if foreign:
+            return f"round column holds {sorted(foreign, key=str)[:3]} in the partition of round {round_no}"
+    for column, allowed in ALLOWED_VALUES.items():
+        if column in table.column_names:
+            found = set(pc.unique(table[column]).to_pylist()) - set(allowed) - {None}
+            if found:
+                return f"column {column} holds {sorted(found)[0]!r}, not one of {', '.join(allowed)}"
+    if "label_sources" in table.column_names:
+        for text in pc.unique(table["label_sources"]).to_pylist():
+            if text is not None and (bad := _bad_sources(text)):
+                return f"column label_sources holds {bad!r}, not one of {', '.join(LABEL_SOURCES)}"
+    return None
+
+
+def _bad_sources(text: str) -> str | None:
+    import json
+
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return text[:40]
+    if not isinstance(values, dict):
+        return text[:40]
+    return next((v for v in values.values() if v not in LABEL_SOURCES), None)
 
 
 def schema(table: str) -> pa.Schema:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hybridlabel.data_registry.frames import empty_frame, from_arrow, to_arrow
-from hybridlabel.data_registry.schema import ROUND_STATUSES, TABLES
+from hybridlabel.data_registry.schema import ROUND_STATUSES, TABLES, value_problem
 
 PART = "part-0.parquet"
 
@@ -72,23 +72,54 @@ class Registry:
         table_dir = self.root / table
         table_dir.mkdir(parents=True, exist_ok=True)
         final = table_dir / partition_name(round_no)
+        if final.is_dir():
+            # the new file beside the old, then one atomic os.replace of the file: the round's
+            # data is never absent, not even for a moment (a folder swap takes two renames)
+            tmp = final / f".tmp-{uuid.uuid4().hex[:8]}-{PART}"
+            try:
+                _write_synced(arrow, tmp)
+                os.replace(tmp, final / PART)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return final
         tmp = table_dir / f".tmp-{partition_name(round_no)}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            pq.write_table(arrow, tmp / PART)
-            with open(tmp / PART, "rb") as fh:
-                os.fsync(fh.fileno())
-            if final.exists():
-                old = table_dir / f".old-{partition_name(round_no)}-{uuid.uuid4().hex[:8]}"
-                os.rename(final, old)
-                os.rename(tmp, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, final)
+            _write_synced(arrow, tmp / PART)
+            os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+    def clean_interrupted_writes(self) -> list[str]:
+        """Leftovers of writes a kill interrupted: temporary files and folders are deleted; a
+        partition that a folder swap of older versions left only as `.old-*` is put back.
+        Called at the start of a pipeline, under the workdir lock (no writer is at work)."""
+        done = []
+        for table in TABLES:
+            table_dir = self.root / table
+            for entry in sorted(table_dir.iterdir()) if table_dir.is_dir() else []:
+                if entry.name.startswith(".old-round-"):
+                    final = table_dir / entry.name[len(".old-"):].rsplit("-", 1)[0]
+                    if not final.exists() and (entry / PART).is_file():
+                        os.rename(entry, final)
+                        done.append(f"{table}/{final.name} restored")
+                        continue
+                if entry.name.startswith((".tmp-", ".old-")):
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+                    done.append(f"{table}/{entry.name} removed")
+                elif entry.is_dir():
+                    for leftover in entry.glob(".tmp-*"):
+                        leftover.unlink(missing_ok=True)
+                        done.append(f"{table}/{entry.name}/{leftover.name} removed")
+        return done
+
+    def round_gaps(self) -> list[int]:
+        """Round numbers missing below the last round that has a `rounds` row."""
+        present = set(self._partitions("rounds"))
+        return [r for r in range(max(present) + 1) if r not in present] if present else []
 
     def commit_round(self, round_no: int, cases: pd.DataFrame, round_row: dict,
                      metrics: pd.DataFrame | None = None) -> None:
@@ -210,6 +241,13 @@ class Registry:
         return pd.concat(frames, ignore_index=True) if frames else empty_frame("rounds")
 
 
+def _write_synced(arrow: pa.Table, path: Path) -> None:
+    # page checksums: a byte changed inside a compressed page is found on read
+    pq.write_table(arrow, path, write_page_checksum=True)
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
 def _read_table(path: Path, round_no: int, columns: list[str] | None = None,
                 footer_only: bool = False) -> pa.Table | None:
     """One partition file; a damaged one is named, with what to do, in one line."""
@@ -220,7 +258,9 @@ def _read_table(path: Path, round_no: int, columns: list[str] | None = None,
             if footer_only:
                 pq.read_metadata(fh)
                 return None
-            table = pq.read_table(fh, columns=columns)
+            table = pq.read_table(fh, columns=columns, page_checksum_verification=True)
+        if problem := value_problem(table, round_no):
+            raise ValueError(problem)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:

@@ -26,8 +26,8 @@ from hybridlabel.models.holdout import held_out_classes
 from hybridlabel.models.nnunet.identity import checkpoint_path
 from hybridlabel.models.pseudo_trust import trust_evidence, untrusted_classes, val_dice
 from hybridlabel.models.round_rules import (case_scorers, case_updates, loss_classes, needs_ignore, prediction_set,
-                                            select_unlabeled, training_set, tumor_kept, tumour_donors,
-                                            without_failed_predictions)
+                                            select_unlabeled, trained_rows, training_set, tumor_kept,
+                                            tumour_donors, without_failed_predictions)
 from hybridlabel.tasks.intake.audit import audit_dataset, summarize
 from hybridlabel.tasks.files.imageio import sha256_path
 from hybridlabel.tasks.registry import code_version, config_record
@@ -71,7 +71,7 @@ def teacher_round(config: PipelineConfig, workdir: str) -> dict:
     model_dir, objects = _train(config, layout, 0, train, False, stages, loss_classes(annotated, spec.training.loss),
                                 tumour_donors(cases, train, {}, config.label_map.tumor_id))
     trained = {c["case_id"] for c in train}
-    cases["trained"] = cases["case_id"].isin(trained)
+    cases["trained"] = trained_rows(cases, train)
     cases = apply_updates(cases, _cutmix_updates(objects))
     cases["held_out_classes"] = _held_out(config, cases)
     with timed(stages, "evaluate"):

@@ -78,6 +78,7 @@ def run_pipeline(config_path: Path, workdir: Path, start_round: int | None = Non
     config = load_config(config_path)
     guard_local_server()
     with WorkdirLock(workdir):
+        Registry(workdir).clean_interrupted_writes()  # no writer is at work: the lock is ours
         start = first_round_to_run(workdir, config) if start_round is None else start_round
         problems = Registry(workdir).damaged(before=start) or completed_rounds_problems(workdir, start)
         if problems:

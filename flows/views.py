@@ -63,6 +63,11 @@ def status_dict(workdir: Path) -> dict:
         elif row["status"] == "completed" and (problems := round_problems(workdir, row["round"], hashes=False)):
             row.update(status="damaged", problems=problems)
     superseded = _rows(reg.superseded_rounds())
+    for gap in reg.round_gaps():  # a round whose rows vanished (e.g. a kill mid-write in older versions)
+        rounds.append({"round": gap, "name": None, "kind": None, "status": "damaged",
+                       "problems": [f"round {gap} has no rounds row in {reg.root}; redo it with "
+                                    f"`hybridlabel resume --round {gap}`"]})
+    rounds.sort(key=lambda r: r["round"])
     export = next((r.get("model_dir") for r in reversed(rounds)
                    if r.get("kind") == "export" and r.get("status") == "completed"), None)
     return {"workdir": str(workdir), "rounds": rounds, "superseded": superseded, "export": export}

@@ -36,6 +36,13 @@ def usable(frame: pd.DataFrame, roles: Iterable[str]) -> pd.DataFrame:
     return frame[ok]
 
 
+def trained_rows(cases: pd.DataFrame, train: list[dict]) -> pd.Series:
+    """Which rows trained: the usable rows of the trained ids, never a quarantined duplicate
+    that shares an id with one (a case id is unique among usable rows only)."""
+    ids = {c["case_id"] for c in train}
+    return cases["case_id"].isin(ids) & cases["quarantine_reason"].isna()
+
+
 def prediction_set(cases: pd.DataFrame, predict_roles: Iterable[str]) -> list[dict]:
     """The cases the parent predicts this round, by case id."""
     return [{k: row.get(k) for k in CASE_FIELDS}

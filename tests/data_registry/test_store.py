@@ -170,3 +170,69 @@ def test_a_partition_reads_in_part_with_the_same_values(tmp_path):
     assert list(some.columns) == ["case_id", "annotated_classes", "round"]
     pd.testing.assert_frame_equal(some, whole[["case_id", "annotated_classes", "round"]])
     assert isinstance(some["annotated_classes"][0], list)
+
+
+def test_a_kill_while_a_partition_is_replaced_keeps_the_round(tmp_path, monkeypatch):
+    """The new file is written beside the old one and swapped in with one os.replace: a
+    kill before the swap leaves the old data whole, and the next start removes the rest."""
+    reg = Registry(tmp_path)
+    reg.commit_round(0, cases_frame(), round_row())
+    before = reg.read("cases", 0)
+
+    def killed(*args):
+        raise KeyboardInterrupt  # the kill arrives between writing and swapping
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        reg.write_partition("cases", 0, cases_frame(n=2))
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(reg.read("cases", 0), before)
+    assert not list((tmp_path / "registry" / "cases" / "round-000").glob(".tmp-*"))
+
+
+def test_a_vanished_round_is_flagged_and_an_old_swap_is_restored(tmp_path):
+    """Registries written by older versions swapped folders with two renames; a kill
+    between them left only `.old-round-NNN-*`. `status` flags the gap; the next start puts
+    the partition back and removes temporary leftovers."""
+    from hybridlabel.flows.views import status_dict
+
+    reg = Registry(tmp_path)
+    for r in range(3):
+        reg.commit_round(r, cases_frame(round_no=r), round_row(name=f"r{r}"))
+    rounds = tmp_path / "registry" / "rounds"
+    os.rename(rounds / "round-001", rounds / ".old-round-001-1a2b3c4d")
+    (rounds / ".tmp-round-002-deadbeef").mkdir()
+    info = status_dict(tmp_path)
+    assert [r["round"] for r in info["rounds"]] == [0, 1, 2]
+    assert info["rounds"][1]["status"] == "damaged" and "round 1 has no rounds row" in info["rounds"][1]["problems"][0]
+    done = reg.clean_interrupted_writes()
+    assert done == ["rounds/round-001 restored", "rounds/.tmp-round-002-deadbeef removed"]
+    assert reg.round_gaps() == [] and [r["name"] for r in status_dict(tmp_path)["rounds"]] == ["r0", "r1", "r2"]
+
+
+def test_a_byte_changed_inside_a_compressed_value_is_found(tmp_path):
+    """Page checksums: the probe's `partial` -> `partiaL`, inside the file's pages."""
+    reg = Registry(tmp_path)
+    part = reg.write_partition("cases", 0, cases_frame()) / PART
+    data = part.read_bytes()
+    at = data.find(b"partial")
+    assert at > 0
+    part.write_bytes(data[:at] + b"partiaL" + data[at + 7:])
+    with pytest.raises(RegistryError, match="is damaged .*resume --round 0"):
+        reg.read("cases", 0)
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("role", "partiaL", "column role holds 'partiaL'"),
+    ("round", 7, r"round column holds \[7\] in the partition of round 0"),
+    ("label_sources", json.dumps({"1": "guess"}), "column label_sources holds 'guess'"),
+])
+def test_values_read_back_are_checked_against_the_schema(tmp_path, column, value, message):
+    """A file intact to its checksums (rewritten whole) that says what the code never writes."""
+    reg = Registry(tmp_path)
+    part = reg.write_partition("cases", 0, cases_frame()) / PART
+    frame = cases_frame()
+    frame.loc[1, column] = value
+    pq.write_table(to_arrow(frame, "cases"), part)
+    with pytest.raises(RegistryError, match=message):
+        reg.read("cases", 0)

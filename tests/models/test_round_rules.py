@@ -141,3 +141,11 @@ def test_a_failed_prediction_leaves_the_round_quarantined_with_its_error():
     assert [c["case_id"] for c in kept] == ["a", "c"] and [p["path"] for p in kept_preds] == ["a.nii.gz", "c.nii.gz"]
     assert updates == {"b": {"role": "quarantined",
                              "quarantine_reason": "round 2: prediction failed: ImageHeaderError: spacing"}}
+
+
+def test_a_quarantined_duplicate_id_is_not_marked_trained():
+    from hybridlabel.models.round_rules import trained_rows
+
+    cases = pd.DataFrame({"case_id": ["a", "a", "b"], "role": ["strong", "quarantined", "strong"],
+                          "quarantine_reason": [None, "duplicate case id 'a'", None]})
+    assert trained_rows(cases, [{"case_id": "a"}]).tolist() == [True, False, False]
