@@ -24,7 +24,8 @@ class ConfigError(ValueError):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan: no threshold, rate or budget of this config is meaningful as inf or nan
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class LabelMapConfig(_Frozen):
@@ -130,11 +131,11 @@ class TrainingConfig(_Frozen):
     epochs: int = Field(1000, ge=1, description="training epochs")
     iterations_per_epoch: int = Field(250, ge=1, description="training iterations per epoch")
     val_iterations: int = Field(50, ge=0, description="validation iterations per epoch")
-    batch_size: int | None = Field(None, ge=1, description="batch size; null = nnU-Net's plans")
-    seed: int = Field(12345, description="random seed (bit-identical weights on CPU with nnUNet_n_proc_DA=0)")
+    batch_size: int | None = Field(None, ge=1, le=1024, description="batch size; null = nnU-Net's plans")
+    seed: int = Field(12345, ge=0, lt=2 ** 32, description="random seed (bit-identical weights on CPU with nnUNet_n_proc_DA=0)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device; auto = cuda when present")
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="sgd = nnU-Net's (momentum 0.99, lr 1e-2); adam converges faster on short CPU budgets")
-    learning_rate: float | None = Field(None, gt=0, description="initial learning rate; null = 1e-2 for sgd, 1e-3 for adam")
+    learning_rate: float | None = Field(None, gt=0, le=10, description="initial learning rate; null = 1e-2 for sgd, 1e-3 for adam")
     init_from_parent: bool = Field(False, description="start a student from its teacher's weights, output layers included (a class the teacher lacks starts fresh)")
     max_train_seconds: float | None = Field(None, gt=0, description="stop training once this many seconds of training have passed (checked at epoch ends; the model so far is the final one); null = the epochs decide")
     curve_every: int = Field(0, ge=0, description="keep the weights every N epochs (fold_all/curve/) so that one training gives a learning curve; 0 = off")
@@ -166,7 +167,7 @@ class EvaluationConfig(_Frozen):
         0.0, ge=0, lt=1,
         description="share of each partial case's annotated classes held back from merging and training, so that "
                     "pseudo-label quality on them is an unbiased estimate; 0 = off")
-    holdout_seed: int = Field(0, description="seed of the held-back class draw (fixed for the whole pipeline)")
+    holdout_seed: int = Field(0, ge=0, lt=2 ** 32, description="seed of the held-back class draw (fixed for the whole pipeline)")
     report_cases: int = Field(3, ge=0, le=12, description="val cases drawn as axial slices per round in the report")
 
 
@@ -229,7 +230,7 @@ class PipelineConfig(_Frozen):
                                 "3d_fullres patch covers under a quarter of the median image. Fixed once a workdir is planned")
     predict_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="device for pseudo-label prediction")
     allow_paths_outside_dataset: bool = Field(False, description="manifest paths may point outside the dataset and manifest folders (refused by default: a manifest from elsewhere must not read arbitrary files)")
-    workers: int = Field(2, ge=1, description="per-case tasks run at once (threads or Dask workers)")
+    workers: int = Field(2, ge=1, le=256, description="per-case tasks run at once (threads or Dask workers)")
     task_runner: Literal["threads", "dask"] = Field("threads", description="Prefect task runner for per-case tasks")
     dask_address: str | None = Field(None, description="Dask scheduler address; null = a local cluster")
 

@@ -72,6 +72,11 @@ def slice_gap_problem(positions: np.ndarray, normal: np.ndarray, rel_tol: float 
     if len(positions) < 3:
         return None
     heights = np.asarray(positions, float) @ (np.asarray(normal, float) / np.linalg.norm(normal))
+    shared = np.flatnonzero(np.diff(np.sort(heights)) <= abs_tol_mm)
+    if len(shared):  # a copied file: the reader may sort it anywhere, so look at the sorted heights
+        at = float(np.sort(heights)[shared[0]])
+        return (f"{len(shared)} slice(s) share a position with another (first at {at:.2f} mm along the slice "
+                "normal): the series holds duplicate slices; remove the copies")
     steps = np.diff(heights)
     step = float(np.median(steps))
     if abs(step) < 1e-6:

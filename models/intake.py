@@ -32,6 +32,8 @@ def check_case_id(case_id: str) -> str | None:
 HU_RANGE = (-32768.0, 32767.0)
 HU_OUTSIDE_TOLERATED = 10
 HU_ABSURD = 1e5
+# a scan holds at least a few voxels along each axis (a 1x1x2 image crashed prediction)
+MIN_AXIS_VOXELS = 4
 
 
 def check_intensities(array: np.ndarray) -> str | None:
@@ -40,6 +42,9 @@ def check_intensities(array: np.ndarray) -> str | None:
         return f"image is {array.ndim}D with shape {array.shape}; a CT must be a 3D volume"
     if array.size == 0:
         return "image has no voxels"
+    if min(array.shape) < MIN_AXIS_VOXELS:
+        return (f"image is {'x'.join(map(str, array.shape[::-1]))} voxels, too small to be a scan (at least "
+                f"{MIN_AXIS_VOXELS} along each axis)")
     if np.issubdtype(array.dtype, np.floating):
         bad = int(np.count_nonzero(~np.isfinite(array)))
         if bad:

@@ -19,6 +19,9 @@ def round_problems(workdir: Path, round_no: int, hashes: bool = True) -> list[st
     if not row:
         return [f"round {round_no} is not in the registry"]
     if not reg.is_complete(round_no):
+        if row["status"] == "completed":  # its rows are committed, its cases partition is gone
+            return [f"round {round_no} is marked completed but its cases partition is missing from {reg.root}; "
+                    f"redo it with `hybridlabel resume --round {round_no}`"]
         return [f"round {round_no} is {row['status']}, not completed"]
     problems = []
     model = row.get("model_dir")

@@ -48,6 +48,11 @@ def test_config_is_frozen():
     ("rounds: [{name: t, kind: teacher, targets: organs+tumor, training: {cutmix: {host_organs: [14]}}}]",
      "training.cutmix.host_organs holds [14]"),
     ("rounds: [{name: t, kind: teacher, training: {cutmix: {margins: [[9, 8], [1, 2]]}}}]", "0 <= min <= max"),
+    # the probe's numbers: an infinite learning rate, a seed beyond 32 bits, a million workers
+    ("rounds: [{name: t, kind: teacher, training: {learning_rate: .inf}}]", "rounds.0.training.learning_rate"),
+    ("rounds: [{name: t, kind: teacher, training: {seed: 1180591620717411303424}}]", "rounds.0.training.seed"),
+    ("workers: 1000000", "workers: Input should be less than or equal to 256"),
+    ("merge: {min_component_mm3: .nan}", "merge.min_component_mm3"),
 ])
 def test_bad_config_gives_one_line_error(tmp_path, text, fragment):
     path = tmp_path / "c.yaml"

@@ -18,16 +18,31 @@ def test_good_case_id():
 
 
 def test_intensity_checks():
-    good = np.arange(8, dtype=np.int16).reshape(2, 2, 2)
+    good = np.arange(64, dtype=np.int16).reshape(4, 4, 4)
     assert check_intensities(good) is None
     assert "3D" in check_intensities(np.zeros((4, 4)) + np.arange(4))
-    assert "constant" in check_intensities(np.full((2, 2, 2), 7))
+    assert "constant" in check_intensities(np.full((4, 4, 4), 7))
+    assert "image is 1x1x2 voxels, too small" in check_intensities(np.arange(2.0).reshape(2, 1, 1))
     nan = good.astype(float)
     nan[0, 0, 0] = np.nan
     assert "NaN" in check_intensities(nan)
     inf = good.astype(float)
     inf[1, 1, 1] = np.inf
     assert "infinite" in check_intensities(inf)
+
+
+def test_ct_values_outside_the_16_bit_range():
+    scan = np.random.default_rng(0).normal(0, 300, (8, 8, 8))
+    scan[0, 0, 0] = -3024  # a scanner's padding is a CT value
+    assert check_intensities(scan) is None
+    edges = scan.copy()
+    edges.flat[:10] = -33000  # a handful (interpolated padding) is tolerated
+    assert check_intensities(edges) is None
+    edges.flat[:11] = -33000
+    assert "11 voxel(s) outside -32768..32767 HU" in check_intensities(edges)
+    absurd = scan.copy()
+    absurd.flat[:2] = 1e30  # a few absurd values would still ruin the fingerprint
+    assert "2 voxel(s) outside" in check_intensities(absurd)
 
 
 def test_label_values_outside_the_map():

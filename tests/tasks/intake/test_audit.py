@@ -264,3 +264,15 @@ def test_an_unreadable_file_keeps_itks_cause(tmp_path):
     (root / "imagesTr" / "x_0000.mha").write_bytes(b"garbage")
     reason = audit_dataset(root, LABELS).iloc[0]["quarantine_reason"]
     assert "Unable to determine ImageIO reader" in reason and ".cxx" not in reason
+
+
+def test_a_duplicated_dicom_slice_is_called_a_duplicate(tmp_path, real_ct):
+    """The probe: a copied slice file was reported as 'about 13 missing slice(s)'."""
+    root = tmp_path / "raw"
+    shutil.copytree(real_ct / "dicom_series", root / "dup")
+    first = sorted((root / "dup").iterdir())[4]
+    shutil.copy(first, root / "dup" / "zz_copy.dcm")
+    (root / "manifest.csv").write_text("case_id,image,label,annotated,role\ndup,dup,,,\n")
+    reason = audit_dataset(root, LABELS).iloc[0]["quarantine_reason"]
+    assert "1 slice(s) share a position with another" in reason and "duplicate slices" in reason
+    assert "missing" not in reason
