@@ -44,7 +44,9 @@ def run_guarded(action, workdir: Path, command: str = "run", verbose: bool = Fal
         fail(str(exc))
     from hybridlabel.data_registry.store import RegistryError
     from hybridlabel.models.config import ConfigError
+    from hybridlabel.tasks.files.disk import DiskFullError
     from hybridlabel.tasks.intake.audit import DatasetError
+    from hybridlabel.tasks.nnunet.preprocess import NnunetError
     from hybridlabel.tasks.round_inputs import RoundError
     from hybridlabel.tasks.workdir import WorkdirBusy
 
@@ -53,7 +55,8 @@ def run_guarded(action, workdir: Path, command: str = "run", verbose: bool = Fal
     with live_run(console, workdir, command, verbose) as log_path:
         try:
             result = action()
-        except (ConfigError, DatasetError, RoundError, RegistryError, WorkdirBusy, EnvironmentError_) as exc:
+        except (ConfigError, DatasetError, RoundError, RegistryError, WorkdirBusy, EnvironmentError_,
+                DiskFullError, NnunetError) as exc:
             fail(f"{exc} (full log: {log_path})")
     console.print(f"full log: {log_path}", style="dim", highlight=False)
     return result

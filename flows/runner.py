@@ -27,8 +27,37 @@ def check_argparse_shadow() -> None:
                                 "remove it with `pip uninstall -y argparse`")
 
 
+def check_api_url(timeout_s: float = 5.0) -> None:
+    """A PREFECT_API_URL the user set must answer as a Prefect server (`GET /health` is
+    `true`); else every command would fail deep inside Prefect's client with a traceback."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        return
+    fix = "start the server (`prefect server start`) or unset PREFECT_API_URL to use a temporary local one"
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout_s) as reply:
+            answer = reply.read(64)
+    except urllib.error.HTTPError as exc:
+        raise EnvironmentError_(f"PREFECT_API_URL={url} answers HTTP {exc.code}, not as a Prefect server; {fix}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        why = getattr(exc, "reason", None) or exc
+        raise EnvironmentError_(f"PREFECT_API_URL={url} cannot be reached ({why}); {fix}") from None
+    try:
+        healthy = json.loads(answer) is True
+    except ValueError:
+        healthy = False
+    if not healthy:
+        raise EnvironmentError_(f"PREFECT_API_URL={url} answers, but not as a Prefect server (its /health says "
+                                f"{answer[:30]!r}); {fix}")
+
+
 def prefect_environment(workdir: Path) -> None:
     check_argparse_shadow()
+    check_api_url()
     Path(workdir).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(Path(workdir).resolve() / ".prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -6,6 +6,8 @@ import os
 import uuid
 from pathlib import Path
 
+from hybridlabel.tasks.files.disk import named_disk_full
+
 
 def _tmp_for(path: Path) -> Path:
     return path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
@@ -16,7 +18,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_for(path)
     try:
-        with open(tmp, "wb") as fh:
+        with named_disk_full(path, len(data)), open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -43,7 +45,8 @@ def atomic_write_parquet(path: Path, table) -> Path:
         table = pa.Table.from_pandas(table, preserve_index=False)
     tmp = _tmp_for(path)
     try:
-        pq.write_table(table, tmp)
+        with named_disk_full(path, table.nbytes):
+            pq.write_table(table, tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

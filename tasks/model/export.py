@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hybridlabel.models.archive_manifest import ARCHIVE_FORMAT, MANIFEST
 from hybridlabel.models.config import PipelineConfig
+from hybridlabel.tasks.files.disk import named_disk_full
 from hybridlabel.tasks.registry import code_version
 
 
@@ -34,6 +35,10 @@ def _slim_checkpoint(ckpt: dict, trainer_name: str) -> dict:
     return {"network_weights": ckpt["network_weights"],
             "init_args": {"configuration": checkpoint_configuration(ckpt)}, "trainer_name": trainer_name,
             "inference_allowed_mirroring_axes": [int(a) for a in ckpt.get("inference_allowed_mirroring_axes") or ()]}
+
+
+def _weight_bytes(ckpt: dict) -> int:
+    return sum(t.numel() * t.element_size() for t in ckpt["network_weights"].values())
 
 
 def write_nnunet_folder(model_dir: Path, out_folder: Path) -> Path:
@@ -55,7 +60,9 @@ def write_nnunet_folder(model_dir: Path, out_folder: Path) -> Path:
         (tmp / "fold_all").mkdir(parents=True)
         for name in ("dataset.json", "plans.json"):
             shutil.copyfile(model_dir / name, tmp / name)
-        torch.save(_slim_checkpoint(ckpt, "nnUNetTrainer"), tmp / "fold_all" / "checkpoint_final.pth")
+        slim = _slim_checkpoint(ckpt, "nnUNetTrainer")
+        with named_disk_full(out_folder, _weight_bytes(slim)):
+            torch.save(slim, tmp / "fold_all" / "checkpoint_final.pth")
         if out_folder.exists():
             os.replace(out_folder, old)
         os.replace(tmp, out_folder)
@@ -103,7 +110,8 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
     archive = out_dir / f"{config.name}_round{round_no}.hlmodel.zip"
     tmp = out_dir / f".tmp-{uuid.uuid4().hex[:8]}-{archive.name}"
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with named_disk_full(archive, sum(map(len, members.values()))), \
+                zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(MANIFEST, json.dumps(info, indent=1))
             for name, data in members.items():
                 zf.writestr(name, data)

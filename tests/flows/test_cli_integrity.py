@@ -124,3 +124,42 @@ def test_a_missing_dataset_is_one_line_before_prefect(tmp_path):
     _one_line(runner.invoke(app, ["run", str(config), "--workdir", str(tmp_path / "w")], env={"COLUMNS": "300"}),
               "dataset folder")
     assert not (tmp_path / "w" / "registry").exists()
+
+
+@pytest.mark.parametrize("serve, message", [
+    ("html", "answers, but not as a Prefect server"),
+    ("404", "answers HTTP 404, not as a Prefect server"),
+    (None, "cannot be reached"),
+])
+def test_a_prefect_api_url_that_is_not_prefect_is_one_line(workdir, monkeypatch, serve, message):
+    """The probe pointed PREFECT_API_URL at something else: a traceback from Prefect's client."""
+    import http.server
+    import socket
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404 if serve == "404" else 200)
+            self.end_headers()
+            self.wfile.write(b"<html>a web page</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    port = server.server_address[1]
+    if serve:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    else:
+        server.server_close()  # nothing listens on the port any more
+    work, config = workdir
+    before = _snapshot(work)
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+    try:
+        result = runner.invoke(app, ["run", str(config), "--workdir", str(work)], env={"COLUMNS": "300"})
+        _one_line(result, message)
+        assert f"PREFECT_API_URL=http://127.0.0.1:{port}/api" in result.output and _snapshot(work) == before
+    finally:
+        if serve:
+            server.shutdown()
+            server.server_close()
