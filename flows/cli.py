@@ -265,8 +265,10 @@ def resume(round_no: int = typer.Option(..., "--round", help="first round to run
     def superseded(moved: list[int]) -> None:
         console.print(f"rounds {moved} marked superseded (kept under {workdir / 'registry' / 'superseded'})")
 
+    # once stopped, the rounds it superseded are gone from the active registry: go on with run
+    hint = f"go on with `hybridlabel run {workdir / 'config.yaml'} --workdir {workdir}`"
     result = run_guarded(lambda: hybridlabel.resume(round_no, workdir, config, on_superseded=superseded), workdir,
-                         "resume", verbose)
+                         "resume", verbose, hint)
     _summary(workdir)
     console.print(f"export: {result['export']}  ·  report: {result['report']}")
 

@@ -33,10 +33,16 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def run_guarded(action, workdir: Path, command: str = "run", verbose: bool = False):
+def run_guarded(action, workdir: Path, command: str = "run", verbose: bool = False, resume_hint: str | None = None):
     """Run a pipeline action under the live display (its full log in `W/logs/`, on the
-    terminal too when `verbose`); known failures become one clear line and a non-zero exit."""
-    from hybridlabel.flows.runner import EnvironmentError_, prefect_environment
+    terminal too when `verbose`); known failures become one clear line and a non-zero exit.
+    Ctrl-C or SIGTERM ends it and every process it started (flows/stopping.py), printing
+    `resume_hint` (default: the same command, which goes on where it stopped)."""
+    import shlex
+    import sys
+
+    from hybridlabel.flows.runner import EnvironmentError_, guard_local_server, prefect_environment
+    from hybridlabel.flows.stopping import run_stoppable
 
     try:
         prefect_environment(workdir)  # before the first Prefect import: it reads settings once
@@ -52,9 +58,11 @@ def run_guarded(action, workdir: Path, command: str = "run", verbose: bool = Fal
 
     from hybridlabel.flows.live import live_run
 
+    hint = resume_hint or f"run the same command again to go on: {shlex.join(['hybridlabel', *sys.argv[1:]])}"
+    guard_local_server()  # Prefect's temporary server ends with this process, however it ends
     with live_run(console, workdir, command, verbose) as log_path:
         try:
-            result = action()
+            result = run_stoppable(action, hint)
         except (ConfigError, DatasetError, RoundError, RegistryError, WorkdirBusy, EnvironmentError_,
                 DiskFullError, NnunetError) as exc:
             fail(f"{exc} (full log: {log_path})")
