@@ -61,7 +61,7 @@ def _stopped(proc: subprocess.Popen, family: list[psutil.Process], limit_s: floa
 
 
 @pytest.mark.parametrize("command", ["run", "ablate"])
-def test_every_way_of_stopping_ends_everything_and_the_next_run_goes_on(tmp_path, phantom_cohort, command):
+def test_every_way_of_stopping_ends_everything_and_the_next_run_goes_on(tmp_path, phantom_cohort, command, request):
     config = tmp_path / "c.yaml"
     config.write_text(tiny_config_yaml(phantom_cohort, rounds=1, dataset_id=830).replace(
         "training: {network: tiny, epochs: 1, iterations_per_epoch: 2, val_iterations: 1, device: cpu, seed: 3}",
@@ -76,6 +76,7 @@ def test_every_way_of_stopping_ends_everything_and_the_next_run_goes_on(tmp_path
     for what, sig, group in ways if command == "run" else ways[:1]:
         log = tmp_path / f"{sig.name}-{group}.log"
         proc = _start(args, log)
+        request.addfinalizer(lambda p=proc: p.poll() is None and os.killpg(p.pid, signal.SIGKILL))
         family = _training(proc)
         before = _snapshot(registry)
         (os.killpg if group else os.kill)(proc.pid, sig)
