@@ -107,6 +107,29 @@ def plans_problem(plans: object, configuration: object) -> str | None:
 
 
 def dataset_problem(dataset: object) -> str | None:
+    """The label map must be class name -> distinct integer id in 0..255, background 0;
+    the channels a mapping (nnU-Net's label manager and readers assume both)."""
     if not isinstance(dataset, dict) or not isinstance(dataset.get("labels"), dict):
         return "dataset.json has no 'labels' mapping"
+    labels = dataset["labels"]
+    bad = [k for k, v in labels.items() if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255]
+    if bad:
+        return f"dataset.json label {bad[0]!r} is {labels[bad[0]]!r}, not a class id 0-255"
+    if labels.get("background") != 0:
+        return "dataset.json labels must map 'background' to 0"
+    if len(set(labels.values())) != len(labels):
+        return "dataset.json gives two labels the same id"
+    if not isinstance(dataset.get("channel_names"), dict) or not dataset["channel_names"]:
+        return "dataset.json has no 'channel_names' mapping"
+    return None
+
+
+def mirror_axes_problem(axes: object) -> str | None:
+    """nnU-Net flips the network input along these axes (0-2, each at most once)."""
+    if axes is None:
+        return None
+    if not isinstance(axes, (list, tuple)) or len(axes) > 3 or \
+            any(isinstance(a, bool) or not isinstance(a, int) or not 0 <= a <= 2 for a in axes) or \
+            len(set(axes)) != len(axes):
+        return f"the checkpoint's mirroring axes {axes!r} are not distinct axes 0-2"
     return None

@@ -19,7 +19,8 @@ import zipfile
 from pathlib import Path
 
 from hybridlabel.models.archive_manifest import (
-    MANIFEST, MEMBERS, SIZE_LIMITS, dataset_problem, oversized_member, parse_manifest, plans_problem,
+    MANIFEST, MEMBERS, SIZE_LIMITS, dataset_problem, mirror_axes_problem, oversized_member, parse_manifest,
+    plans_problem,
 )
 from hybridlabel.models.nnunet.checkpoint_types import allow_numpy_values
 from hybridlabel.models.nnunet.predictor import ModelBundle
@@ -86,11 +87,12 @@ def bundle_from(ckpt: dict, plans: dict, dataset_json: dict, what: str) -> Model
     """The bundle, once the plans' classes are resolved and allowed and the network they
     describe (built on the meta device: nothing allocated) has the checkpoint's shapes."""
     configuration = checkpoint_configuration(ckpt)
-    problem = plans_problem(plans, configuration) or dataset_problem(dataset_json) \
+    axes = ckpt.get("inference_allowed_mirroring_axes")
+    problem = plans_problem(plans, configuration) or dataset_problem(dataset_json) or mirror_axes_problem(axes) \
         or network_problem(plans, dataset_json, configuration, ckpt["network_weights"])
     if problem:
         raise ArchiveError(f"{what}: {problem}")
-    axes = ckpt.get("inference_allowed_mirroring_axes") or (0, 1, 2)
+    axes = axes or (0, 1, 2)
     return ModelBundle(plans=plans, dataset_json=dataset_json, configuration=configuration,
                        weights=ckpt["network_weights"], mirror_axes=tuple(int(a) for a in axes))
 

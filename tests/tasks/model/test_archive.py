@@ -51,10 +51,10 @@ def _weights(extra=None) -> bytes:
     return buf.getvalue()
 
 
-def build(path: Path, weights: bytes | None = None, plans=PLANS, manifest=None, sha=None) -> Path:
+def build(path: Path, weights: bytes | None = None, plans=PLANS, manifest=None, sha=None, dataset=DATASET) -> Path:
     """An archive whose manifest hashes match its members (what anyone can recompute)."""
     members = {"weights.pth": weights if weights is not None else _weights(), "plans.json": json.dumps(plans).encode(),
-               "dataset.json": json.dumps(DATASET).encode(), "config.json": b"{}"}
+               "dataset.json": json.dumps(dataset).encode(), "config.json": b"{}"}
     info = manifest if manifest is not None else {
         "format": ARCHIVE_FORMAT, "labels": DATASET["labels"], "fast": True,
         "sha256": sha if sha is not None else {n: hashlib.sha256(d).hexdigest() for n, d in members.items()}}
@@ -102,6 +102,9 @@ def test_a_pickled_payload_never_runs(tmp_path):
     ("no_weights", "not an nnU-Net checkpoint"),
     ("garbage_weights", "not a readable PyTorch checkpoint"),
     ("qc_zero_volume", "manifest field label_qc.1"),
+    ("mirror_text", r"mirroring axes \['x'\] are not distinct axes 0-2"),
+    ("mirror_seven", r"mirroring axes \[0, 7\] are not distinct axes 0-2"),
+    ("label_text", "label 'liver' is 'one', not a class id 0-255"),
 ])
 def test_malformed_archives_get_one_line(tmp_path, kind, message):
     path = tmp_path / f"{kind}.hlmodel.zip"
@@ -126,6 +129,10 @@ def test_malformed_archives_get_one_line(tmp_path, kind, message):
         build(path, manifest={"format": ARCHIVE_FORMAT, "labels": DATASET["labels"], "fast": True,
                               "sha256": {n: hashlib.sha256(d).hexdigest() for n, d in members.items()},
                               "label_qc": {"1": {"volume_ml": [0, 0], "max_components": 1, "cases": 1}}})
+    elif kind in ("mirror_text", "mirror_seven"):
+        build(path, _weights({"inference_allowed_mirroring_axes": ["x"] if kind == "mirror_text" else [0, 7]}))
+    elif kind == "label_text":
+        build(path, dataset={**DATASET, "labels": {"background": 0, "liver": "one"}})
     elif kind == "no_weights":
         buf = io.BytesIO()
         torch.save({"something": torch.ones(1)}, buf)
