@@ -44,10 +44,12 @@ class Progress:
 
 
 def round_line(round_no: int, name: str, counts: dict, means: dict, parent_means: dict | None,
-               stages: dict[str, float]) -> str:
+               stages: dict[str, float], floor: float | None = None) -> str:
     """The round in one line: cases predicted and trained, val organ DSC over the classes
-    present (and its change from the parent round), wall time."""
+    present (and its change from the parent round), the complete labels' DSC where their
+    truth is known, wall time; and a warning when the model learned little (`floor`)."""
     from hybridlabel.flows.timing import duration
+    from hybridlabel.models.verdict import learned_little
 
     parts = [f"{counts['predicted']} cases predicted"] if counts.get("predicted") else []
     if counts.get("prediction_failed"):
@@ -57,12 +59,19 @@ def round_line(round_no: int, name: str, counts: dict, means: dict, parent_means
     dsc, parent = _organ_dsc(means), _organ_dsc(parent_means or {})
     if dsc is not None:
         parts.append(f"val organ DSC {dsc:.3f}" + (f" ({dsc - parent:+.3f})" if parent is not None else ""))
+    labels, raw = _organ_dsc(means, "complete_hybrid"), _organ_dsc(means, "complete_raw")
+    if labels is not None:  # the complete labels, where the cohort has their truth
+        parts.append(f"labels organ DSC {labels:.3f}" + (f" (raw predictions {raw:.3f})" if raw is not None else ""))
     parts.append(duration(sum(stages.values())))
-    return f"round {round_no} {name}: " + ", ".join(parts)
+    line = f"round {round_no} {name}: " + ", ".join(parts)
+    if floor is not None and (why := learned_little(dsc, parent, floor)):
+        line += (f"; learned little: {why} (give it more iterations: training.epochs x iterations_per_epoch; "
+                 "its labels are handed on all the same)")
+    return line
 
 
-def _organ_dsc(means: dict) -> float | None:
-    value = (means.get("val_gt") or {}).get("organ mean (present)", {}).get("dsc")
+def _organ_dsc(means: dict, reference: str = "val_gt") -> float | None:
+    value = (means.get(reference) or {}).get("organ mean (present)", {}).get("dsc")
     return None if value is None else float(value)
 
 
@@ -103,7 +112,9 @@ def _md_table(rows: list[dict]) -> str:
 
 
 REFERENCE_TITLES = {"val_gt": "Model on val cases", "train_gt": "Pseudo labels vs training ground truth",
-                    "holdout_gt": "Pseudo labels vs held-back ground truth (unbiased)"}
+                    "holdout_gt": "Pseudo labels vs held-back ground truth (unbiased)",
+                    "complete_hybrid": "Complete labels (hybrid) vs complete ground truth",
+                    "complete_raw": "Raw predictions vs complete ground truth (same cases)"}
 
 
 def metric_rows(metrics: pd.DataFrame | None, reference: str) -> list[dict]:

@@ -14,7 +14,7 @@ from hybridlabel.flows.dashboard import Progress, map_chunks
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.metric_summary import mean_metrics
 from hybridlabel.models.nnunet.identity import checkpoint_path
-from hybridlabel.tasks.evaluate import metric_rules
+from hybridlabel.tasks.evaluate import complete_label_files, metric_rules
 from hybridlabel.tasks.files.imageio import sha256_path
 from hybridlabel.tasks.round_tasks import evaluate_cases_task, predict_cases_task
 from hybridlabel.tasks.workdir import Layout
@@ -29,9 +29,12 @@ def model_classes(config: PipelineConfig, round_no: int, targets: str | None = N
 
 
 def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases: pd.DataFrame, model_dir: str,
-                   pseudo: list[tuple[dict, str]], targets: str | None = None) -> tuple[pd.DataFrame, dict]:
-    """Metrics rows of the round (val_gt, train_gt, holdout_gt) and their means by reference.
-    `pseudo` pairs a predicted training case's record with its pseudo-label file."""
+                   pseudo: list[tuple[dict, str]], targets: str | None = None,
+                   complete: list[tuple[dict, str, str]] = ()) -> tuple[pd.DataFrame, dict]:
+    """Metrics rows of the round (val_gt, train_gt, holdout_gt, complete_hybrid, complete_raw)
+    and their means by reference. `pseudo` pairs a predicted training case's record with its
+    pseudo-label file; `complete` gives a case's hybrid label and its raw prediction, scored
+    against the case's complete label where `config.evaluation` has one."""
     rules = metric_rules(config)
     jobs: list[tuple[str, str, str, list[int], dict[int, str]]] = []
 
@@ -61,6 +64,12 @@ def evaluate_round(config: PipelineConfig, layout: Layout, round_no: int, cases:
         if classes:
             jobs.append((case["case_id"], pred_path, case["label_path"], classes,
                          {c: "holdout_gt" if c in held else "train_gt" for c in classes}))
+    truths = complete_label_files(config, [case["case_id"] for case, _, _ in complete])
+    for case, hybrid, raw in complete:
+        if gt := truths.get(case["case_id"]):  # the classes the round's labels hold; the parent's raw prediction's
+            ours = model_classes(config, round_no, targets)
+            jobs.append((case["case_id"], hybrid, gt, ours, {c: "complete_hybrid" for c in ours}))
+            jobs.append((case["case_id"], raw, gt, sorted(parent_classes), {c: "complete_raw" for c in parent_classes}))
     if not jobs:
         return pd.DataFrame(columns=["case_id", "round", "class_id", "class_name", "dsc", "nsd", "reference"]), {}
 

@@ -26,8 +26,8 @@ from hybridlabel.models.holdout import held_out_classes
 from hybridlabel.models.nnunet.identity import checkpoint_path
 from hybridlabel.models.pseudo_trust import trust_evidence, untrusted_classes, val_dice
 from hybridlabel.models.round_rules import (case_scorers, case_updates, loss_classes, needs_ignore, prediction_set,
-                                            select_unlabeled, trained_rows, training_set, tumor_kept,
-                                            tumour_donors, without_failed_predictions)
+                                            complete_label_jobs, select_unlabeled, trained_rows, training_set,
+                                            tumor_kept, tumour_donors, without_failed_predictions)
 from hybridlabel.tasks.intake.audit import audit_dataset, summarize
 from hybridlabel.tasks.files.imageio import sha256_path
 from hybridlabel.tasks.registry import code_version, config_record
@@ -80,7 +80,8 @@ def teacher_round(config: PipelineConfig, workdir: str) -> dict:
                      stage_seconds=dumps(stages), counts=dumps({**summarize(cases), "trained": len(trained), **_cutmix_counts(objects)}),
                      mean_metrics=dumps(means), finished_at=datetime.now(timezone.utc))
     reg.commit_round(0, cases, row, metrics=metrics)
-    emit("done", round_line(0, spec.name, {"trained": len(trained)}, means, None, stages))
+    emit("done", round_line(0, spec.name, {"trained": len(trained)}, means, None, stages,
+                            config.evaluation.learned_floor))
     publish_round(0, round_summary(0, spec.name, cases, stages, config.label_map.labels, None, [], metrics),
                   None, metrics)
     return {"round": 0, "model_dir": model_dir}
@@ -182,7 +183,8 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     cases = apply_updates(cases, _cutmix_updates(objects))
     with timed(stages, "evaluate"):
         metrics, means = evaluate_round(config, layout, round_no, cases, new_model,
-                                        [(c, by_case[c["case_id"]]["path"]) for c in todo])
+                                        [(c, by_case[c["case_id"]]["path"]) for c in todo],
+                                        complete=complete_label_jobs(todo, merged_by_case, by_case))
     tumors = [t for m in merged for t in m["tumors"] if t.get("kept", True)]
     counts = {**summarize(cases), "predicted": len(todo), "prediction_failed": len(failed), "trained": len(train),
               "pseudo_dice": {str(c): d for c, d in pseudo_dice.items()},
@@ -194,7 +196,7 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
                      finished_at=datetime.now(timezone.utc))
     reg.commit_round(round_no, cases, row, metrics=metrics)
     parent_means = json.loads((reg.round_row(round_no - 1) or {}).get("mean_metrics") or "{}")
-    emit("done", round_line(round_no, spec.name, counts, means, parent_means, stages))
+    emit("done", round_line(round_no, spec.name, counts, means, parent_means, stages, config.evaluation.learned_floor))
     publish_round(round_no, round_summary(round_no, spec.name, cases, stages, config.label_map.labels,
                                           selection, tumors, metrics, evidence, counts["untrusted_classes"]),
                   selection, metrics)

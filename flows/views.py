@@ -158,7 +158,10 @@ def rounds_metrics_table(table: pd.DataFrame, title: str, export_round: int | No
 METRIC_VIEWS = [("val_gt", "dsc", "val DSC per round (the round's model)"),
                 ("val_gt", "nsd", "val NSD per round"),
                 ("train_gt", "dsc", "pseudo-label DSC vs training ground truth (round r: model r-1's labels)"),
-                ("holdout_gt", "dsc", "pseudo-label DSC vs held-back classes (unbiased)")]
+                ("holdout_gt", "dsc", "pseudo-label DSC vs held-back classes (unbiased)"),
+                ("complete_hybrid", "dsc", "complete labels: hybrid label DSC of partial and unlabeled cases vs "
+                                           "their complete ground truth"),
+                ("complete_raw", "dsc", "the same cases' raw predictions (round r: model r-1) vs complete ground truth")]
 
 
 def metrics_tables(workdir: Path) -> list[Table]:
@@ -191,7 +194,7 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
     from rich import box
 
     out = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fits 80 columns
-    for col in ("arm", "organ DSC", "organ NSD", "tumour DSC", "tumour NSD", "min", "iters"):
+    for col in ("arm", "organ DSC", "organ NSD", "tumour DSC", "labels DSC", "min", "iters"):
         out.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
 
     def pm(row: dict, key: str) -> str:
@@ -201,7 +204,7 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
 
     for row in table.to_dict("records"):
         out.add_row(row["arm"], pm(row, "organ_dsc_present"), pm(row, "organ_nsd"),
-                    pm(row, "tumor_dsc"), pm(row, "tumor_nsd"),
+                    pm(row, "tumor_dsc"), pm(row, "labels_dsc_present") if "labels_dsc_present_mean" in row else "",
                     "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}",
                     str(row.get("trained_iterations", row["iterations"])))
     if len(table):
@@ -209,5 +212,7 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
                        "min: training minutes; iters: the iterations behind the model, its parents' included "
                        "where it started from them (equal compute: equal iters); organ DSC: over the classes "
                        "present in each case's ground truth (FLARE's mean over all classes is in the parquet and "
-                       "the report)")
+                       "the report); labels DSC: the round's hybrid labels of partial and unlabeled cases against "
+                       "their complete ground truth, organs present (tumour NSD and the raw predictions' labels DSC "
+                       "are in the parquet)")
     return out

@@ -169,6 +169,16 @@ class EvaluationConfig(_Frozen):
                     "pseudo-label quality on them is an unbiased estimate; 0 = off")
     holdout_seed: int = Field(0, ge=0, lt=2 ** 32, description="seed of the held-back class draw (fixed for the whole pipeline)")
     report_cases: int = Field(3, ge=0, le=12, description="val cases drawn as axial slices per round in the report")
+    learned_floor: float = Field(
+        0.5, ge=0, le=1, description="a round whose val organ DSC over the classes present is below this, or below "
+                                     "its parent's by more than 0.01, is flagged as having learned little (round "
+                                     "line, status, report): its pseudo labels are handed on, but say so")
+    complete_labels: Path | None = Field(
+        None, description="folder of complete label maps (<case_id>.nii.gz, every class) of partial and unlabeled "
+                          "cases: each round's hybrid labels and the parent's raw predictions of those cases are "
+                          "scored against them (the labels a user came for, measured); null = <dataset>/groundTruth "
+                          "when it exists (what `phantom` and `simulate-partial` write); relative paths are "
+                          "relative to this file")
 
 
 class ExportConfig(_Frozen):
@@ -295,4 +305,7 @@ def load_config(path: Path) -> PipelineConfig:
     updates = {"dataset": (base / cfg.dataset) if not cfg.dataset.is_absolute() else cfg.dataset}
     if cfg.manifest is not None and not cfg.manifest.is_absolute():
         updates["manifest"] = base / cfg.manifest
+    complete = cfg.evaluation.complete_labels
+    if complete is not None and not complete.is_absolute():
+        updates["evaluation"] = cfg.evaluation.model_copy(update={"complete_labels": base / complete})
     return cfg.model_copy(update=updates)

@@ -142,6 +142,18 @@ def without_failed_predictions(todo: list[dict], preds: list[dict], round_no: in
     return [c for c, _ in kept], [p for _, p in kept], updates
 
 
+# the roles whose labels the loop completes: a strong case's hybrid label is its own
+COMPLETED_ROLES = ("partial", "tumor_only", "unlabeled")
+
+
+def complete_label_jobs(todo: list[dict], merged: Mapping[str, dict], predictions: Mapping[str, dict]
+                        ) -> list[tuple[dict, str, str]]:
+    """(case, its hybrid label, the parent's raw prediction) of each predicted case whose
+    labels the loop completes, for scoring against complete ground truth."""
+    return [(c, merged[c["case_id"]]["path"], predictions[c["case_id"]]["path"]) for c in todo
+            if c.get("role") in COMPLETED_ROLES and c["case_id"] in merged]
+
+
 def case_updates(todo: list[dict], predictions: Mapping[str, dict], merged: Mapping[str, dict],
                  selection: pd.DataFrame, train: list[dict]) -> dict[str, dict]:
     """The registry columns a student round sets per case: hybrid label, its sources and

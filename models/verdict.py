@@ -11,10 +11,23 @@ from hybridlabel.models.metric_summary import ORGAN_MEAN_PRESENT, SUMMARY_ROWS, 
 NOTICEABLE = 0.01  # per-class changes smaller than this are not named
 
 
+def learned_little(dsc: float | None, parent: float | None, floor: float) -> str | None:
+    """Why a round's model learned too little to trust, or None: its val organ DSC over the
+    classes present below `floor`, or below its parent's by more than NOTICEABLE."""
+    if dsc is None:
+        return None
+    if dsc < floor:
+        return f"val organ DSC {dsc:.3f} is below the floor {floor:.2f}"
+    if parent is not None and dsc < parent - NOTICEABLE:
+        return f"val organ DSC {dsc:.3f} is below its parent's {parent:.3f}"
+    return None
+
+
 def verdict(val_dsc: pd.DataFrame, round_names: dict[int, str], export_round: int | None,
-            pseudo_dice: dict[int, dict[str, float]], n_val_cases: int) -> list[str]:
+            pseudo_dice: dict[int, dict[str, float]], n_val_cases: int, floor: float | None = None) -> list[str]:
     """Sentences about a workdir's rounds. `val_dsc`: rounds x classes (rounds_by_class of
-    val_gt, DSC); `pseudo_dice`: per round, class -> Dice of its pseudo labels."""
+    val_gt, DSC); `pseudo_dice`: per round, class -> Dice of its pseudo labels; `floor`: the
+    DSC below which a round learned little (`evaluation.learned_floor`)."""
     if val_dsc.empty or ORGAN_MEAN_PRESENT not in val_dsc.columns or 0 not in val_dsc.index:
         return ["No val metrics yet: the verdict needs the teacher (round 0) evaluated on val cases."]
     rounds = [r for r in val_dsc.index if r != export_round]
@@ -39,6 +52,14 @@ def verdict(val_dsc: pd.DataFrame, round_names: dict[int, str], export_round: in
         out.append("Largest losses: " + ", ".join(f"{c} {d:+.2f}" for c, d in losses.items()) + ".")
     if TUMOR in val_dsc.columns and pd.notna(val_dsc.loc[last, TUMOR]):
         out.append(f"Tumour DSC in round {last}: {float(val_dsc.loc[last, TUMOR]):.3f}.")
+    if floor is not None:
+        ordered = [r for r in val_dsc.index if r != export_round]
+        for prev, r in zip([None, *ordered], ordered):
+            parent = None if prev is None else float(val_dsc.loc[prev, ORGAN_MEAN_PRESENT])
+            if why := learned_little(float(val_dsc.loc[r, ORGAN_MEAN_PRESENT]), parent, floor):
+                out.append(f"Round {r} ({round_names.get(r, '')}) learned little: {why}; its model's labels were "
+                           "handed on all the same. Give it more iterations (training.epochs x "
+                           "iterations_per_epoch) or, on a CPU, the cpu preset's 2d configuration.")
     if pseudo_dice:
         r = max(pseudo_dice)
         dice = pseudo_dice[r]

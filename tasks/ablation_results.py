@@ -28,6 +28,13 @@ def _trained_iterations(rounds: list[dict], round_no: int) -> int:
     return total
 
 
+def _organ_present(metrics: pd.DataFrame, reference: str, organ_ids) -> float:
+    """Organ DSC over the classes present, mean over cases, of one reference (NaN without it)."""
+    rows = metrics[metrics["reference"] == reference]
+    per_case = organ_means(rows, organ_ids, ["case_id"], present_only=True) if len(rows) else rows
+    return float(per_case["dsc"].mean()) if len(per_case) else np.nan
+
+
 def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConfig) -> dict | None:
     if not reg.is_complete(round_no):
         return None
@@ -54,6 +61,9 @@ def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConf
             "tumor_dsc_present": float(tumor_present["dsc"].mean()) if len(tumor_present) else np.nan,
             "tumor_nsd_present": float(tumor_present["nsd"].mean()) if len(tumor_present) else np.nan,
             "class_dsc": json.dumps({n: round(float(g["dsc"].mean()), 4) for n, g in val.groupby("class_name")}),
+            # the complete labels of partial and unlabeled cases (hybrid, and the parent's raw predictions)
+            "labels_dsc_present": _organ_present(metrics, "complete_hybrid", labels.organ_ids),
+            "raw_labels_dsc_present": _organ_present(metrics, "complete_raw", labels.organ_ids),
             "iterations": int(training["epochs"]) * int(training["iterations_per_epoch"]),
             "trained_iterations": _trained_iterations(rounds, round_no),
             "network": training["network"], "loss": training["loss"],
@@ -91,7 +101,7 @@ def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
         rec = {"arm": arm, "seeds": int(group["seed"].nunique()), "iterations": int(group["iterations"].iloc[0]),
                "trained_iterations": int(group.get("trained_iterations", group["iterations"]).iloc[0])}
         for col in ("organ_dsc", "organ_dsc_present", "organ_nsd", "tumor_dsc", "tumor_nsd", "tumor_dsc_present",
-                    "tumor_nsd_present", "train_minutes"):
+                    "tumor_nsd_present", "labels_dsc_present", "raw_labels_dsc_present", "train_minutes"):
             if col not in group:  # rows written before the column existed
                 continue
             rec[f"{col}_mean"] = float(group[col].mean())

@@ -31,6 +31,16 @@ def metric_rules(config: PipelineConfig) -> MetricRules:
     return MetricRules(classes, dict(labels.nsd_tolerance_mm), frozenset(config.evaluation.labeled_slices_only))
 
 
+def complete_label_files(config: PipelineConfig, case_ids: list[str]) -> dict[str, str]:
+    """Case id -> its complete label file, for the cases that have one: in the config's
+    `evaluation.complete_labels`, else in `<dataset>/groundTruth` when that exists."""
+    folder = Path(config.evaluation.complete_labels or Path(config.dataset) / "groundTruth")
+    if not folder.is_dir():
+        return {}
+    found = _label_files(folder)
+    return {c: str(found[c]) for c in case_ids if c in found}
+
+
 def evaluate_files(pred_path: Path, gt_path: Path, rules: MetricRules, classes: list[int] | None = None) -> list[dict]:
     """Records {class_id, class_name, dsc, nsd} of one prediction against its ground truth."""
     gt_img = read_image(gt_path)

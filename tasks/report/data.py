@@ -26,6 +26,7 @@ class ReportData:
     labels: dict[int, str]
     tumor_id: int
     scorer: str
+    learned_floor: float = 0.5  # evaluation.learned_floor of the config the rounds ran with
 
 
 def _json(value, default):
@@ -51,6 +52,7 @@ def collect(workdir: Path) -> ReportData:
     labels = {int(k): v for k, v in (label_map.get("labels") or {}).items()}
     tumor_id = int(label_map.get("tumor_id", 14))
     scorer = (config.get("selection") or {}).get("scorer", "entropy")
+    floor = float((config.get("evaluation") or {}).get("learned_floor", 0.5))
     rounds = rounds.copy()
     for col in sorted(JSON_COLUMNS & set(rounds.columns) - {"config_json"}):
         rounds[col] = [_json(v, {}) for v in rounds[col]]
@@ -91,7 +93,7 @@ def collect(workdir: Path) -> ReportData:
                           columns=["round", "stage", "seconds"])
     return ReportData(Path(workdir), rounds, metrics, sources,
                       pd.DataFrame(score_rows, columns=["round", "case_id", "organ_score", "tumor_score", "decision"]),
-                      tumors, stages, last_cases, labels, tumor_id, scorer)
+                      tumors, stages, last_cases, labels, tumor_id, scorer, floor)
 
 
 def slice_cases(data: ReportData, n: int) -> list[tuple[int, str, Path, Path, Path]]:

@@ -71,6 +71,10 @@ CAPTIONS = {
     "train_gt": "Each round's pseudo labels against the ground truth its predicted training cases carry: how "
                 "good the labels the student learned from were (biased from round 2 on: the parent saw them).",
     "holdout_gt": "Pseudo labels against annotated classes held back from every round: the unbiased estimate.",
+    "complete_hybrid": "The complete labels the loop makes: each round's hybrid labels of partial and unlabeled "
+                       "cases against their complete ground truth (every class: what the user came for).",
+    "complete_raw": "The same cases' raw predictions by the parent model (round 1: the teacher), against the same "
+                    "truth: what merging with the partial labels adds is the gap to the line above.",
 }
 
 
@@ -86,7 +90,7 @@ def _verdict(data: ReportData) -> str:
                        if int(c) != 0}
               for r, counts in zip(data.rounds["round"], data.rounds["counts"]) if (counts or {}).get("pseudo_dice")}
     n_val = int(data.metrics.loc[data.metrics["reference"] == "val_gt", "case_id"].nunique()) if len(data.metrics) else 0
-    sentences = verdict(table, names, exports[-1] if exports else None, pseudo, n_val)
+    sentences = verdict(table, names, exports[-1] if exports else None, pseudo, n_val, data.learned_floor)
     return _section("Verdict", "<p>" + " ".join(html.escape(s) for s in sentences) + "</p>")
 
 
@@ -185,7 +189,9 @@ def build_report(workdir: Path, n_cases: int = 3) -> str:
                                                     "wall time of all its stages.") + _table(_rounds_table(data), 2)),
              _metric_section(data, "val_gt", "Model quality on val cases, per class and round"),
              _metric_section(data, "train_gt", "Pseudo-label quality vs training ground truth"),
-             _metric_section(data, "holdout_gt", "Pseudo-label quality vs held-back classes (unbiased)")]
+             _metric_section(data, "holdout_gt", "Pseudo-label quality vs held-back classes (unbiased)"),
+             _metric_section(data, "complete_hybrid", "Complete labels vs complete ground truth"),
+             _metric_section(data, "complete_raw", "Raw predictions vs complete ground truth")]
     if len(data.sources):
         parts.append(_section("Label sources per class", _caption(
             "Per round and class, how many training cases took the label from their ground truth (gt), from the "

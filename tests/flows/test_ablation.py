@@ -82,13 +82,16 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
             "teacher,teacher_long,naive,target_adaptive,rounds", "--seeds", "3"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    for text in ("teacher", "naive", "target_adaptive", "round 1", "organ DSC", "tumour DSC", "tumour NSD"):
+    for text in ("teacher", "naive", "target_adaptive", "round 1", "organ DSC", "tumour DSC", "labels DSC"):
         assert text in result.output, text
     assert "…" not in result.output.split("ablation in")[1]  # the table fits an 80-column terminal uncut
     rows = pd.read_parquet(work / "ablation.parquet")
     assert list(rows["arm"]) == ["teacher", "teacher_long", "naive", "target_adaptive", "round 1"]
     assert rows["organ_dsc"].between(0, 1).all() and (rows["seed"] == 3).all()
     assert rows["organ_dsc_present"].between(0, 1).all()  # judged over the classes present
+    # complete labels: only the student round makes them (its hybrid labels and the teacher's raw predictions)
+    labelled = rows.set_index("arm")[["labels_dsc_present", "raw_labels_dsc_present"]]
+    assert labelled.loc["round 1"].between(0, 1).all() and labelled.drop("round 1").isna().all().all()
     per_model = rows.set_index("arm")["trained_iterations"]
     assert rows[rows["arm"] != "teacher_long"]["iterations"].nunique() == 1  # one budget for every other model
     assert per_model["teacher_long"] == per_model["teacher"] + per_model["round 1"]  # as long as both rounds

@@ -23,3 +23,14 @@ def test_progress_updates_the_server_once_per_percent(monkeypatch):
     for _ in range(3):
         small.advance()
     assert [v for _, v in calls] == [33.0, 66.0, 100.0]
+
+
+def test_the_round_line_warns_when_a_model_learned_little():
+    from hybridlabel.flows.dashboard import round_line
+
+    means = {"val_gt": {"organ mean (present)": {"dsc": 0.2}},
+             "complete_hybrid": {"organ mean (present)": {"dsc": 0.9}},
+             "complete_raw": {"organ mean (present)": {"dsc": 0.6}}}
+    line = round_line(1, "s", {"predicted": 4, "trained": 5}, means, None, {"train": 60.0}, floor=0.5)
+    assert "labels organ DSC 0.900 (raw predictions 0.600)" in line
+    assert "learned little: val organ DSC 0.200 is below the floor 0.50" in line and "\n" not in line

@@ -127,6 +127,35 @@ def test_every_round_records_val_and_pseudo_label_metrics(finished, phantom_coho
         assert all(sources[str(c)] != "gt" for c in row["held_out_classes"])
 
 
+def test_complete_labels_are_scored_against_the_complete_ground_truth(finished, phantom_cohort):
+    """The phantom's groundTruth/ holds every case's complete label: each student round
+    scores its hybrid labels of the partial and unlabeled cases it predicted, and the
+    parent's raw predictions of the same cases, on every class."""
+    reg = Registry(finished["work"])
+    roles = json.loads((phantom_cohort / "phantom.json").read_text())["cases"]
+    assert reg.read("metrics", 0)["reference"].eq("val_gt").all()  # the teacher predicts no training case
+    for r, predicted_roles in ((1, {"partial", "tumor_only"}), (2, {"partial", "tumor_only", "unlabeled"})):
+        metrics = reg.read("metrics", r)
+        hybrid, raw = (metrics[metrics["reference"] == ref] for ref in ("complete_hybrid", "complete_raw"))
+        cases = set(hybrid["case_id"])
+        assert cases == set(raw["case_id"]) and {roles[c]["role"] for c in cases} == predicted_roles
+        assert set(hybrid["class_id"]) == set(range(1, 14)) | ({14} if r == 2 else set())  # the round's classes
+        assert set(raw["class_id"]) == set(range(1, 14))  # the parent trained organs only
+        means = json.loads(reg.round_row(r)["mean_metrics"])
+        assert 0 <= means["complete_hybrid"]["organ mean (present)"]["dsc"] <= 1
+    # where a partial case's own label annotates an organ, the hybrid label is that label (cleaned):
+    # its complete-label Dice beats the raw prediction's on those classes
+    cases = reg.read("cases", 1)
+    sources = {c: json.loads(s) for c, s in cases.loc[cases["quarantine_reason"].isna(), ["case_id", "label_sources"]]
+               .itertuples(index=False) if s}
+    m1 = reg.read("metrics", 1)
+    gt_rows = [(row["case_id"], row["class_id"]) for row in m1[m1["reference"] == "complete_hybrid"].to_dict("records")
+               if sources[row["case_id"]].get(str(row["class_id"])) == "gt"]
+    keyed = m1.set_index(["reference", "case_id", "class_id"])["dsc"]
+    assert gt_rows and sum(keyed["complete_hybrid"].loc[k] for k in gt_rows) > sum(keyed["complete_raw"].loc[k]
+                                                                                    for k in gt_rows)
+
+
 def test_export_trains_the_lightweight_student_and_records_it(finished):
     import zipfile
 

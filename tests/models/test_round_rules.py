@@ -149,3 +149,14 @@ def test_a_quarantined_duplicate_id_is_not_marked_trained():
     cases = pd.DataFrame({"case_id": ["a", "a", "b"], "role": ["strong", "quarantined", "strong"],
                           "quarantine_reason": [None, "duplicate case id 'a'", None]})
     assert trained_rows(cases, [{"case_id": "a"}]).tolist() == [True, False, False]
+
+
+def test_complete_label_jobs_are_the_predicted_cases_the_loop_completes():
+    from hybridlabel.models.round_rules import complete_label_jobs
+
+    todo = [{"case_id": "s", "role": "strong"}, {"case_id": "p", "role": "partial"},
+            {"case_id": "u", "role": "unlabeled"}, {"case_id": "x", "role": "partial"}]
+    merged = {c: {"path": f"{c}.merged"} for c in "spu"}  # x's merge is missing: not scored
+    preds = {c: {"path": f"{c}.pred"} for c in "spux"}
+    jobs = complete_label_jobs(todo, merged, preds)
+    assert [(c["case_id"], h, r) for c, h, r in jobs] == [("p", "p.merged", "p.pred"), ("u", "u.merged", "u.pred")]

@@ -31,3 +31,19 @@ def test_rounds_below_the_teacher_say_so_and_a_lone_teacher_is_named():
     alone = verdict(worse.iloc[:1], {}, None, {}, 3)
     assert alone == ["Only the teacher so far: val organ DSC 0.900 over the classes present (3 val cases)."]
     assert verdict(pd.DataFrame(), {}, None, {}, 0)[0].startswith("No val metrics yet")
+
+
+def test_a_round_that_learned_little_is_named_with_what_would_help():
+    from hybridlabel.models.verdict import learned_little
+
+    assert learned_little(0.31, None, 0.5) == "val organ DSC 0.310 is below the floor 0.50"
+    assert learned_little(0.70, 0.80, 0.5) == "val organ DSC 0.700 is below its parent's 0.800"
+    assert learned_little(0.795, 0.80, 0.5) is None and learned_little(None, 0.8, 0.5) is None
+    table = _table([{"liver": 0.3, ORGAN_MEAN_PRESENT: 0.3}, {"liver": 0.8, ORGAN_MEAN_PRESENT: 0.8},
+                    {"liver": 0.7, ORGAN_MEAN_PRESENT: 0.7}])
+    text = verdict(table, {0: "teacher", 1: "a", 2: "b"}, None, {}, 3, floor=0.5)
+    flagged = [s for s in text if "learned little" in s]
+    assert [s.split(" learned")[0] for s in flagged] == ["Round 0 (teacher)", "Round 2 (b)"]
+    assert "more iterations" in flagged[0] and "below its parent's 0.800" in flagged[1]
+    assert not any("learned little" in s for s in verdict(table, {}, None, {}, 3))  # no floor given: not judged
+
