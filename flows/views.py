@@ -167,7 +167,7 @@ METRIC_VIEWS = [("val_gt", "dsc", "val DSC per round (the round's model)"),
 def metrics_tables(workdir: Path) -> list[Table]:
     """The rounds x classes tables of a workdir's registry, for the references it holds."""
     from hybridlabel.data_registry.store import Registry
-    from hybridlabel.models.metric_summary import rounds_by_class
+    from hybridlabel.models.metric_summary import detection_text, rounds_by_class, tumor_detection
 
     reg = Registry(workdir)
     metrics = reg.read_all("metrics")
@@ -185,6 +185,11 @@ def metrics_tables(workdir: Path) -> list[Table]:
         table = rounds_by_class(metrics, organ_ids, tumor_id, reference, value)
         if not table.empty:
             tables.append(rounds_metrics_table(table, title, int(max(exports)) if len(exports) else None))
+    val = metrics[metrics["reference"] == "val_gt"]
+    found = {int(r): detection_text(tumor_detection(group, tumor_id)) for r, group in val.groupby("round")}
+    lines = [f"round {r} (val): {text}" for r, text in sorted(found.items()) if text]
+    if tables and lines:  # both tumour figures under the val DSC table
+        tables[0].caption = "\n".join(filter(None, [tables[0].caption, *lines]))
     return tables
 
 
@@ -194,7 +199,7 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
     from rich import box
 
     out = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fits 80 columns
-    for col in ("arm", "organ DSC", "organ NSD", "tumour DSC", "labels DSC", "min", "iters"):
+    for col in ("arm", "organ DSC", "tumour DSC", "found/fp", "labels DSC", "min", "iters"):
         out.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
 
     def pm(row: dict, key: str) -> str:
@@ -202,9 +207,15 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
         # the SD without its leading zero, so that the table fits 80 columns
         return "" if pd.isna(mean) else f"{mean:.3f}±" + f"{0 if pd.isna(sd) else sd:.3f}".lstrip("0")
 
+    def detection(row: dict) -> str:
+        found, alarms = (row.get(f"{k}_mean") for k in ("tumor_found_pct", "tumor_false_alarm_pct"))
+        shown = ["-" if v is None or pd.isna(v) else f"{v:.0f}" for v in (found, alarms)]
+        return "" if shown == ["-", "-"] else f"{shown[0]}/{shown[1]}%"
+
     for row in table.to_dict("records"):
-        out.add_row(row["arm"], pm(row, "organ_dsc_present"), pm(row, "organ_nsd"),
-                    pm(row, "tumor_dsc"), pm(row, "labels_dsc_present") if "labels_dsc_present_mean" in row else "",
+        out.add_row(row["arm"], pm(row, "organ_dsc_present"), pm(row, "tumor_dsc"),
+                    detection(row),
+                    pm(row, "labels_dsc_present") if "labels_dsc_present_mean" in row else "",
                     "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}",
                     str(row.get("trained_iterations", row["iterations"])))
     if len(table):
@@ -212,7 +223,8 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
                        "min: training minutes; iters: the iterations behind the model, its parents' included "
                        "where it started from them (equal compute: equal iters); organ DSC: over the classes "
                        "present in each case's ground truth (FLARE's mean over all classes is in the parquet and "
-                       "the report); labels DSC: the round's hybrid labels of partial and unlabeled cases against "
-                       "their complete ground truth, organs present (tumour NSD and the raw predictions' labels DSC "
-                       "are in the parquet)")
+                       "the report); found/fp: % of val cases with a tumour whose prediction overlaps it / % of "
+                       "tumour-free val cases given a tumour; labels DSC: the round's hybrid labels of partial and "
+                       "unlabeled cases against their complete ground truth, organs present (NSDs and the raw "
+                       "predictions' labels DSC are in the parquet)")
     return out

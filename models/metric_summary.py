@@ -31,6 +31,29 @@ def _present(records: pd.DataFrame) -> pd.Series:
     return records["gt_present"].fillna(True).astype(bool)
 
 
+def tumor_detection(records: pd.DataFrame, tumor_id: int) -> dict[str, int]:
+    """Tumours found and false alarms per case, read off the tumour's FLARE scores: where the
+    truth holds a tumour it is found when DSC > 0 (the prediction overlaps it); where it holds
+    none, a DSC below 1 means the prediction holds one (both empty score 1, one empty 0)."""
+    rows = records[records["class_id"] == tumor_id]
+    if rows.empty or "gt_present" not in rows.columns:
+        return {}
+    present = rows["gt_present"].fillna(True).astype(bool)
+    with_tumor, without = rows[present], rows[~present]
+    return {"with_tumor": int(len(with_tumor)), "found": int((with_tumor["dsc"] > 0).sum()),
+            "without_tumor": int(len(without)), "false_alarms": int((without["dsc"] < 1).sum())}
+
+
+def detection_text(found: dict[str, int]) -> str:
+    """`tumours found in 2 of 3 cases with one; 1 of 4 tumour-free cases given a tumour`."""
+    parts = []
+    if found.get("with_tumor"):
+        parts.append(f"tumours found in {found['found']} of {found['with_tumor']} cases with one")
+    if found.get("without_tumor"):
+        parts.append(f"{found['false_alarms']} of {found['without_tumor']} tumour-free cases given a tumour")
+    return "; ".join(parts)
+
+
 def summary_table(records: pd.DataFrame, organ_ids, tumor_id: int) -> pd.DataFrame:
     """One row per class (in id order), then `organ mean` (mean over cases of each case's
     organ mean) and `tumor`: cases, dsc_mean, dsc_std, nsd_mean, nsd_std."""

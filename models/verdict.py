@@ -24,10 +24,12 @@ def learned_little(dsc: float | None, parent: float | None, floor: float) -> str
 
 
 def verdict(val_dsc: pd.DataFrame, round_names: dict[int, str], export_round: int | None,
-            pseudo_dice: dict[int, dict[str, float]], n_val_cases: int, floor: float | None = None) -> list[str]:
+            pseudo_dice: dict[int, dict[str, float]], n_val_cases: int, floor: float | None = None,
+            tumors: str = "") -> list[str]:
     """Sentences about a workdir's rounds. `val_dsc`: rounds x classes (rounds_by_class of
     val_gt, DSC); `pseudo_dice`: per round, class -> Dice of its pseudo labels; `floor`: the
-    DSC below which a round learned little (`evaluation.learned_floor`)."""
+    DSC below which a round learned little (`evaluation.learned_floor`); `tumors`: the last
+    round's tumours found and false alarms, in words (`metric_summary.detection_text`)."""
     if val_dsc.empty or ORGAN_MEAN_PRESENT not in val_dsc.columns or 0 not in val_dsc.index:
         return ["No val metrics yet: the verdict needs the teacher (round 0) evaluated on val cases."]
     rounds = [r for r in val_dsc.index if r != export_round]
@@ -51,7 +53,8 @@ def verdict(val_dsc: pd.DataFrame, round_names: dict[int, str], export_round: in
     if len(losses):
         out.append("Largest losses: " + ", ".join(f"{c} {d:+.2f}" for c, d in losses.items()) + ".")
     if TUMOR in val_dsc.columns and pd.notna(val_dsc.loc[last, TUMOR]):
-        out.append(f"Tumour DSC in round {last}: {float(val_dsc.loc[last, TUMOR]):.3f}.")
+        out.append(f"Tumour DSC in round {last}: {float(val_dsc.loc[last, TUMOR]):.3f}"
+                   + (f" ({tumors})." if tumors else "."))
     if floor is not None:
         ordered = [r for r in val_dsc.index if r != export_round]
         for prev, r in zip([None, *ordered], ordered):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.models.config import PipelineConfig
-from hybridlabel.models.metric_summary import organ_means
+from hybridlabel.models.metric_summary import organ_means, tumor_detection
 from hybridlabel.tasks.files.atomic import atomic_write_parquet
 
 ABLATION_FILE = "ablation.parquet"
@@ -26,6 +26,14 @@ def _trained_iterations(rounds: list[dict], round_no: int) -> int:
         if not spec["training"].get("init_from_parent"):
             break
     return total
+
+
+def _detection(val: pd.DataFrame, tumor_id: int) -> dict:
+    """Tumours found (% of val cases with one) and tumour-free val cases given a tumour (%)."""
+    found = tumor_detection(val, tumor_id)
+    return {"tumor_found_pct": 100 * found["found"] / found["with_tumor"] if found.get("with_tumor") else np.nan,
+            "tumor_false_alarm_pct": (100 * found["false_alarms"] / found["without_tumor"]
+                                      if found.get("without_tumor") else np.nan)}
 
 
 def _organ_present(metrics: pd.DataFrame, reference: str, organ_ids) -> float:
@@ -62,6 +70,7 @@ def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConf
             "tumor_nsd_present": float(tumor_present["nsd"].mean()) if len(tumor_present) else np.nan,
             "class_dsc": json.dumps({n: round(float(g["dsc"].mean()), 4) for n, g in val.groupby("class_name")}),
             # the complete labels of partial and unlabeled cases (hybrid, and the parent's raw predictions)
+            **_detection(val, labels.tumor_id),
             "labels_dsc_present": _organ_present(metrics, "complete_hybrid", labels.organ_ids),
             "raw_labels_dsc_present": _organ_present(metrics, "complete_raw", labels.organ_ids),
             "iterations": int(training["epochs"]) * int(training["iterations_per_epoch"]),
@@ -101,7 +110,8 @@ def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
         rec = {"arm": arm, "seeds": int(group["seed"].nunique()), "iterations": int(group["iterations"].iloc[0]),
                "trained_iterations": int(group.get("trained_iterations", group["iterations"]).iloc[0])}
         for col in ("organ_dsc", "organ_dsc_present", "organ_nsd", "tumor_dsc", "tumor_nsd", "tumor_dsc_present",
-                    "tumor_nsd_present", "labels_dsc_present", "raw_labels_dsc_present", "train_minutes"):
+                    "tumor_nsd_present", "tumor_found_pct", "tumor_false_alarm_pct", "labels_dsc_present",
+                    "raw_labels_dsc_present", "train_minutes"):
             if col not in group:  # rows written before the column existed
                 continue
             rec[f"{col}_mean"] = float(group[col].mean())

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from hybridlabel.models.metric_summary import rounds_by_class, short_class_name
+from hybridlabel.models.metric_summary import detection_text, rounds_by_class, short_class_name, tumor_detection
 from hybridlabel.tasks.report import plots
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.files.imageio import read_image
@@ -90,7 +90,10 @@ def _verdict(data: ReportData) -> str:
                        if int(c) != 0}
               for r, counts in zip(data.rounds["round"], data.rounds["counts"]) if (counts or {}).get("pseudo_dice")}
     n_val = int(data.metrics.loc[data.metrics["reference"] == "val_gt", "case_id"].nunique()) if len(data.metrics) else 0
-    sentences = verdict(table, names, exports[-1] if exports else None, pseudo, n_val, data.learned_floor)
+    val = data.metrics[data.metrics["reference"] == "val_gt"] if len(data.metrics) else data.metrics
+    last = max((r for r in names if r not in exports), default=None)
+    tumors = detection_text(tumor_detection(val[val["round"] == last], data.tumor_id)) if len(val) else ""
+    sentences = verdict(table, names, exports[-1] if exports else None, pseudo, n_val, data.learned_floor, tumors)
     return _section("Verdict", "<p>" + " ".join(html.escape(s) for s in sentences) + "</p>")
 
 

@@ -97,6 +97,10 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     assert per_model["teacher_long"] == per_model["teacher"] + per_model["round 1"]  # as long as both rounds
     assert rows.loc[rows["arm"] == "teacher", "tumor_dsc"].isna().all()       # organs-only teacher
     assert rows.loc[rows["arm"] == "naive", "tumor_dsc"].notna().all()
+    # both tumour figures, where the model outputs a tumour: found (% of val cases with one), false alarms
+    figures = rows.set_index("arm")[["tumor_found_pct", "tumor_false_alarm_pct"]]
+    assert figures.loc["teacher"].isna().all() and figures.loc["naive"].notna().any()
+    assert figures.stack().between(0, 100).all()
     # each arm is a pipeline run recorded in its own registry, with its loss in the config
     from hybridlabel.data_registry.store import Registry
 

@@ -47,3 +47,18 @@ def test_a_round_that_learned_little_is_named_with_what_would_help():
     assert "more iterations" in flagged[0] and "below its parent's 0.800" in flagged[1]
     assert not any("learned little" in s for s in verdict(table, {}, None, {}, 3))  # no floor given: not judged
 
+
+
+def test_tumours_found_and_false_alarms_are_read_off_the_tumour_scores():
+    from hybridlabel.models.metric_summary import detection_text, tumor_detection
+
+    rows = pd.DataFrame({"class_id": [14] * 6 + [1], "dsc": [0.7, 0.0, 0.2, 1.0, 0.0, 1.0, 0.5],
+                         "gt_present": [True, True, True, False, False, False, True]})
+    found = tumor_detection(rows, 14)
+    assert found == {"with_tumor": 3, "found": 2, "without_tumor": 3, "false_alarms": 1}
+    assert detection_text(found) == "tumours found in 2 of 3 cases with one; 1 of 3 tumour-free cases given a tumour"
+    assert tumor_detection(rows[rows["class_id"] == 1], 14) == {} and detection_text({}) == ""
+    table = _table([{"liver": 0.9, "tumor": 0.1, ORGAN_MEAN_PRESENT: 0.9},
+                    {"liver": 0.9, "tumor": 0.4, ORGAN_MEAN_PRESENT: 0.9}])
+    text = verdict(table, {}, None, {}, 3, tumors=detection_text(found))
+    assert "Tumour DSC in round 1: 0.400 (tumours found in 2 of 3 cases with one; 1 of 3 tumour-free" in " ".join(text)
