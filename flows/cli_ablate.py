@@ -42,6 +42,7 @@ def ablate(config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help=
     """Train and evaluate each arm on the same data, val cases and budget; print and
     record the table (rows: arms and rounds; mean and SD over seeds)."""
     from hybridlabel.flows.views import ablation_rich_table
+    from hybridlabel.models.verdict import equal_compute_verdict
     from hybridlabel.tasks.ablation_results import ablation_table, read_ablation
 
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
@@ -64,5 +65,8 @@ def ablate(config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help=
     rows = read_ablation(workdir)
     if rows is None or rows.empty:
         fail(f"no arm completed; see the log in {workdir / 'logs'}")
-    console.print(ablation_rich_table(ablation_table(rows), f"ablation in {workdir} (val cases; mean ± SD over seeds)"))
+    table = ablation_table(rows)
+    console.print(ablation_rich_table(table, f"ablation in {workdir} (val cases; mean ± SD over seeds)"))
+    if answer := equal_compute_verdict(table):
+        console.print(answer, highlight=False)
     console.print(f"rows per arm and seed: {workdir / 'ablation.parquet'}")

@@ -73,3 +73,28 @@ def verdict(val_dsc: pd.DataFrame, round_names: dict[int, str], export_round: in
     out.append("One run on few val cases: a difference smaller than its spread over seeds is not a result; "
                "`hybridlabel ablate` measures it over seeds.")
     return out
+
+
+def equal_compute_verdict(table: pd.DataFrame) -> str | None:
+    """The ablation's answer to "is the loop worth its compute": the last round against the
+    teacher trained for as many iterations (`teacher_long`), and against the teacher, on val
+    organ DSC over the classes present (mean ± SD over seeds). None without both rows."""
+    rounds = [a for a in table["arm"] if str(a).startswith("round ")] if len(table) else []
+    arms = table.set_index("arm") if len(table) else table
+    if not rounds or "teacher_long" not in arms.index:
+        return None
+    last = max(rounds, key=lambda a: int(str(a).split()[1]))
+
+    def score(arm: str) -> tuple[float, float]:
+        return float(arms.loc[arm, "organ_dsc_present_mean"]), float(arms.loc[arm, "organ_dsc_present_sd"])
+
+    (ours, sd), (control, control_sd) = score(last), score("teacher_long")
+    delta, spread = ours - control, max(sd, control_sd)
+    outcome = ("beats" if delta > spread else "loses to" if delta < -spread else "is level with (within the spread)")
+    text = (f"Equal compute: {last} ({int(arms.loc[last, 'trained_iterations'])} iterations) {outcome} the teacher "
+            f"trained as long ({int(arms.loc['teacher_long', 'trained_iterations'])}): val organ DSC {ours:.3f} ± "
+            f"{sd:.3f} against {control:.3f} ± {control_sd:.3f} ({delta:+.3f}, {int(arms.loc[last, 'seeds'])} seed(s))")
+    if "teacher" in arms.index:
+        teacher = score("teacher")[0]
+        text += f"; against the teacher alone {ours - teacher:+.3f}"
+    return text + "."

@@ -170,10 +170,14 @@ def _ablation(workdir: Path) -> str:
     rows = read_ablation(workdir)
     if rows is None or rows.empty:
         return ""
+    from hybridlabel.models.verdict import equal_compute_verdict
+
     table = ablation_table(rows)
+    answer = equal_compute_verdict(table)
     return _section("Ablation: teacher-only vs naive vs partial-label losses vs rounds, with and without CutMix, "
                     "and the teacher trained as long as the rounds (val cases)",
-                    _img(plots.arm_bars(table), "ablation") + _table(table.rename(columns=short_class_name)))
+                    (f"<p>{html.escape(answer)}</p>" if answer else "")
+                    + _img(plots.arm_bars(table), "ablation") + _table(table.rename(columns=short_class_name)))
 
 
 def _page(parts: list[str]) -> str:

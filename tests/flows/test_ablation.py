@@ -85,6 +85,7 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     for text in ("teacher", "naive", "target_adaptive", "round 1", "organ DSC", "tumour DSC", "labels DSC"):
         assert text in result.output, text
     assert "…" not in result.output.split("ablation in")[1]  # the table fits an 80-column terminal uncut
+    assert "Equal compute: round 1 (" in " ".join(result.output.split())  # the payoff against teacher_long
     rows = pd.read_parquet(work / "ablation.parquet")
     assert list(rows["arm"]) == ["teacher", "teacher_long", "naive", "target_adaptive", "round 1"]
     assert rows["organ_dsc"].between(0, 1).all() and (rows["seed"] == 3).all()

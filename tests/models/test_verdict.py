@@ -62,3 +62,21 @@ def test_tumours_found_and_false_alarms_are_read_off_the_tumour_scores():
                     {"liver": 0.9, "tumor": 0.4, ORGAN_MEAN_PRESENT: 0.9}])
     text = verdict(table, {}, None, {}, 3, tumors=detection_text(found))
     assert "Tumour DSC in round 1: 0.400 (tumours found in 2 of 3 cases with one; 1 of 3 tumour-free" in " ".join(text)
+
+
+def test_the_ablation_states_the_payoff_against_the_teacher_trained_as_long():
+    from hybridlabel.models.verdict import equal_compute_verdict
+
+    def arm(name, mean, sd, iters):
+        return {"arm": name, "organ_dsc_present_mean": mean, "organ_dsc_present_sd": sd, "trained_iterations": iters,
+                "seeds": 3}
+
+    table = pd.DataFrame([arm("teacher", 0.651, 0.08, 1000), arm("teacher_long", 0.877, 0.023, 3000),
+                          arm("round 1", 0.779, 0.044, 2000), arm("round 2", 0.879, 0.027, 3000)])
+    text = equal_compute_verdict(table)
+    assert text.startswith("Equal compute: round 2 (3000 iterations) is level with (within the spread) the teacher "
+                           "trained as long (3000): val organ DSC 0.879 ± 0.027 against 0.877 ± 0.023 (+0.002, 3 seed(s))")
+    assert text.endswith("against the teacher alone +0.228.")
+    better = table.assign(organ_dsc_present_mean=[0.651, 0.80, 0.78, 0.879])
+    assert " beats the teacher trained as long" in equal_compute_verdict(better)
+    assert equal_compute_verdict(table[table["arm"] != "teacher_long"]) is None
