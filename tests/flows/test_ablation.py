@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -10,6 +11,8 @@ from hybridlabel.flows.ablation import AblationError, arm_config, plan_arms
 from hybridlabel.flows.cli import app
 from hybridlabel.models.config import load_config
 from tests.conftest import tiny_config_yaml
+
+pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
 
 
 def test_arms_share_data_val_and_budget_and_differ_where_they_should(tmp_path, phantom_cohort):
@@ -101,7 +104,8 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     # both tumour figures, where the model outputs a tumour: found (% of val cases with one), false alarms
     figures = rows.set_index("arm")[["tumor_found_pct", "tumor_false_alarm_pct"]]
     assert figures.loc["teacher"].isna().all() and figures.loc["naive"].notna().any()
-    assert figures.stack().between(0, 100).all()
+    shown = figures.to_numpy(dtype=float).ravel()
+    assert ((shown[~np.isnan(shown)] >= 0) & (shown[~np.isnan(shown)] <= 100)).all()
     # each arm is a pipeline run recorded in its own registry, with its loss in the config
     from hybridlabel.data_registry.store import Registry
 

@@ -15,6 +15,8 @@ from hybridlabel.flows.dashboard import map_chunks
 from hybridlabel.models.round_rules import chunks
 from hybridlabel.tasks.round_tasks import merge_cases_task, predict_cases_task
 
+pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
+
 
 @pytest.fixture(scope="module")
 def tiny_model(phantom_cohort, tmp_path_factory):

@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import tiny_config_yaml
 
+pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
+
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 HYBRIDLABEL = str(Path(sys.executable).with_name("hybridlabel"))
 POSTGRES = str(Path(__file__).resolve().parents[2] / "deploy" / "postgres.sh")

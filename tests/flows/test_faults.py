@@ -17,6 +17,8 @@ import pytest
 from hybridlabel.data_registry.store import Registry
 from tests.conftest import tiny_config_yaml
 
+pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
+
 HYBRIDLABEL = str(Path(sys.executable).with_name("hybridlabel"))
 COMPARED = ["case_id", "round", "role", "annotated_classes", "image_sha256", "hybrid_label_sha256",
             "label_sources", "tumors", "scores", "trained", "selection", "quarantine_reason"]

@@ -12,6 +12,8 @@ from hybridlabel.data_registry.store import Registry
 from hybridlabel.tasks.workdir import Layout
 from tests.conftest import DUPLICATED, tiny_config_yaml
 
+pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
+
 
 def test_every_round_is_committed_with_every_case(finished, phantom_cohort):
     reg = Registry(finished["work"])

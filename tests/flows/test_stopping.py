@@ -19,6 +19,8 @@ import pytest
 
 from tests.conftest import tiny_config_yaml
 
+pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
+
 HYBRIDLABEL = str(Path(sys.executable).with_name("hybridlabel"))
 LONG = "{network: tiny, epochs: 1000, iterations_per_epoch: 2, val_iterations: 1, device: cpu, seed: 3}"
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import pytest
+
+pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
 
 PREDICT = ("import sys; from nnunetv2.inference.predict_from_raw_data import predict_entry_point_modelfolder as f; "
            "sys.argv = ['nnUNetv2_predict_from_modelfolder'] + sys.argv[1:]; f()")

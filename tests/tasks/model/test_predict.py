@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from hybridlabel.flows.cli import app
 from tests.realct import REAL_CT
 
+pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
+
 runner = CliRunner()
 RECORD_KEYS = {"case_id", "input", "output", "device", "fast", "tta", "model", "wall_time_s", "peak_ram_mb",
                "peak_gpu_mb", "gpu_memory_time_area_mb_s", "sample_interval_s", "samples", "labels_present",

@@ -22,6 +22,8 @@ from hybridlabel.tasks.nnunet.predict import load_bundle, predict_case
 from hybridlabel.tasks.nnunet.preprocess import NnunetError, plan_dataset, preprocess_round, run_logged
 from hybridlabel.tasks.nnunet.train import train_model
 
+pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
+
 LABELS = LabelMapConfig()
 TINY = TrainingConfig(network="tiny", epochs=1, iterations_per_epoch=2, val_iterations=1, loss="naive",
                       device="cpu", seed=7)

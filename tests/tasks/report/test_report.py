@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 from typer.testing import CliRunner
+import pytest
 
 from hybridlabel.flows.cli import app
 from tests.realct import REAL_CT
+
+pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
 
 runner = CliRunner()
 
