@@ -9,6 +9,7 @@ from prefect import flow
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.flows.export import export_model
 from hybridlabel.flows.rounds import student_round, teacher_round
+from hybridlabel.flows.stopping import stop_requested
 from hybridlabel.models.config import load_config
 from hybridlabel.models.config_yaml import render_config_yaml
 from hybridlabel.tasks.files.atomic import atomic_write_text
@@ -76,7 +77,7 @@ def pipeline(config_path: str, workdir: str, start_round: int = 0, export: bool 
                     student_round.with_options(task_runner=task_runner(config))(config, str(work), r)
             except BaseException:
                 reg = Registry(work)
-                if reg.round_row(r) and not reg.is_complete(r):
+                if not stop_requested() and reg.round_row(r) and not reg.is_complete(r):
                     reg.set_round_status(r, "failed")
                 raise
         if export:

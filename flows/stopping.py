@@ -29,6 +29,14 @@ GRACE_S = 4.0
 _stopping = False
 
 
+def stop_requested() -> bool:
+    """True once SIGINT or SIGTERM has stopped this command: a stop asked for is not a
+    failure, so the flows write nothing more (the round stays `running`, shown as
+    `interrupted`). Needed because Ctrl-C reaches the whole process group: the training
+    subprocess dies at once and the flow's failure path would race the stop."""
+    return _stopping
+
+
 def end_descendants(grace_s: float = GRACE_S) -> None:
     """SIGTERM to every process this one started (recursively), SIGKILL to those left."""
     import psutil
