@@ -17,6 +17,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from hybridlabel.models.geometry import geometry_problem, voxel_count_problem
+from hybridlabel.tasks.files.nifti_check import declared_bytes
 
 # deflate (gzip, zlib) cannot shrink data by more than ~1032:1: a compressed file that
 # declares more than this many times its own size does not hold its voxels
@@ -38,7 +39,9 @@ def header_problem(path: Path, reader: sitk.ImageFileReader) -> str | None:
         return f"header origin ({', '.join(f'{v:g}' for v in origin)}) is not finite; the header is damaged"
     if problem := geometry_problem(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection()):
         return problem
-    declared = math.prod(size) * reader.GetNumberOfComponents() * _bytes_per_component(reader)
+    nifti = Path(path).name.lower().endswith((".nii", ".nii.gz"))
+    declared = (declared_bytes(path) if nifti else None) or \
+        math.prod(size) * reader.GetNumberOfComponents() * _bytes_per_component(reader)
     stored, compressed = _stored_bytes(Path(path))
     if stored is not None and declared > stored * (MAX_DEFLATE_RATIO if compressed else 1):
         return (f"header declares {'x'.join(map(str, size))} voxels ({declared / 2**20:,.1f} MiB) but the file "

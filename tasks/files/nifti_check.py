@@ -53,6 +53,20 @@ def nifti_problem(path: Path) -> tuple[str, str] | None:
     return None
 
 
+def declared_bytes(path: Path) -> int | None:
+    """The bytes a NIfTI file's header says it holds (vox_offset + voxels x bitpix / 8), as
+    stored: ITK reports the pixel type after the rescale (int16 with a slope reads as
+    float32), which is not what the file holds. None when the header is not NIfTI."""
+    path = Path(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            info = _header_info(fh.read(540))
+    except (EOFError, OSError, zlib.error, struct.error):
+        return None
+    return info[0] if info else None
+
+
 def _complete_by_size(path: Path, gz: bool, opener) -> bool:
     """O(1) answer for integer voxels: the file size (or gzip's ISIZE trailer, the
     uncompressed size mod 2**32) equals what the header announces. Anything else,

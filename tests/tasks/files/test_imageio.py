@@ -65,3 +65,22 @@ def test_sha256_of_folder_depends_on_content(tmp_path):
     first = sha256_path(tmp_path / "d")
     (tmp_path / "d" / "a").write_bytes(b"2")
     assert sha256_path(tmp_path / "d") != first
+
+
+def test_an_uncompressed_nifti_with_a_rescale_slope_is_read_whole(tmp_path):
+    """ITK reports an int16 NIfTI with scl_slope 0.5 as float32: the bytes the file must
+    hold are the header's own (2 per voxel), not ITK's output type's (4), or every such
+    file would be refused as truncated."""
+    import struct
+
+    path = tmp_path / "slope.nii"
+    stored = np.random.default_rng(0).integers(-1000, 1000, (10, 12, 14)).astype(np.int16)
+    sitk.WriteImage(sitk.GetImageFromArray(stored), str(path))
+    data = bytearray(path.read_bytes())
+    data[112:120] = struct.pack("<2f", 0.5, -1024.0)  # scl_slope, scl_inter
+    path.write_bytes(bytes(data))
+    image = read_image(path)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(image), stored * 0.5 - 1024.0)
+    path.write_bytes(bytes(data[:-100]))  # and a truncated one is still refused
+    with pytest.raises(Exception, match="truncated"):
+        read_image(path)
