@@ -69,7 +69,7 @@ class WorkdirLock:
         self._nested = False
 
     def held_by_live_process(self) -> bool:
-        if str(self.path.absolute()) in self._held:
+        if os.path.realpath(self.path) in self._held:
             return True
         try:
             fd = os.open(self.path, os.O_RDONLY)
@@ -84,7 +84,7 @@ class WorkdirLock:
             os.close(fd)  # releases the probe's shared lock with it
 
     def __enter__(self) -> "WorkdirLock":
-        key = str(self.path.absolute())
+        key = os.path.realpath(self.path)
         with self._guard:
             if key in self._held:
                 fd, depth = self._held[key]
@@ -126,7 +126,7 @@ class WorkdirLock:
             return {}
 
     def __exit__(self, *exc) -> None:
-        key = str(self.path.absolute())
+        key = os.path.realpath(self.path)
         with self._guard:
             fd, depth = self._held[key]
             if depth > 1:

@@ -72,3 +72,16 @@ def test_a_killed_holder_frees_the_lock_and_the_lock_is_reentrant(tmp_path):
             assert inner._nested
         assert WorkdirLock(tmp_path).held_by_live_process()
     assert not (tmp_path / ".lock").exists()
+
+
+def test_the_lock_is_reentrant_through_a_symlinked_path(tmp_path):
+    """The CLI may name the workdir through a symlink and the flow by its resolved path:
+    one process, one lock."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    with WorkdirLock(tmp_path / "link"):
+        with WorkdirLock(real) as inner:
+            assert inner._nested
+        assert WorkdirLock(real).held_by_live_process()
+    assert not (real / ".lock").exists()
