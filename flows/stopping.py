@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -46,27 +46,21 @@ def end_descendants(grace_s: float = GRACE_S) -> None:
     except psutil.Error:
         return
     for proc in procs:
-        try:
+        with suppress(psutil.Error):  # it ended (or was reaped) since the listing: nothing to end
             proc.terminate()
-        except psutil.Error:
-            pass
     _, alive = psutil.wait_procs(procs, timeout=grace_s)
     for proc in alive:
-        try:
+        with suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(alive, timeout=2.0)
 
 
 def _flush_logs() -> None:
     for handler in logging.getLogger().handlers:
         stream = getattr(handler, "stream", None)
-        try:
+        with suppress(OSError, ValueError):  # a closed or broken stream has nothing left to save
             if stream is not None:
                 stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 def _stop(signum: int, hint: str) -> None:

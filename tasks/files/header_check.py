@@ -61,7 +61,8 @@ def raw_spacing(path: Path) -> tuple[float, ...] | None:
         if name.endswith((".nii", ".nii.gz")):
             return _nifti_pixdim(Path(path))
         if name.endswith((".mha", ".mhd")):
-            value = _meta_fields(Path(path)).get("elementspacing") or _meta_fields(Path(path)).get("elementsize")
+            fields = _meta_fields(Path(path))
+            value = fields.get("elementspacing") or fields.get("elementsize")
             return tuple(float(v) for v in value.split()) if value else None
     except (OSError, ValueError, struct.error, EOFError):
         return None  # the reader's own error will say what is wrong

@@ -82,6 +82,8 @@ def check_fingerprint(root: Path, name: str) -> None:
     of the data set into zeros), naming the training images responsible; the plans made from
     it are removed so that the next run plans again once they are fixed."""
     folder = root / "preprocessed" / name
+    if not (folder / "dataset_fingerprint.json").is_file():  # plans made elsewhere: nnU-Net read no intensities
+        return
     fingerprint = json.loads((folder / "dataset_fingerprint.json").read_text())
     problem = fingerprint_problem(fingerprint.get("foreground_intensity_properties_per_channel") or {})
     if problem is None:

@@ -143,9 +143,6 @@ def test_a_prefect_api_url_that_is_not_prefect_is_one_line(workdir, monkeypatch,
             self.end_headers()
             self.wfile.write(b"<html>a web page</html>")
 
-        def log_message(self, *args):
-            pass
-
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     port = server.server_address[1]
     if serve:

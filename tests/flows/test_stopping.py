@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import psutil
@@ -43,12 +44,10 @@ def _training(proc: subprocess.Popen, timeout_s: float = 300) -> list[psutil.Pro
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the command ended before training ({proc.returncode})"
         family = psutil.Process(proc.pid).children(recursive=True)
-        try:
+        with suppress(psutil.Error):  # a child that ended between listing and reading: look again
             if any("run_training" in " ".join(p.cmdline()) for p in family):
                 time.sleep(2)  # a few iterations in
                 return psutil.Process(proc.pid).children(recursive=True)
-        except psutil.Error:
-            pass
         time.sleep(0.5)
     raise AssertionError("training did not start")
 
