@@ -34,7 +34,10 @@ def init(config: Path = typer.Argument(..., metavar="CONFIG", help="YAML file to
 def phantom(out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="output folder (nnU-Net raw layout)"),
             cases: int = typer.Option(24, "--cases", min=5, help="number of cases"),
             seed: int = typer.Option(0, "--seed", help="random seed"),
-            size: str = typer.Option("small", "--size", help="small (CPU-learnable) or flare (512x512xN)")) -> None:
+            size: str = typer.Option("small", "--size", help="small (CPU-learnable) or flare (512x512xN)"),
+            sites: int = typer.Option(1, "--sites", min=1, max=64,
+                                      help="scanning sites: strong cases from site 0, each partial pattern from its "
+                                           "own sites, the last site seen by no labelled case (README: Phantom)")) -> None:
     """Write a synthetic abdominal CT cohort with FLARE23-style partial labels."""
     from hybridlabel.flows.progress import case_progress
     from hybridlabel.models.phantom import SIZES
@@ -43,8 +46,8 @@ def phantom(out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="output 
     if size not in SIZES:
         fail(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
     with case_progress("phantom cases", cases) as advance:
-        manifest = write_phantom_cohort(out_dir, cases, seed, size, on_case=lambda _: advance())
-    console.print(f"wrote {cases} cases to {out_dir} (manifest {manifest})")
+        manifest = write_phantom_cohort(out_dir, cases, seed, size, on_case=lambda _: advance(), sites=sites)
+    console.print(f"wrote {cases} cases from {sites} site(s) to {out_dir} (manifest {manifest}; sites in phantom.json)")
 
 
 @app.command("simulate-partial")
@@ -277,12 +280,13 @@ def resume(round_no: int = typer.Option(..., "--round", help="first round to run
 def demo(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="work folder (created)"),
          cases: int = typer.Option(24, "--cases", min=5, help="phantom cases"),
          seed: int = typer.Option(0, "--seed", help="phantom seed"),
+         sites: int = typer.Option(4, "--sites", min=1, max=64, help="phantom sites (`hybridlabel phantom --sites`)"),
          verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
     """The main job on the built-in phantom: cohort, teacher, student rounds, export, status."""
     import hybridlabel
     from hybridlabel.flows.demo import prepare_demo
 
-    config_path = prepare_demo(workdir, cases, seed, console)
+    config_path = prepare_demo(workdir, cases, seed, console, sites)
     result = run_guarded(lambda: hybridlabel.run(config_path, workdir), workdir, "demo", verbose)
     _summary(workdir)
     console.print(f"registry: {workdir / 'registry'}  ·  model: {result['export']}  ·  "

@@ -17,7 +17,7 @@ def _int_list(text: str, what: str) -> list[int]:
         fail(f"{what} {text!r} must be integers separated by commas, e.g. 1,2")
 
 
-def _phantom_config(workdir: Path, iterations: int) -> Path:
+def _phantom_config(workdir: Path, iterations: int, sites: int) -> Path:
     from hybridlabel.flows.demo import ablation_config
     from hybridlabel.models.config_yaml import render_config_yaml
     from hybridlabel.tasks.files.atomic import atomic_write_text
@@ -25,7 +25,7 @@ def _phantom_config(workdir: Path, iterations: int) -> Path:
 
     cohort = workdir / "phantom"
     if not (cohort / "manifest.csv").exists():
-        write_phantom_cohort(cohort, 24, 0, "small")
+        write_phantom_cohort(cohort, 24, 0, "small", sites=sites)
     return atomic_write_text(workdir / "ablation.yaml", render_config_yaml(
         ablation_config(iterations).model_copy(update={"dataset": cohort.resolve()})))
 
@@ -38,6 +38,7 @@ def ablate(config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help=
            seeds: str = typer.Option("1", "--seeds", help="training seeds, comma-separated"),
            phantom: bool = typer.Option(False, "--phantom", help="no CONFIG: write the phantom cohort and its ablation config into WORKDIR"),
            iterations: int = typer.Option(1000, "--iterations", min=1, help="with --phantom: training iterations per model"),
+           sites: int = typer.Option(4, "--sites", min=1, max=64, help="with --phantom: scanning sites of the cohort (as the demo's)"),
            verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
     """Train and evaluate each arm on the same data, val cases and budget; print and
     record the table (rows: arms and rounds; mean and SD over seeds)."""
@@ -58,7 +59,7 @@ def ablate(config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help=
         return ablation(str(config.resolve()), str(workdir.resolve()), arm_list, seed_list)
 
     if phantom:
-        config = _phantom_config(workdir, iterations)
+        config = _phantom_config(workdir, iterations, sites)
     if config is None or not config.is_file():
         fail(f"config file {config} not found; pass a CONFIG.yaml, or --phantom for the built-in phantom")
     run_guarded(action, workdir, "ablate", verbose)

@@ -20,6 +20,9 @@ from hybridlabel.tasks.intake.phantom import write_phantom_cohort
 # give every CPU the same models (nnU-Net's augmentation in-process, seeded); the machine's
 # speed changes only the minutes.
 DEMO_ITERATIONS = {"teacher": 1500, "student": 500}
+# FLARE's premise: strong cases from one site, partial patterns from two others, and a
+# fourth site that only unlabeled and val cases come from (models/phantom_sites.py)
+DEMO_SITES = 4
 
 
 def demo_config() -> PipelineConfig:
@@ -57,13 +60,13 @@ def ablation_config(iterations: int = 1000) -> PipelineConfig:
         iterations=iterations, init_from_parent=r.training.init_from_parent, seed=1)}) for r in base.rounds]})
 
 
-def prepare_demo(workdir: Path, n_cases: int, seed: int, console: Console) -> Path:
+def prepare_demo(workdir: Path, n_cases: int, seed: int, console: Console, sites: int = DEMO_SITES) -> Path:
     """Write the cohort (once) and the demo config; returns the config path."""
     workdir = Path(workdir)
     cohort = workdir / "phantom"
     if not (cohort / "manifest.csv").exists():
         with case_progress("phantom cases", n_cases) as advance:
-            write_phantom_cohort(cohort, n_cases, seed, "small", on_case=lambda _: advance())
+            write_phantom_cohort(cohort, n_cases, seed, "small", on_case=lambda _: advance(), sites=sites)
     config_path = workdir / "demo.yaml"
     if not config_path.exists():
         atomic_write_text(config_path, render_config_yaml(demo_config()))

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from hybridlabel.models.partiality import partial_label
+from hybridlabel.models.phantom_sites import REFERENCE_SITE, Site
 
 ORGAN_HALF_HEIGHT_MM = 110.0
 AIR_HU, FAT_HU, BONE_HU = -1000.0, -100.0, 450.0
@@ -122,14 +123,24 @@ def _paint(target: np.ndarray, value, shape: OrganShape, jitter: np.ndarray, sca
 
 
 def generate_phantom(rng: np.random.Generator, size: str = "small",
-                     shape: tuple[int, int, int] | None = None) -> PhantomCase:
-    """One synthetic abdominal CT with its complete label; variation comes from `rng`."""
-    grid = tuple(shape or SIZES[size]["shape"])
-    spacing = tuple(float(s) for s in SIZES[size]["spacing"])
-    spread = 0 if shape else SIZES[size]["slice_spread"]
+                     shape: tuple[int, int, int] | None = None, site: Site = REFERENCE_SITE) -> PhantomCase:
+    """One synthetic abdominal CT with its complete label, as `site` scans it; variation
+    between patients comes from `rng`. An explicit `shape` keeps its grid as given."""
+    base = SIZES[size]
+    spacing = (base["spacing"][0] * site.slice_factor, base["spacing"][1] * site.inplane_factor,
+               base["spacing"][2] * site.inplane_factor)
+    spacing = tuple(round(float(s), 4) for s in spacing)
+    if shape:
+        grid, spread = tuple(shape), 0
+    else:  # the field of view in mm is the size's: a finer spacing gives more voxels
+        z_scale = site.coverage / site.slice_factor
+        grid = (round(base["shape"][0] * z_scale), round(base["shape"][1] / site.inplane_factor),
+                round(base["shape"][2] / site.inplane_factor))
+        spread = round(base["slice_spread"] * z_scale)
     grid = (grid[0] + int(rng.integers(-spread, spread + 1)),) + grid[1:]
-    body_axes = _body_axes_mm(grid, spacing, tuple(rng.uniform(lo, hi) for lo, hi in BODY_FILL))
-    enhancement = rng.uniform(*ENHANCEMENT)
+    fill = tuple(min(0.97, rng.uniform(lo * site.habitus, hi * site.habitus)) for lo, hi in BODY_FILL)
+    body_axes = _body_axes_mm(grid, spacing, fill)
+    enhancement = rng.uniform(*site.enhancement)
     hu = np.full(grid, AIR_HU, dtype=np.float32)
     organ_label = np.zeros(grid, dtype=np.uint8)
 
@@ -149,7 +160,7 @@ def generate_phantom(rng: np.random.Generator, size: str = "small",
     label = organ_label.copy()
     tumors: list[dict] = []
     hosts, weights = zip(*TUMOR_HOSTS)
-    for _ in range(int(rng.integers(0, 4))):
+    for _ in range(int(rng.integers(0, site.max_tumors + 1))):
         host = int(rng.choice(hosts, p=np.asarray(weights) / sum(weights)))
         voxels = np.argwhere(ndimage.binary_erosion(organ_label == host, iterations=2))
         if len(voxels) == 0:
@@ -167,8 +178,8 @@ def generate_phantom(rng: np.random.Generator, size: str = "small",
         hu[box][inside] = host_hu[host] - rng.uniform(20, 35)  # low contrast
         tumors.append({"host": host, "voxels": int(inside.sum())})
 
-    hu = ndimage.gaussian_filter(hu, sigma=0.6)  # partial-volume softening of edges
-    hu += rng.normal(0.0, 8.0, size=grid).astype(np.float32)
+    hu = ndimage.gaussian_filter(hu, sigma=site.blur_voxels)  # reconstruction kernel, partial volume
+    hu += rng.normal(0.0, site.noise_hu, size=grid).astype(np.float32) + np.float32(site.hu_offset)
     image = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
     return PhantomCase(image, label, organ_label, spacing, tumors)
 
