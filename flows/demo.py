@@ -9,17 +9,11 @@ from rich.console import Console
 from hybridlabel.flows.progress import case_progress
 from hybridlabel.models.config import PipelineConfig, RoundSpec, TrainingConfig
 from hybridlabel.models.config_yaml import render_config_yaml
-from hybridlabel.models.presets import cpu_training
+from hybridlabel.models.presets import CPU_ITERATIONS, cpu_training
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.intake.phantom import write_phantom_cohort
 
 
-# Iterations, not seconds: a wall-clock budget trains 2-3x fewer iterations on a slower or
-# busier CPU (measured: the same demo's teacher scored 0.879 with 120 s on one 2-core machine
-# and 0.501 on another), so the demo's Dice would depend on the machine. Counted iterations
-# give every CPU the same models (nnU-Net's augmentation in-process, seeded); the machine's
-# speed changes only the minutes.
-DEMO_ITERATIONS = {"teacher": 1500, "student": 500}
 # FLARE's premise: strong cases from one site, partial patterns from two others, and a
 # fourth site that only unlabeled and val cases come from (models/phantom_sites.py)
 DEMO_SITES = 4
@@ -31,7 +25,7 @@ def demo_config() -> PipelineConfig:
     iteration budgets that fit the README's 10 minutes on 2 CPU cores; students start from
     their parent's weights."""
     def budget(kind: str) -> TrainingConfig:
-        return cpu_training(iterations=DEMO_ITERATIONS[kind], init_from_parent=kind == "student")
+        return cpu_training(CPU_ITERATIONS[kind], init_from_parent=kind == "student")
 
     return PipelineConfig(
         name="demo", dataset=Path("phantom"),

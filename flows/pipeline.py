@@ -10,6 +10,7 @@ from hybridlabel.data_registry.store import Registry
 from hybridlabel.flows.export import export_model
 from hybridlabel.flows.rounds import student_round, teacher_round
 from hybridlabel.flows.stopping import stop_requested
+from hybridlabel.flows.timing import budget_line
 from hybridlabel.models.config import load_config
 from hybridlabel.models.config_yaml import render_config_yaml
 from hybridlabel.tasks.files.atomic import atomic_write_text
@@ -67,6 +68,8 @@ def pipeline(config_path: str, workdir: str, start_round: int = 0, export: bool 
             # the rounds get it as a rerun will read it back, so their fingerprints match
             atomic_write_text(layout.config, render_config_yaml(config))
             config = load_config(layout.config)
+        if start_round < len(config.rounds):
+            emit("done", budget_line(config.rounds, start_round))
         for r in range(start_round, len(config.rounds)):
             emit("round", f"round {r}: {config.rounds[r].name}", round=r, rounds=len(config.rounds),
                  name=config.rounds[r].name)

@@ -21,7 +21,9 @@ def timed(stages: dict[str, float], name: str, total: int | None = None, unit: s
         seconds = time.perf_counter() - start
         stages[name] = stages.get(name, 0.0) + seconds
     size = (f"{total} s budget, " if unit == "s" else f"{total} {unit}, ") if total else ""
-    emit("done", f"  {name}: {size}{duration(seconds)}", stage=name)
+    # a training's rate: what the next budget in iterations will cost on this machine
+    rate = f" ({seconds / total:.2f} s/iteration, start-up included)" if unit == "iterations" and total else ""
+    emit("done", f"  {name}: {size}{duration(seconds)}{rate}", stage=name)
 
 
 def training_size(training) -> tuple[int, str]:
@@ -33,3 +35,16 @@ def training_size(training) -> tuple[int, str]:
 
 def duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def budget_line(rounds, start_round: int = 0) -> str:
+    """The training budget of the rounds to run, said before any of it is spent."""
+    parts, iterations, seconds = [], 0, 0.0
+    for spec in rounds[start_round:]:
+        size, unit = training_size(spec.training)
+        parts.append(f"{spec.name} {size} {unit}")
+        iterations += size if unit == "iterations" else 0
+        seconds += size if unit == "s" else 0
+    total = " + ".join(x for x in (f"{iterations} iterations" if iterations else "",
+                                   duration(seconds) if seconds else "") if x)
+    return f"training budget: {total} ({', '.join(parts)}); each training's line gives this machine's rate"

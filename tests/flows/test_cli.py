@@ -34,7 +34,7 @@ def test_init_writes_a_loadable_commented_config(tmp_path):
         loaded = load_config(target)
         assert {r.training.configuration for r in loaded.rounds} == {configuration}
     cpu = load_config(tmp_path / "cpu.yaml")
-    assert cpu.rounds[0].training.max_train_seconds > 0
+    assert cpu.rounds[0].training.max_train_seconds is None  # iterations: the same models on every machine
     # on a CPU no separate export student: the rounds train the export's network
     assert {r.training.network for r in cpu.rounds} == {cpu.export.network}
     bad = runner.invoke(app, ["init", str(tmp_path / "x.yaml"), "--preset", "tpu"])
@@ -43,8 +43,12 @@ def test_init_writes_a_loadable_commented_config(tmp_path):
 
 def test_phantom_then_audit_shows_the_intended_roles(tmp_path):
     out = tmp_path / "cohort"
-    result = runner.invoke(app, ["phantom", str(out), "--cases", "8", "--seed", "4"])
+    result = runner.invoke(app, ["phantom", str(out), "--cases", "8", "--seed", "4", "--sites", "3"])
     assert result.exit_code == 0, result.output
+    manifest = pd.read_csv(out / "manifest.csv")
+    written = json.loads((out / "phantom.json").read_text())
+    assert set(manifest["site"]) <= {0, 1, 2} and sorted(written["sites"]) == ["0", "1", "2"]
+    assert {c: t["site"] for c, t in written["cases"].items()} == dict(zip(manifest["case_id"], manifest["site"]))
     parquet = tmp_path / "audit.parquet"
     result = runner.invoke(app, ["audit", str(out), "--out", str(parquet)])
     assert result.exit_code == 0, result.output
@@ -76,10 +80,13 @@ def test_demo_prepares_a_cohort_and_a_config_with_teacher_and_two_students(tmp_p
     the pipeline it runs is tested in test_pipeline.py with test budgets."""
     from rich.console import Console
 
-    from hybridlabel.flows.demo import DEMO_ITERATIONS, prepare_demo
+    from hybridlabel.flows.demo import DEMO_SITES, prepare_demo
+    from hybridlabel.models.presets import CPU_ITERATIONS
     from hybridlabel.models.config import load_config
 
     path = prepare_demo(tmp_path / "demo", 8, 0, Console(file=open("/dev/null", "w")))
+    truth = json.loads((tmp_path / "demo" / "phantom" / "phantom.json").read_text())
+    assert len(truth["sites"]) == DEMO_SITES  # FLARE's premise: strong labels from one site of several
     config = load_config(path)
     assert config.dataset == tmp_path / "demo" / "phantom" and (config.dataset / "manifest.csv").exists()
     kinds = [r.kind for r in config.rounds]
@@ -89,7 +96,7 @@ def test_demo_prepares_a_cohort_and_a_config_with_teacher_and_two_students(tmp_p
     # seconds, so that every CPU trains the same models
     assert all(r.training.configuration == "2d" and r.training.max_train_seconds is None for r in config.rounds)
     iterations = [r.training.epochs * r.training.iterations_per_epoch for r in config.rounds]
-    assert iterations == [DEMO_ITERATIONS["teacher"], DEMO_ITERATIONS["student"], DEMO_ITERATIONS["student"]]
+    assert iterations == [CPU_ITERATIONS["teacher"], CPU_ITERATIONS["student"], CPU_ITERATIONS["student"]]
     assert config.export.network == config.rounds[-1].training.network  # the export takes the last model
 
 

@@ -1,17 +1,16 @@
-import pytest
-
-from hybridlabel.models.presets import cpu_training
+from hybridlabel.models.presets import CPU_ITERATIONS, cpu_preset, cpu_training
 
 
-def test_a_cpu_budget_is_minutes_or_iterations():
-    timed = cpu_training(2.0)
-    assert timed.max_train_seconds == 120.0 and timed.epochs * timed.iterations_per_epoch > 100_000
-    counted = cpu_training(iterations=510, init_from_parent=True, seed=3)
+def test_a_cpu_budget_counts_iterations_not_seconds():
+    counted = cpu_training(510, init_from_parent=True, seed=3)
     assert counted.max_train_seconds is None and counted.epochs * counted.iterations_per_epoch == 500
     assert counted.init_from_parent and counted.seed == 3
-    # the same network, loss and optimizer either way
-    assert counted.model_copy(update={"epochs": timed.epochs, "max_train_seconds": 120.0, "seed": timed.seed,
-                                      "init_from_parent": False}) == timed
-    for both_or_neither in ({"minutes": 1.0, "iterations": 100}, {}):
-        with pytest.raises(ValueError, match="minutes or in iterations"):
-            cpu_training(**both_or_neither)
+    assert (counted.configuration, counted.network, counted.optimizer) == ("2d", "tiny", "adam")
+
+
+def test_the_cpu_preset_gives_every_machine_the_same_models():
+    rounds = cpu_preset().rounds
+    assert all(r.training.max_train_seconds is None for r in rounds)  # no wall-clock budget anywhere
+    iterations = [r.training.epochs * r.training.iterations_per_epoch for r in rounds]
+    assert iterations == [CPU_ITERATIONS["teacher"]] + [CPU_ITERATIONS["student"]] * (len(rounds) - 1)
+    assert [r.training.init_from_parent for r in rounds] == [False] + [True] * (len(rounds) - 1)
