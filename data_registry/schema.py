@@ -37,6 +37,8 @@ CASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("selection", pa.string(), "selection decision among unlabeled cases"),
     ("selection_reason", pa.string(), "why, with the cut-off"),
     ("quarantine_reason", pa.string(), "one line: why the case is unusable; null when fine"),
+    ("reviewed_classes", pa.list_(pa.int16()), "classes a reviewer corrected (`hybridlabel accept`): ground truth "
+                                                "from then on, in annotated_classes too"),
 ]
 
 ROUND_ROW_COLUMNS: list[tuple[str, pa.DataType, str]] = [
@@ -71,11 +73,27 @@ METRIC_COLUMNS: list[tuple[str, pa.DataType, str]] = [
                                "against a training case's ground truth | holdout_gt: the same on a held-back class"),
 ]
 
+REVIEW_COLUMNS: list[tuple[str, pa.DataType, str]] = [
+    ("case_id", pa.string(), "case"),
+    ("round", pa.int32(), "the round whose hybrid labels were reviewed"),
+    ("classes", pa.list_(pa.int16()), "classes the reviewer checked and corrected"),
+    ("source", pa.string(), "reviewed"),
+    ("label_path", pa.string(), "the case's ground truth from then on: its earlier ground truth with the checked "
+                                "classes as corrected"),
+    ("label_sha256", pa.string(), "sha256 of that label"),
+    ("corrected_sha256", pa.string(), "sha256 of the file the reviewer saved"),
+    ("reviewer", pa.string(), "who (the sidecar's or --reviewer's name)"),
+    ("accepted_at", pa.timestamp("us", tz="UTC"), "when `accept` took it"),
+]
+
 TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
     "cases": CASE_COLUMNS,
     "rounds": ROUND_ROW_COLUMNS,
     "metrics": METRIC_COLUMNS,
+    "reviews": REVIEW_COLUMNS,
 }
+# ground truth a human gave is not a round's output: a rerun of the round keeps it
+KEPT_ON_SUPERSEDE = frozenset({"reviews"})
 JSON_COLUMNS = {"voxel_counts", "label_sources", "tumors", "scores", "tumor_objects", "stage_seconds", "counts", "mean_metrics", "config_json"}
 ROUND_STATUSES = ("running", "completed", "failed", "superseded")
 ROUND_KINDS = ("intake", "teacher", "student", "export")

@@ -1,6 +1,6 @@
 """The Parquet case registry on disk: atomic round partitions.
 
-Layout under `<workdir>/registry/`: `{cases,rounds,metrics}/round-NNN/part-0.parquet`.
+Layout under `<workdir>/registry/`: `{cases,rounds,metrics,reviews}/round-NNN/part-0.parquet`.
 The round number is a column of every file, and the folder names are deliberately not
 hive-style (`round=NNN`): a hive key that is also a column makes pandas refuse to read
 the table and DuckDB turn the round into text, so any reader (pandas, pyarrow datasets,
@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hybridlabel.data_registry.frames import empty_frame, from_arrow, to_arrow
-from hybridlabel.data_registry.schema import ROUND_STATUSES, TABLES, value_problem
+from hybridlabel.data_registry.schema import KEPT_ON_SUPERSEDE, ROUND_STATUSES, TABLES, value_problem
 
 PART = "part-0.parquet"
 
@@ -184,6 +184,15 @@ class Registry:
                     continue  # replaced since the listing: a writer is at work, not damage
         return problems
 
+    def read_if_present(self, table: str, round_no: int) -> pd.DataFrame | None:
+        """A round's partition, or None where the round has none (a damaged one still raises)."""
+        return self.read(table, round_no) if round_no in self._partitions(table) else None
+
+    def reviews_through(self, round_no: int) -> pd.DataFrame | None:
+        """Every accepted review of rounds up to `round_no`; None when there is none."""
+        frames = [self.read("reviews", r) for r in self._partitions("reviews") if r <= round_no]
+        return pd.concat(frames, ignore_index=True) if frames else None
+
     def read_all(self, table: str) -> pd.DataFrame:
         parts = [self.read(table, r) for r in self._partitions(table)]
         return pd.concat(parts, ignore_index=True) if parts else empty_frame(table)
@@ -203,12 +212,13 @@ class Registry:
 
     # -- superseding ----------------------------------------------------------------
     def supersede_from(self, round_no: int) -> list[int]:
-        """Move rounds >= round_no aside (kept under superseded/<stamp>/, marked superseded)."""
+        """Move rounds >= round_no aside (kept under superseded/<stamp>/, marked superseded);
+        reviews stay: a rerun of a reviewed round takes them as ground truth."""
         self.migrate_legacy_names()
         now = datetime.now(timezone.utc)
         stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
         moved: set[int] = set()
-        for table in TABLES:
+        for table in [t for t in TABLES if t not in KEPT_ON_SUPERSEDE]:
             for r, path in self._partitions(table).items():
                 if r < round_no:
                     continue

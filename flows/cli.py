@@ -312,10 +312,11 @@ def deploy(config: Optional[Path] = typer.Option(None, "--config", help="config 
 import hybridlabel.flows.cli_ablate  # noqa: E402,F401  (registers ablate)
 import hybridlabel.flows.cli_predict  # noqa: E402,F401  (registers predict)
 import hybridlabel.flows.cli_results  # noqa: E402,F401  (registers evaluate and report)
+import hybridlabel.flows.cli_review  # noqa: E402,F401  (registers review and accept)
 
 # `--help` lists the main job first, then the pipeline, then the tools for data and labels
-ORDER = ["demo", "run", "resume", "status", "report", "predict", "evaluate", "ablate", "deploy", "init", "phantom",
-         "simulate-partial", "audit", "merge", "select"]
+ORDER = ["demo", "run", "resume", "status", "review", "accept", "report", "predict", "evaluate", "ablate", "deploy",
+         "init", "phantom", "simulate-partial", "audit", "merge", "select"]
 app.registered_commands.sort(key=lambda c: ORDER.index(name) if (name := c.name or c.callback.__name__.replace(
     "_", "-")) in ORDER else len(ORDER))  # a command not listed goes last
 

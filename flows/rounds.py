@@ -25,8 +25,8 @@ from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.holdout import held_out_classes
 from hybridlabel.models.nnunet.identity import checkpoint_path
 from hybridlabel.models.pseudo_trust import trust_evidence, untrusted_classes, val_dice
-from hybridlabel.models.round_rules import (case_scorers, case_updates, loss_classes, needs_ignore, prediction_set,
-                                            complete_label_jobs, select_unlabeled, trained_rows, training_set,
+from hybridlabel.models.round_rules import (apply_reviews, case_scorers, case_updates, loss_classes, needs_ignore,
+                                            prediction_set, complete_label_jobs, select_unlabeled, trained_rows, training_set,
                                             tumor_kept, tumour_donors, without_failed_predictions)
 from hybridlabel.tasks.intake.audit import audit_dataset, summarize
 from hybridlabel.tasks.files.imageio import sha256_path
@@ -141,7 +141,9 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
     model_dir = parent_model(Path(workdir), round_no - 1)
     reg.set_round_status(round_no, "running", **_round_row(config, round_no, "student", started))
     parent_cases = reg.read("cases", round_no - 1)
-    cases = next_round_cases(parent_cases, round_no)
+    # reviewed classes are ground truth from the round after the review on (and in a rerun of it)
+    cases = apply_reviews(next_round_cases(parent_cases, round_no), reg.reviews_through(round_no),
+                          config.label_map.organ_ids, config.label_map.tumor_id)
     todo = prediction_set(cases, spec.predict_roles)
 
     sel = config.selection

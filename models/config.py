@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hybridlabel.models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM, FLARE23_TUMOR_ID
+from hybridlabel.models.review_rank import DEFAULT_WEIGHTS, SIGNALS
 
 Keep = Union[int, float]
 # roles a round may predict or train on (`val` is held out, `quarantined` unusable)
@@ -181,6 +182,34 @@ class EvaluationConfig(_Frozen):
                           "relative to this file")
 
 
+class ReviewConfig(_Frozen):
+    """The review queue (`hybridlabel review`, models/review_rank.py)."""
+    weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_WEIGHTS),
+        description="weight of each signal in a pseudo-labelled class's review score: uncertainty (entropy "
+                    "percentile), volume (outside ground truth's range), missing (an organ nearly every label "
+                    "holds), pieces, adjacency (a contact never seen in ground truth), gt_conflict (prediction on "
+                    "another ground-truth class), gt_disagreement (1 - the prediction's Dice on the case's own "
+                    "ground truth); a signal left out counts 0")
+    fraction: float = Field(0.05, gt=0, le=1, description="share of a round's pseudo-labelled cases `review` puts in "
+                                                         "the queue when neither --top nor --fraction is given "
+                                                         "(AbdomenAtlas sent the top 5 %)")
+    gate: bool = Field(False, description="after each student round, publish the queue as a Prefect artifact and "
+                                          "pause the pipeline until someone resumes it (corrections are in / skip)")
+    gate_timeout_hours: float = Field(72.0, gt=0, le=8760, description="how long the gate waits before the flow "
+                                                                        "run fails (Prefect's pause timeout)")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(SIGNALS))
+        if unknown:
+            raise ValueError(f"unknown review signal(s) {unknown}; known: {', '.join(SIGNALS)}")
+        if any(w < 0 for w in v.values()):
+            raise ValueError("review weights must be >= 0")
+        return v
+
+
 class ExportConfig(_Frozen):
     network: Literal["default", "lightweight", "tiny"] = Field(
         "lightweight", description="network of the exported model; when the last round's differs, a student of this "
@@ -233,6 +262,7 @@ class PipelineConfig(_Frozen):
     selection: SelectionConfig = Field(default_factory=SelectionConfig, description="uncertainty-based selection of unlabeled cases")
     export: ExportConfig = Field(default_factory=ExportConfig, description="the final lightweight model")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="metrics, held-back classes, report")
+    review: ReviewConfig = Field(default_factory=ReviewConfig, description="the review queue and its gate")
     rounds: list[RoundSpec] = Field(default_factory=default_rounds, description="the rounds, in order; round 0 is the teacher")
     planner_gpu_memory_gb: float | None = Field(
         None, gt=0, description="GPU memory (GB) nnU-Net's planner sizes 3d patches for (its -gpu_memory_target); null = "

@@ -177,3 +177,28 @@ def training_label_paths(cases: pd.DataFrame) -> list[str]:
     paths = ([p for p in (r.get("hybrid_label_path"), r.get("label_path")) if isinstance(p, str)]
              for r in rows.to_dict("records"))
     return [found[0] for found in paths if found]
+
+
+def apply_reviews(cases: pd.DataFrame, reviews: pd.DataFrame, organ_ids: Iterable[int], tumor_id: int) -> pd.DataFrame:
+    """The cases with every accepted review taken as ground truth: a reviewed case's label is
+    its latest review's (which holds its earlier ground truth and every class checked before),
+    its annotated classes gain the checked ones, and its role is the one its labels now make
+    it (an unlabeled case reviewed for the liver is partial). Val and quarantined cases are never reviewed."""
+    if reviews is None or not len(reviews):
+        return cases
+    out = cases.copy()
+    if "reviewed_classes" not in out.columns:
+        out["reviewed_classes"] = None
+    latest = reviews.sort_values(["round", "accepted_at"]).groupby("case_id").tail(1).set_index("case_id")
+    checked = reviews.groupby("case_id")["classes"].agg(lambda lists: sorted({int(c) for cl in lists for c in cl}))
+    organs = set(organ_ids)
+    for i in out.index[out["case_id"].isin(latest.index) & out["quarantine_reason"].isna() & (out["role"] != "val")]:
+        case_id = out.at[i, "case_id"]
+        classes = checked[case_id]
+        annotated = sorted({int(c) for c in (out.at[i, "annotated_classes"] or [])} | set(classes))
+        out.at[i, "label_path"] = latest.at[case_id, "label_path"]
+        out.at[i, "annotated_classes"] = annotated
+        out.at[i, "reviewed_classes"] = classes
+        out.at[i, "role"] = ("strong" if organs <= set(annotated) else
+                             "tumor_only" if annotated == [tumor_id] else "partial")
+    return out

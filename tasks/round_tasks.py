@@ -118,8 +118,9 @@ def merge_case_step(case: dict, pred: dict, out_dir: str, config: PipelineConfig
     organs-only round, write its organ training label; both kept in the content store."""
     step = Path(out_dir)
     withhold = list(case.get("held_out_classes") or [])
-    inputs = fingerprint(pred["sha256"], case.get("input_label_sha256"), case.get("annotated_classes"),
-                         config.merge.model_dump(), config.label_map.model_dump(), tumor_selected, targets, withhold)
+    # the label's path too: an accepted review gives the case a new label (same classes, perhaps)
+    inputs = fingerprint(pred["sha256"], case.get("input_label_sha256"), case.get("label_path"),
+                         case.get("annotated_classes"), config.merge.model_dump(), config.label_map.model_dump(), tumor_selected, targets, withhold)
     done = read_journal(step, case["case_id"], inputs)
     if done:
         return done
