@@ -37,7 +37,7 @@ def phantom(out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="output 
             size: str = typer.Option("small", "--size", help="small (CPU-learnable) or flare (512x512xN)"),
             sites: int = typer.Option(1, "--sites", min=1, max=64,
                                       help="scanning sites: strong cases from site 0, each partial pattern from its "
-                                           "own sites, the last site seen by no labelled case (README: Phantom)")) -> None:
+                                           "own sites, the last site seen by no labelled case (docs/phantom.md)")) -> None:
     """Write a synthetic abdominal CT cohort with FLARE23-style partial labels."""
     from hybridlabel.flows.progress import case_progress
     from hybridlabel.models.phantom import SIZES

@@ -40,6 +40,8 @@ def review(round_no: int = typer.Option(..., "--round", min=1, help="a completed
     for r in result["queue"]:
         table.add_row(str(r["rank"]), r["case_id"], f"{r['score']:.2f}", ", ".join(r["class_names"]), r["why"])
     console.print(table)
+    for finding in result["findings"]:
+        console.print(f"round-wide: {finding}", style="yellow", highlight=False)
     console.print(f"worklist: {result['worklist']}  ·  corrected labels go to {result['folder'] / 'corrected'}, "
                   f"then `hybridlabel accept --round {round_no} --workdir {workdir}`")
 
@@ -60,7 +62,7 @@ def accept(round_no: int = typer.Option(..., "--round", min=1, help="the round w
     except (ReviewError, ConfigError, RegistryError, WorkdirBusy) as exc:
         fail(str(exc))
     for case_id, why in result["refused"]:
-        console.print(f"[red]refused[/] {why}", highlight=False)
+        console.print(f"[red]refused[/] {why}", highlight=False, soft_wrap=True)
     console.print(f"accepted {len(result['accepted'])} corrected label(s)"
                   + (f", {len(result['unchanged'])} already taken" if result["unchanged"] else "")
                   + (f", refused {len(result['refused'])}" if result["refused"] else "")

@@ -5,6 +5,7 @@ Called from flows only; outside a flow run (plain calls) the artifacts are skipp
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -199,3 +200,46 @@ def publish_round(round_no: int, markdown: str, selection: pd.DataFrame | None,
     if selection is not None and len(selection):
         create_table_artifact(selection.drop(columns=["reason"]).to_dict("records"),
                               key=f"round-{round_no:03d}-selection", description="selection decisions")
+
+
+def pipeline_overview(rounds: list[dict], reviews: dict[int, int], queues: list[int]) -> str:
+    """The whole run on one page: each round's val organ DSC over the classes present (and
+    its change from the teacher), its complete labels' DSC, reviewed cases and minutes; the
+    review queue's state."""
+    rows, teacher = [], None
+    for row in rounds:
+        means = json.loads(row.get("mean_metrics") or "{}")
+        counts = json.loads(row.get("counts") or "{}")
+        dsc = _organ_dsc(means)
+        teacher = dsc if row["round"] == 0 else teacher
+        seconds = sum(json.loads(row.get("stage_seconds") or "{}").values())
+        labels = _organ_dsc(means, "complete_hybrid")
+        rows.append({"round": row["round"], "name": row.get("name"), "status": row.get("status"),
+                     "val organ DSC": "" if dsc is None else f"{dsc:.3f}",
+                     "vs teacher": "" if dsc is None or teacher is None or row["round"] == 0 else f"{dsc - teacher:+.3f}",
+                     "labels DSC": "" if labels is None else f"{labels:.3f}",
+                     "reviewed": counts.get("reviewed", ""), "minutes": f"{seconds / 60:.1f}" if seconds else ""})
+    done = [r for r in rows if r["status"] == "completed" and r["val organ DSC"]]
+    verdict = (f"so far: round {done[-1]['round']} at {done[-1]['val organ DSC']} val organ DSC "
+               f"({done[-1]['vs teacher'] or 'the teacher'} over the teacher)") if done else "no round completed yet"
+    queue = ", ".join(f"round {r}: queue written" + (f", {reviews[r]} correction(s) taken" if reviews.get(r) else "")
+                      for r in queues) or "no queue yet (`hybridlabel review --round N`)"
+    return f"# Pipeline\n\n{verdict}\n\n" + _md_table(rows) + f"\n## Review queue\n\n{queue}\n"
+
+
+def publish_pipeline_overview(workdir) -> None:
+    """The `pipeline-overview` artifact, one key for the whole run, updated after each round."""
+    if not _in_run():
+        return
+    from pathlib import Path
+
+    from prefect.artifacts import create_markdown_artifact
+
+    from hybridlabel.data_registry.store import Registry
+
+    reg = Registry(Path(workdir))
+    rounds = reg.rounds().to_dict("records")
+    reviews = {r: len(f) for r in range(len(rounds)) if (f := reg.read_if_present("reviews", r)) is not None}
+    queues = sorted(int(p.name.split("-")[1]) for p in (Path(workdir) / "review").glob("round-*"))
+    create_markdown_artifact(pipeline_overview(rounds, reviews, queues), key="pipeline-overview",
+                             description="the whole run: rounds, verdict so far, review queue")

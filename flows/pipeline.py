@@ -7,7 +7,9 @@ from pathlib import Path
 from prefect import flow
 
 from hybridlabel.data_registry.store import Registry
+from hybridlabel.flows.dashboard import publish_pipeline_overview
 from hybridlabel.flows.export import export_model
+from hybridlabel.flows.gate import review_gate
 from hybridlabel.flows.rounds import student_round, teacher_round
 from hybridlabel.flows.stopping import stop_requested
 from hybridlabel.flows.timing import budget_line
@@ -78,6 +80,10 @@ def pipeline(config_path: str, workdir: str, start_round: int = 0, export: bool 
                     teacher_round(config, str(work))
                 else:  # per-case tasks fan out on the configured runner (threads or Dask)
                     student_round.with_options(task_runner=task_runner(config))(config, str(work), r)
+                publish_pipeline_overview(work)
+                if r > 0 and config.review.gate and r < len(config.rounds) - 1:  # the next round takes corrections
+                    review_gate(config, work, r)
+                    publish_pipeline_overview(work)
             except BaseException:
                 reg = Registry(work)
                 if not stop_requested() and reg.round_row(r) and not reg.is_complete(r):

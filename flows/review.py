@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,40 +47,59 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return out
 
 
-def review_round(workdir: Path, round_no: int, top: int | None = None, fraction: float | None = None,
-                 classes: str | list | None = None, config: PipelineConfig | None = None,
-                 on_case: Callable[[], None] | None = None) -> dict:
-    """Rank round `round_no`'s pseudo-labelled cases and write `W/review/round-NNN/`.
-    `classes`: rank only these (ids or names). Returns {folder, worklist, queue (the rows
-    written), ranked (every ranked row)}."""
+def rank_round(workdir: Path, round_no: int, classes: str | list | None = None,
+               config: PipelineConfig | None = None, on_case: Callable[[], None] | None = None
+               ) -> dict:
+    """Round `round_no`'s review: {ranked: every pseudo-labelled case, worst first; cases:
+    their registry records by id; findings: the round's systematic flags}. `classes`: rank
+    only these (ids or names)."""
     workdir = Path(workdir)
     config = config or load_config(Layout(workdir).config)
     only = checked_classes(classes, config.label_map) if classes else None
     cases = _round_cases(workdir, round_no)
-    usable = cases[cases["quarantine_reason"].isna()]
-    records = _records(usable)
+    records = _records(cases[cases["quarantine_reason"].isna()])
     pseudo = [r for r in records if r["role"] != "val" and isinstance(r.get("hybrid_label_path"), str)
               and "pseudo" in r["label_sources"].values()]
     labelled = [r for r in records if r["role"] in LABELLED_ROLES and isinstance(r.get("label_path"), str)
                 and list(r.get("annotated_classes") or [])]
     predictions = Layout(workdir).step_dir(round_no, "predict")
     ignore = config.label_map.ignore_id
+    parent_targets = config.rounds[round_no - 1].targets if round_no - 1 < len(config.rounds) else "organs"
+    predictable = list(config.label_map.organ_ids) + ([config.label_map.tumor_id]
+                                                      if parent_targets == "organs+tumor" else [])
 
     def evidence(case: dict) -> dict:
-        found = case_evidence(case, predictions / f"{case['case_id']}.nii.gz", ignore)
+        found = case_evidence(case, predictions / f"{case['case_id']}.nii.gz", ignore, predictable)
         if on_case:
             on_case()
         return found
 
-    with ThreadPoolExecutor(max_workers=config.workers) as pool:
-        reference = ground_truth_reference(labelled)
-        found = list(pool.map(evidence, pseudo))
-    names = config.label_map.labels
-    ranked = rank_cases(found, reference, config.review.weights, names, config.label_map.tumor_id, only)
-    queue = top_of(ranked, top, fraction if fraction is not None or top is not None else config.review.fraction)
+    # one case after another: a run of this ranking with a thread pool died once in ~20 with
+    # "double free or corruption" inside a native library (not reproduced since); at FLARE
+    # size a case takes ~1 s, so 2,200 cases take most of an hour
+    reference = ground_truth_reference(labelled)
+    found = [evidence(case) for case in pseudo]
+    ranked, findings = rank_cases(found, reference, config.review.weights, config.label_map.labels,
+                                  config.label_map.tumor_id, only)
+    return {"ranked": ranked, "cases": {r["case_id"]: r for r in pseudo}, "findings": findings}
+
+
+def review_round(workdir: Path, round_no: int, top: int | None = None, fraction: float | None = None,
+                 classes: str | list | None = None, config: PipelineConfig | None = None,
+                 on_case: Callable[[], None] | None = None) -> dict:
+    """Rank round `round_no`'s pseudo-labelled cases and write `W/review/round-NNN/` with the
+    `top` worst, or the worst `fraction` (default: the config's). Returns {folder, worklist,
+    queue (the rows written), ranked (every ranked row), findings}."""
+    workdir = Path(workdir)
+    config = config or load_config(Layout(workdir).config)
+    found = rank_round(workdir, round_no, classes, config, on_case)
+    queue = top_of(found["ranked"], top, fraction if fraction is not None or top is not None
+                   else config.review.fraction)
     folder = review_dir(workdir, round_no)
-    worklist = write_review_folder(folder, queue, {r["case_id"]: r for r in pseudo}, predictions, names)
-    return {"folder": folder, "worklist": worklist, "queue": queue, "ranked": ranked}
+    worklist = write_review_folder(folder, queue, found["cases"], Layout(workdir).step_dir(round_no, "predict"),
+                                   config.label_map.labels, found["findings"])
+    return {"folder": folder, "worklist": worklist, "queue": queue, "ranked": found["ranked"],
+            "findings": found["findings"]}
 
 
 def corrected_files(folder: Path) -> dict[str, Path]:

@@ -25,7 +25,7 @@ from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.holdout import held_out_classes
 from hybridlabel.models.nnunet.identity import checkpoint_path
 from hybridlabel.models.pseudo_trust import trust_evidence, untrusted_classes, val_dice
-from hybridlabel.models.round_rules import (apply_reviews, case_scorers, case_updates, loss_classes, needs_ignore,
+from hybridlabel.models.round_rules import (apply_reviews, case_scorers, reviewed_count, case_updates, loss_classes, needs_ignore,
                                             prediction_set, complete_label_jobs, select_unlabeled, trained_rows, training_set,
                                             tumor_kept, tumour_donors, without_failed_predictions)
 from hybridlabel.tasks.intake.audit import audit_dataset, summarize
@@ -189,6 +189,7 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
                                         complete=complete_label_jobs(todo, merged_by_case, by_case))
     tumors = [t for m in merged for t in m["tumors"] if t.get("kept", True)]
     counts = {**summarize(cases), "predicted": len(todo), "prediction_failed": len(failed), "trained": len(train),
+              "reviewed": reviewed_count(cases),
               "pseudo_dice": {str(c): d for c, d in pseudo_dice.items()},
               "pseudo_evidence": {str(c): where for c, (_, where) in evidence.items()},
               "untrusted_classes": untrusted if spec.training.loss != "naive" else [], **_cutmix_counts(objects),

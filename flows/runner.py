@@ -105,6 +105,10 @@ def run_pipeline(config_path: Path, workdir: Path, start_round: int | None = Non
     from hybridlabel.tasks.workdir import WorkdirLock
 
     config = load_config(config_path)
+    if config.review.gate and not os.environ.get("PREFECT_API_URL"):
+        # a temporary server ends with this process: nobody could open its UI to resume the gate
+        raise RoundError("review.gate pauses the run until someone resumes it in the Prefect UI; start a server "
+                         "(`prefect server start --host 127.0.0.1`) and export PREFECT_API_URL, or set gate: false")
     guard_local_server()
     with WorkdirLock(workdir):
         Registry(workdir).clean_interrupted_writes()  # no writer is at work: the lock is ours

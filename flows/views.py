@@ -70,12 +70,15 @@ def status_dict(workdir: Path) -> dict:
     rounds.sort(key=lambda r: r["round"])
     export = next((r.get("model_dir") for r in reversed(rounds)
                    if r.get("kind") == "export" and r.get("status") == "completed"), None)
-    return {"workdir": str(workdir), "rounds": rounds, "superseded": superseded, "export": export}
+    reviews = {r: len(frame) for r in range(1, len(rounds) + 1) if (frame := reg.read_if_present("reviews", r)) is not None}
+    return {"workdir": str(workdir), "rounds": rounds, "superseded": superseded, "export": export, "reviews": reviews}
 
 
 def rounds_table(info: dict) -> Table:
     table = Table(title=f"rounds in {info['workdir']}")
-    for col in ("#", "name", "kind", "status", "cases", "pred", "train", "kept", "min"):
+    reviewed = bool(info.get("reviews")) or any((r.get("counts") or {}).get("reviewed") for r in info["rounds"])
+    for col in ("#", "name", "kind", "status", "cases", "pred", "train", "kept") + (("reviewed",) if reviewed else ()) \
+            + ("min",):
         table.add_column(col, no_wrap=True)
     style = {"completed": "green", "running": "yellow", "failed": "red", "superseded": "dim",
              "interrupted": "red", "damaged": "bold red"}
@@ -90,6 +93,7 @@ def rounds_table(info: dict) -> Table:
             # unlabeled cases kept (organs, tumours too) of those ranked
             (f"{selection.get('tumor_kept', 0) + selection.get('organ_kept', 0)}/{sum(selection.values())}"
              if selection else ""),
+            *([str(counts.get("reviewed") or "")] if reviewed else []),
             f"{seconds / 60:.1f}" if seconds else "",
         )
     notes = [f"round {r['round']}: {r['problems'][0]}" for r in info["rounds"] if r.get("problems")]
@@ -98,8 +102,11 @@ def rounds_table(info: dict) -> Table:
     first_damaged = next((r["round"] for r in info["rounds"] if r.get("problems")), None)
     if first_damaged is not None:
         notes.append(f"damaged: redo from round {first_damaged} with `hybridlabel resume --round {first_damaged}`")
+    notes += [f"round {r}: {n} corrected label(s) accepted (`hybridlabel accept`), ground truth from round {r + 1} on"
+              for r, n in sorted(info.get("reviews", {}).items())]
     legend = ("pred: cases the parent predicted; train: cases the model trained on; kept: unlabeled cases "
-              "selection kept of those it ranked; min: wall minutes")
+              "selection kept of those it ranked; " + ("reviewed: cases whose labels hold a reviewer's classes; "
+                                                      if reviewed else "") + "min: wall minutes")
     table.caption = "\n".join([legend, f"export: {info['export'] or 'none yet'}", *notes])
     return table
 

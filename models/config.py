@@ -110,7 +110,7 @@ class CutMixConfig(_Frozen):
     placement: Literal["host_organ", "any_organ"] = Field(
         "host_organ", description="where a tumour object lands: only in its host organ (host_organ: no paste in a "
                                   "patch without it), or in its host organ when the patch shows it and else in any "
-                                  "organ (any_organ: on the phantom it cost the organs 0.06 Dice, README)")
+                                  "organ (any_organ: on the phantom it cost the organs 0.06 Dice, docs/benchmarks.md)")
     min_voxels: int = Field(10, ge=1, description="tumour components smaller than this (voxels at the training resolution) are not pooled")
     host_organs: list[int] | None = Field(None, description="pool only tumours attributed to these organs; null = every tumour")
 

@@ -92,7 +92,7 @@ def slice_gap_problem(positions: np.ndarray, normal: np.ndarray, rel_tol: float 
             f"{abs(step):.2f} mm ({len(off)} irregular step(s)); export the complete series")
 
 
-# Documented limits of what a CT file may declare (README, "Inputs"). Clinical CT voxels
+# Documented limits of what a CT file may declare (docs/inputs.md). Clinical CT voxels
 # lie between ~0.2 mm (in-plane, small field of view) and ~10 mm (thick slices); outside
 # 0.05-50 mm a header is wrong, and one such case makes nnU-Net's resampling target absurd
 # for every case (1e30 mm: "Maximum allowed dimension exceeded").

@@ -3,7 +3,7 @@
 - `cpu`: a laptop or a 2-core CI box. nnU-Net's `2d` configuration with AdamW and the
   tiny network reaches a useful teacher in minutes where 3d_fullres needs hours; on the
   phantom and on the real-CT cohort it reaches a Dice in about half the time of nnU-Net's
-  own 2d network and ends level with it (benchmarks/bench_learning.py, the README's table).
+  own 2d network and ends level with it (benchmarks/bench_learning.py, docs/benchmarks.md).
   Budgets are iterations, not seconds: a wall-clock budget trains 2-7x fewer iterations on
   a slower or busier CPU (issue 28: 170 teacher iterations in the old 3 minutes on one
   2-core machine, where the real-CT benchmark needed ~950 to reach 0.5), so every machine
@@ -19,7 +19,7 @@ from __future__ import annotations
 from hybridlabel.models.config import ExportConfig, PipelineConfig, RoundSpec, TrainingConfig, default_rounds
 
 # the real-CT learning benchmark's teacher reached liver, spleen and kidneys >= 0.8 after
-# ~500 iterations and organ Dice 0.8 after ~1,700 (README: learning speed on real CT)
+# ~500 iterations and organ Dice 0.8 after ~1,700 (docs/benchmarks.md: learning speed on real CT)
 CPU_ITERATIONS = {"teacher": 1500, "student": 500}
 ITERATIONS_PER_EPOCH = 25
 

@@ -202,3 +202,11 @@ def apply_reviews(cases: pd.DataFrame, reviews: pd.DataFrame, organ_ids: Iterabl
         out.at[i, "role"] = ("strong" if organs <= set(annotated) else
                              "tumor_only" if annotated == [tumor_id] else "partial")
     return out
+
+
+def reviewed_count(cases: pd.DataFrame) -> int:
+    """Usable cases whose labels hold a reviewer's classes."""
+    if "reviewed_classes" not in cases.columns:
+        return 0
+    ok = cases["quarantine_reason"].isna()
+    return int(sum(bool(v is not None and len(v)) for v in cases.loc[ok, "reviewed_classes"]))

@@ -1,6 +1,6 @@
 """Fast inference for the exported model: the label map only, no probabilities.
 
-Shortcuts (each measured on the phantom val cases, README "Inference"):
+Shortcuts (each measured on the phantom val cases, docs/inference.md):
 - body crop: the CT is cropped to the body (voxels above -500 HU, largest component,
   plus a margin) before nnU-Net's preprocessing, so no sliding window runs on the air
   around the patient; the label outside is background;

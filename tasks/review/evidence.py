@@ -19,15 +19,16 @@ def _array(path: Path):
     return sitk.GetArrayFromImage(image), spacing_zyx(image)
 
 
-def case_evidence(case: dict, prediction: Path | None, ignore_id: int) -> dict:
+def case_evidence(case: dict, prediction: Path | None, ignore_id: int, predictable: list[int]) -> dict:
     """One pseudo-labelled case: its hybrid label's pseudo classes, their sizes and pieces,
-    the class pairs that touch, and where its ground truth is, the parent's conflicts with it."""
+    the class pairs that touch, and where its ground truth is, the parent's conflicts with it
+    (on the `predictable` classes only: the parent's model was trained on those)."""
     hybrid, spacing = _array(Path(case["hybrid_label_path"]))
     hybrid[hybrid == ignore_id] = 0
     sources = case["label_sources"] or {}
-    pseudo = [int(c) for c, src in sources.items() if src == "pseudo"]
+    pseudo = [int(c) for c, src in sources.items() if src == "pseudo" and int(c) not in (0, ignore_id)]
     conflict, disagreement = {}, None
-    annotated = [int(c) for c in case.get("annotated_classes") or []]
+    annotated = [int(c) for c in case.get("annotated_classes") or [] if int(c) in predictable]
     if prediction is not None and prediction.is_file() and case.get("label_path") and annotated:
         pred, _ = _array(prediction)
         gt, _ = _array(Path(case["label_path"]))

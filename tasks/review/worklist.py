@@ -41,7 +41,7 @@ def _named(path: Path, stem: str) -> str:
 
 
 def write_review_folder(folder: Path, queue: list[dict], cases: Mapping[str, dict], predictions: Path,
-                        labels: Mapping[int, str]) -> Path:
+                        labels: Mapping[int, str], findings: list[str] = ()) -> Path:
     """`folder/worklist.csv` and `worklist.md`, `cases/<case_id>/` (image, hybrid label, the
     parent's prediction where it differs: links), the viewers' label descriptions, and an
     empty `corrected/` with how to fill it. Returns the worklist's path."""
@@ -68,12 +68,13 @@ def write_review_folder(folder: Path, queue: list[dict], cases: Mapping[str, dic
     writer.writeheader()
     writer.writerows(rows)
     worklist = atomic_write_text(folder / "worklist.csv", buf.getvalue())
-    atomic_write_text(folder / "worklist.md", _markdown(rows))
+    atomic_write_text(folder / "worklist.md", _markdown(rows, findings))
     return worklist
 
 
-def _markdown(rows: list[dict]) -> str:
-    lines = ["| rank | case | score | check | why | open with |", "| --- | --- | --- | --- | --- | --- |"]
+def _markdown(rows: list[dict], findings: list[str]) -> str:
+    lines = [f"- {f}" for f in findings] + ([""] if findings else [])
+    lines += ["| rank | case | score | check | why | open with |", "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         cmd = (f"`itksnap -g {r['image']} -s {r['hybrid_label']} -l labels.txt`")
         lines.append(f"| {r['rank']} | {r['case_id']} | {r['score']} | {r['class_names']} | {r['why']} | {cmd} |")

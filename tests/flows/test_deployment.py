@@ -1,4 +1,4 @@
-"""The README's "Run on a Prefect server" steps against a real server on a free loopback
+"""The steps of docs/prefect-server.md against a real server on a free loopback
 port, its database on a real PostgreSQL (deploy/postgres.sh, also on loopback): create
 the pool, start a worker, deploy, run the pipeline deployment, see it complete."""
 

@@ -46,24 +46,42 @@ def _case(case_id, label, entropy=0.1, pseudo=(1, 2, 3), conflict=None, disagree
 
 def test_the_wrong_cases_rank_first_with_their_reasons():
     ref = _reference()
-    good = _case("good", _truth(), entropy=0.30)  # the most uncertain, but anatomically right
+    good = _case("good", _truth())  # as uncertain as the others, and anatomically right
     missing = _truth()
     missing[missing == 3] = 0
     broken = _truth()
     broken[:, 3, :] = 0  # the liver and the kidney cut in two
     wrong_place = _truth()
     wrong_place[:, 6:9, 6:8] = 2  # a kidney piece against the spleen: pieces and a contact never seen
-    rows = rank_cases([good, _case("missing", missing), _case("broken", broken), _case("touch", wrong_place)],
+    rows, findings = rank_cases([good, _case("missing", missing), _case("broken", broken), _case("touch", wrong_place)],
                       ref, DEFAULT_WEIGHTS, NAMES, tumor_id=14)
     order = [r["case_id"] for r in rows]
-    assert order[-1] == "good" and rows[-1]["why"] == "most uncertain"
+    assert order[-1] == "good" and rows[-1]["why"] == "most uncertain" and findings == []
     by_id = {r["case_id"]: r for r in rows}
     assert by_id["missing"]["classes"] == [3] and "spleen missing" in by_id["missing"]["why"]
     assert set(by_id["broken"]["classes"]) == {1, 2} and "2 pieces" in by_id["broken"]["why"]
     assert "kidney touches spleen" in by_id["touch"]["why"]
     assert [r["rank"] for r in rows] == [1, 2, 3, 4]
-    only_liver = rank_cases([good, _case("broken", broken)], ref, DEFAULT_WEIGHTS, NAMES, 14, classes=[1])
+    only_liver, _ = rank_cases([good, _case("broken", broken)], ref, DEFAULT_WEIGHTS, NAMES, 14, classes=[1])
     assert all(set(r["class_scores"]) == {1} for r in only_liver)
+
+
+def test_a_flag_most_cases_share_is_the_models_gap_not_the_cases():
+    ref = _reference()
+    no_spleen = _truth()
+    no_spleen[no_spleen == 3] = 0
+    cases = [_case(f"c{i}", no_spleen) for i in range(4)] + [_case("broken", _broken())]
+    rows, findings = rank_cases(cases, ref, DEFAULT_WEIGHTS, NAMES, 14)
+    assert rows[0]["case_id"] == "broken"  # the missing spleen (4 of 5 cases) no longer decides
+    assert findings == ["spleen: missing flagged in 4 of 5 cases (the model's gap: look at the class, not at "
+                        "single cases)"]
+    assert all("spleen missing" not in r["why"] for r in rows)
+
+
+def _broken() -> np.ndarray:
+    broken = _truth()
+    broken[:, 3, :] = 0
+    return broken
 
 
 def test_weights_decide_what_counts():
@@ -72,8 +90,8 @@ def test_weights_decide_what_counts():
     plain = _case("plain", _truth(), entropy=0.1, disagreement=0.6)
     only_uncertainty = {**dict.fromkeys(SIGNALS, 0.0), "uncertainty": 1.0}
     only_gt = {**dict.fromkeys(SIGNALS, 0.0), "gt_disagreement": 1.0}
-    assert rank_cases([doubtful, plain], ref, only_uncertainty, NAMES, 14)[0]["case_id"] == "doubtful"
-    assert rank_cases([doubtful, plain], ref, only_gt, NAMES, 14)[0]["case_id"] == "plain"
+    assert rank_cases([doubtful, plain], ref, only_uncertainty, NAMES, 14)[0][0]["case_id"] == "doubtful"
+    assert rank_cases([doubtful, plain], ref, only_gt, NAMES, 14)[0][0]["case_id"] == "plain"
     assert class_score(dict.fromkeys(SIGNALS, 1.0), dict.fromkeys(SIGNALS, 0.0)) == 0.0
 
 
