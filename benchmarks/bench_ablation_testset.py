@@ -2,19 +2,21 @@
 
 `hybridlabel ablate --phantom` scores each arm on the cohort's 3 val cases, 2 of which hold
 a tumour: a tumour Dice over 2 cases per seed says little. This script takes the models an
-ablation trained (each arm's round, every seed) and segments N new phantom cases drawn
-with another seed (complete labels, never seen by any model), then prints per arm and
-round, mean ± SD over the ablation's seeds of each model's mean over the test cases:
-organ DSC over the classes present, tumour DSC and NSD over the cases that have a tumour,
-and the share of tumour-free cases given a tumour (false positives).
+ablation trained (each arm's last model, every seed) and segments N new phantom cases
+drawn with another seed, round-robin over the cohort's sites (complete labels, never seen
+by any model), then prints per arm and round, mean ± SD over the ablation's seeds of each
+model's mean over the test cases: organ DSC over the classes present, tumour DSC and NSD
+over the cases that have a tumour, and the share of tumour-free cases given a tumour
+(false positives); and the organ DSC per site (the last: no labelled case came from it).
 
 Usage: python benchmarks/bench_ablation_testset.py W [--cases 30] [--seed 1000]
-       [--arms rounds,cutmix] [--rounds 2] [--out W/testset.csv]
+       [--arms rounds,cutmix] [--rounds 1,2] [--out W/testset.csv]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -29,24 +31,33 @@ from hybridlabel.models.config import LabelMapConfig  # noqa: E402
 from hybridlabel.models.metrics import MetricRules, score_case  # noqa: E402
 from hybridlabel.models.nnunet.predictor import Segmenter  # noqa: E402
 from hybridlabel.models.phantom import generate_phantom  # noqa: E402
+from hybridlabel.models.phantom_sites import site_profile  # noqa: E402
 from hybridlabel.tasks.nnunet.predict import load_bundle  # noqa: E402
 
 
-def test_cases(n: int, seed: int) -> list:
-    return [generate_phantom(np.random.default_rng([seed, i]), size="small") for i in range(n)]
+def test_cases(n: int, seed: int, sites: int) -> list:
+    """Fresh phantoms, round-robin over the cohort's sites (the last is the one no labelled
+    case came from)."""
+    return [(i % sites, generate_phantom(np.random.default_rng([seed, i]), size="small",
+                                         site=site_profile(i % sites))) for i in range(n)]
+
+
+def cohort_sites(workdir: Path) -> int:
+    found = workdir / "phantom" / "phantom.json"
+    return len(json.loads(found.read_text()).get("sites", {})) or 1 if found.is_file() else 1
 
 
 def score_model(model_dir: str, cases: list, labels: LabelMapConfig) -> list[dict]:
     rules = MetricRules(dict(labels.labels), dict(labels.nsd_tolerance_mm))
     segmenter = Segmenter(load_bundle(Path(model_dir)), device="cpu")
     rows = []
-    for i, case in enumerate(cases):
+    for i, (site, case) in enumerate(cases):
         pred = segmenter.predict(case.image, case.spacing)[0]
         records = {r["class_id"]: r for r in score_case(pred, case.label, case.spacing, rules,
                                                        [*labels.organ_ids, labels.tumor_id])}
         organs = [records[c]["dsc"] for c in labels.organ_ids if records[c]["gt_present"]]
         tumour = records[labels.tumor_id]
-        rows.append({"case": i, "organ_dsc": float(np.mean(organs)), "has_tumour": bool(tumour["gt_present"]),
+        rows.append({"case": i, "site": site, "organ_dsc": float(np.mean(organs)), "has_tumour": bool(tumour["gt_present"]),
                      "tumour_dsc": tumour["dsc"], "tumour_nsd": tumour["nsd"],
                      "tumour_predicted": bool((pred == labels.tumor_id).any())})
     return rows
@@ -57,20 +68,25 @@ def main() -> None:
     ap.add_argument("workdir", type=Path, help="an ablation folder (hybridlabel ablate --workdir)")
     ap.add_argument("--cases", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1000, help="phantom seed of the test cases (the ablation's is 0)")
-    ap.add_argument("--arms", default="rounds,cutmix")
-    ap.add_argument("--rounds", default="2", help="rounds of each arm to score, comma-separated")
+    ap.add_argument("--arms", default="teacher,teacher_long,naive,target_adaptive,merge_max,rounds,cutmix")
+    ap.add_argument("--rounds", default=None, help="rounds of each arm to score, comma-separated (default: each "
+                                                    "arm's last model round)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     labels = LabelMapConfig()
-    cases = test_cases(args.cases, args.seed)
-    print(f"{len(cases)} test phantoms (seed {args.seed}), {sum(bool(c.tumors) for c in cases)} with a tumour")
+    sites = cohort_sites(args.workdir)
+    cases = test_cases(args.cases, args.seed, sites)
+    print(f"{len(cases)} test phantoms (seed {args.seed}, {sites} site(s) round-robin), "
+          f"{sum(bool(c.tumors) for _, c in cases)} with a tumour")
     rows = []
     for folder in sorted((args.workdir / "arms").iterdir()):
         arm, _, seed = folder.name.rpartition("-s")
         if not folder.is_dir() or arm not in args.arms.split(","):
             continue
         reg = Registry(folder)
-        for r in (int(x) for x in args.rounds.split(",")):
+        model_rounds = [int(r["round"]) for r in reg.rounds().to_dict("records") if r["kind"] in ("teacher", "student")]
+        wanted = [int(x) for x in args.rounds.split(",")] if args.rounds else model_rounds[-1:]
+        for r in wanted:
             if not reg.is_complete(r):
                 continue
             for row in score_model(reg.round_row(r)["model_dir"], cases, labels):
@@ -94,6 +110,10 @@ def main() -> None:
         cells = [f"{k} {row[(k, 'mean')]:.3f} ± {row[(k, 'std')]:.3f}" for k in
                  ("organ_dsc", "tumour_dsc", "tumour_nsd", "tumour_found", "false_positive")]
         print(f"  {arm} round {r} (seeds {per_model.loc[(arm, r)].index.tolist()}): " + ", ".join(cells))
+    if sites > 1:
+        by_site = frame.groupby(["arm", "round", "site"])["organ_dsc"].mean().unstack("site")
+        print(f"\norgan DSC per site (mean over seeds and cases; site {sites - 1}: no labelled case came from it)")
+        print(by_site.round(3).to_string())
     print(f"per case: {out}")
 
 
