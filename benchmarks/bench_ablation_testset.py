@@ -38,8 +38,10 @@ from hybridlabel.tasks.nnunet.predict import load_bundle  # noqa: E402
 def test_cases(n: int, seed: int, sites: int) -> list:
     """Fresh phantoms, round-robin over the cohort's sites (the last is the one no labelled
     case came from)."""
-    return [(i % sites, generate_phantom(np.random.default_rng([seed, i]), size="small",
-                                         site=site_profile(i % sites))) for i in range(n)]
+    return [
+        (i % sites, generate_phantom(np.random.default_rng([seed, i]), size="small", site=site_profile(i % sites)))
+        for i in range(n)
+    ]
 
 
 def cohort_sites(workdir: Path) -> int:
@@ -53,13 +55,23 @@ def score_model(model_dir: str, cases: list, labels: LabelMapConfig) -> list[dic
     rows = []
     for i, (site, case) in enumerate(cases):
         pred = segmenter.predict(case.image, case.spacing)[0]
-        records = {r["class_id"]: r for r in score_case(pred, case.label, case.spacing, rules,
-                                                       [*labels.organ_ids, labels.tumor_id])}
+        records = {
+            r["class_id"]: r
+            for r in score_case(pred, case.label, case.spacing, rules, [*labels.organ_ids, labels.tumor_id])
+        }
         organs = [records[c]["dsc"] for c in labels.organ_ids if records[c]["gt_present"]]
         tumour = records[labels.tumor_id]
-        rows.append({"case": i, "site": site, "organ_dsc": float(np.mean(organs)), "has_tumour": bool(tumour["gt_present"]),
-                     "tumour_dsc": tumour["dsc"], "tumour_nsd": tumour["nsd"],
-                     "tumour_predicted": bool((pred == labels.tumor_id).any())})
+        rows.append(
+            {
+                "case": i,
+                "site": site,
+                "organ_dsc": float(np.mean(organs)),
+                "has_tumour": bool(tumour["gt_present"]),
+                "tumour_dsc": tumour["dsc"],
+                "tumour_nsd": tumour["nsd"],
+                "tumour_predicted": bool((pred == labels.tumor_id).any()),
+            }
+        )
     return rows
 
 
@@ -69,15 +81,20 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1000, help="phantom seed of the test cases (the ablation's is 0)")
     ap.add_argument("--arms", default="teacher,teacher_long,naive,target_adaptive,merge_max,rounds,cutmix")
-    ap.add_argument("--rounds", default=None, help="rounds of each arm to score, comma-separated (default: each "
-                                                    "arm's last model round)")
+    ap.add_argument(
+        "--rounds",
+        default=None,
+        help="rounds of each arm to score, comma-separated (default: each arm's last model round)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     labels = LabelMapConfig()
     sites = cohort_sites(args.workdir)
     cases = test_cases(args.cases, args.seed, sites)
-    print(f"{len(cases)} test phantoms (seed {args.seed}, {sites} site(s) round-robin), "
-          f"{sum(bool(c.tumors) for _, c in cases)} with a tumour")
+    print(
+        f"{len(cases)} test phantoms (seed {args.seed}, {sites} site(s) round-robin), "
+        f"{sum(bool(c.tumors) for _, c in cases)} with a tumour"
+    )
     rows = []
     for folder in sorted((args.workdir / "arms").iterdir()):
         arm, _, seed = folder.name.rpartition("-s")
@@ -95,20 +112,30 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     out = args.out or args.workdir / "testset.csv"
     frame.to_csv(out, index=False)
-    per_model = frame.groupby(["arm", "round", "seed"]).apply(lambda g: pd.Series({
-        "organ_dsc": g["organ_dsc"].mean(),
-        "tumour_dsc": g.loc[g["has_tumour"], "tumour_dsc"].mean(),
-        "tumour_nsd": g.loc[g["has_tumour"], "tumour_nsd"].mean(),
-        "tumour_found": (g.loc[g["has_tumour"], "tumour_dsc"] > 0).mean(),
-        "false_positive": g.loc[~g["has_tumour"], "tumour_predicted"].mean()}), include_groups=False)
+    per_model = frame.groupby(["arm", "round", "seed"]).apply(
+        lambda g: pd.Series(
+            {
+                "organ_dsc": g["organ_dsc"].mean(),
+                "tumour_dsc": g.loc[g["has_tumour"], "tumour_dsc"].mean(),
+                "tumour_nsd": g.loc[g["has_tumour"], "tumour_nsd"].mean(),
+                "tumour_found": (g.loc[g["has_tumour"], "tumour_dsc"] > 0).mean(),
+                "false_positive": g.loc[~g["has_tumour"], "tumour_predicted"].mean(),
+            }
+        ),
+        include_groups=False,
+    )
     table = per_model.groupby(["arm", "round"]).agg(["mean", lambda x: x.std(ddof=0)])  # SD as the ablation's
     table.columns = [(k, "mean" if i % 2 == 0 else "std") for i, (k, _) in enumerate(table.columns)]
     print("\nper arm and round: mean ± SD over seeds of each model's mean over the test cases")
-    print("(tumour DSC / NSD over the cases with a tumour; found: share of them with DSC > 0; "
-          "false_positive: share of tumour-free cases given a tumour)")
+    print(
+        "(tumour DSC / NSD over the cases with a tumour; found: share of them with DSC > 0; "
+        "false_positive: share of tumour-free cases given a tumour)"
+    )
     for (arm, r), row in table.iterrows():
-        cells = [f"{k} {row[(k, 'mean')]:.3f} ± {row[(k, 'std')]:.3f}" for k in
-                 ("organ_dsc", "tumour_dsc", "tumour_nsd", "tumour_found", "false_positive")]
+        cells = [
+            f"{k} {row[(k, 'mean')]:.3f} ± {row[(k, 'std')]:.3f}"
+            for k in ("organ_dsc", "tumour_dsc", "tumour_nsd", "tumour_found", "false_positive")
+        ]
         print(f"  {arm} round {r} (seeds {per_model.loc[(arm, r)].index.tolist()}): " + ", ".join(cells))
     if sites > 1:
         by_site = frame.groupby(["arm", "round", "site"])["organ_dsc"].mean().unstack("site")

@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT))
 from hybridlabel.models.config import LabelMapConfig, TrainingConfig  # noqa: E402
 from hybridlabel.models.metrics import MetricRules, score_case  # noqa: E402
 from hybridlabel.models.nnunet.predictor import Segmenter  # noqa: E402
+from hybridlabel.tasks.files.atomic import atomic_write_text  # noqa: E402
+from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
 from hybridlabel.tasks.model.archive import load_weights  # noqa: E402
 from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset  # noqa: E402
 from hybridlabel.tasks.nnunet.predict import load_bundle  # noqa: E402
 from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round  # noqa: E402
 from hybridlabel.tasks.nnunet.train import train_model  # noqa: E402
-from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
-from hybridlabel.tasks.files.atomic import atomic_write_text  # noqa: E402
 
 ADAM = {"optimizer": "adam", "loss": "naive"}
 CANDIDATES: dict[str, dict] = {
@@ -74,8 +74,9 @@ def mean_scores(cases: list[dict[str, float]]) -> tuple[float, dict[str, float]]
     return float(np.mean(per_case)) if per_case else float("nan"), per_class
 
 
-def curve(model: Path, val: list[tuple[np.ndarray, np.ndarray, tuple]], labels: LabelMapConfig,
-          max_points: int) -> list[dict]:
+def curve(
+    model: Path, val: list[tuple[np.ndarray, np.ndarray, tuple]], labels: LabelMapConfig, max_points: int
+) -> list[dict]:
     points = sorted((model / "fold_all" / "curve").glob("epoch_*.pth"))
     if len(points) > max_points:  # evenly spaced, always the last
         keep = np.unique(np.linspace(0, len(points) - 1, max_points).round().astype(int))
@@ -85,10 +86,17 @@ def curve(model: Path, val: list[tuple[np.ndarray, np.ndarray, tuple]], labels: 
         bundle = load_bundle(model, f"curve/{point.name}")
         meta = load_weights(point, str(point))
         seg = Segmenter(bundle, device="cpu")
-        dice, per_class = mean_scores([present_organ_dice(seg.predict(image, spacing)[0], gt, labels)
-                                       for image, gt, spacing in val])
-        out.append({"iterations": int(meta["iterations"]), "seconds": float(meta["train_seconds"]),
-                    "dice": dice, "classes": per_class})
+        dice, per_class = mean_scores(
+            [present_organ_dice(seg.predict(image, spacing)[0], gt, labels) for image, gt, spacing in val]
+        )
+        out.append(
+            {
+                "iterations": int(meta["iterations"]),
+                "seconds": float(meta["train_seconds"]),
+                "dice": dice,
+                "classes": per_class,
+            }
+        )
     return out
 
 
@@ -98,9 +106,11 @@ def time_to(points: list[dict], threshold: float) -> float | None:
 
 def time_to_large_organs(points: list[dict], threshold: float = 0.8) -> float | None:
     """The first curve point where every large organ present scores >= threshold."""
+
     def reached(p: dict) -> bool:
         scores = [p["classes"][n] for n in LARGE_ORGANS if n in p["classes"]]
         return bool(scores) and min(scores) >= threshold
+
     return next((p["seconds"] for p in points if reached(p)), None)
 
 
@@ -113,8 +123,12 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=25, help="iterations per epoch (one curve point each)")
     ap.add_argument("--points", type=int, default=12, help="curve points scored per candidate")
     ap.add_argument("--candidates", default="3d_tiny,2d_tiny,2d_default,reference")
-    ap.add_argument("--cohort", type=Path, default=None,
-                    help="a simulate-partial output (benchmarks/realct_cohort.py OUT/cohort) instead of the phantom")
+    ap.add_argument(
+        "--cohort",
+        type=Path,
+        default=None,
+        help="a simulate-partial output (benchmarks/realct_cohort.py OUT/cohort) instead of the phantom",
+    )
     args = ap.parse_args()
     names = args.candidates.split(",")
     unknown = sorted(set(names) - set(CANDIDATES))
@@ -127,8 +141,11 @@ def main() -> None:
         write_phantom_cohort(cohort, args.cases, args.seed)
     record = cohort / "phantom.json" if (cohort / "phantom.json").exists() else cohort / "simulation.json"
     truth = json.loads(record.read_text())["cases"]
-    strong = [TrainingCase(c, cohort / "imagesTr" / f"{c}_0000.nii.gz", cohort / "labelsTr" / f"{c}.nii.gz")
-              for c, t in sorted(truth.items()) if t["role"] == "strong"]
+    strong = [
+        TrainingCase(c, cohort / "imagesTr" / f"{c}_0000.nii.gz", cohort / "labelsTr" / f"{c}.nii.gz")
+        for c, t in sorted(truth.items())
+        if t["role"] == "strong"
+    ]
     val = []
     for case in sorted(c for c, t in truth.items() if t["role"] == "val"):
         image = sitk.ReadImage(str(cohort / "imagesTr" / f"{case}_0000.nii.gz"))
@@ -143,33 +160,54 @@ def main() -> None:
         spec = CANDIDATES[name]
         t0 = time.perf_counter()
         preprocess_round(root, plans, 600, "teacher", strong, configuration=spec["configuration"])
-        training = TrainingConfig(**spec, epochs=100000, iterations_per_epoch=args.iterations, val_iterations=1,
-                                  device="cpu", seed=args.seed + 1, max_train_seconds=args.seconds, curve_every=1)
+        training = TrainingConfig(
+            **spec,
+            epochs=100000,
+            iterations_per_epoch=args.iterations,
+            val_iterations=1,
+            device="cpu",
+            seed=args.seed + 1,
+            max_train_seconds=args.seconds,
+            curve_every=1,
+        )
         model = train_model(root, 600, "Dataset600_teacher", training, log=lambda _: None)
         wall = time.perf_counter() - t0
         points = curve(model, val, labels, args.points)
-        results[name] = {"points": points, "wall": wall,
-                         "parameters": Segmenter(load_bundle(model), device="cpu").n_parameters}
+        results[name] = {
+            "points": points,
+            "wall": wall,
+            "parameters": Segmenter(load_bundle(model), device="cpu").n_parameters,
+        }
         last = points[-1]
-        print(f"{name}: {last['iterations']} iterations in {last['seconds']:.0f} s "
-              f"({last['seconds'] / max(last['iterations'], 1):.2f} s/iteration), val organ Dice {last['dice']:.3f}",
-              flush=True)
+        print(
+            f"{name}: {last['iterations']} iterations in {last['seconds']:.0f} s "
+            f"({last['seconds'] / max(last['iterations'], 1):.2f} s/iteration), val organ Dice {last['dice']:.3f}",
+            flush=True,
+        )
         atomic_write_text(work / "learning.json", json.dumps(results, indent=1))  # kept if a later candidate fails
-    print(f"\nteacher on {len(strong)} strong cases of {cohort}, scored on {len(val)} val cases (organ Dice over the "
-          f"classes present); {args.seconds:.0f} s of training each, 2-core CPU unless said otherwise")
-    print(f"| candidate | parameters | s/iteration | time to {THRESHOLDS[0]} | time to {THRESHOLDS[1]} | "
-          f"time to liver, spleen, kidneys >= 0.8 | Dice at budget | vs reference (Dice points) |")
+    print(
+        f"\nteacher on {len(strong)} strong cases of {cohort}, scored on {len(val)} val cases (organ Dice over the "
+        f"classes present); {args.seconds:.0f} s of training each, 2-core CPU unless said otherwise"
+    )
+    print(
+        f"| candidate | parameters | s/iteration | time to {THRESHOLDS[0]} | time to {THRESHOLDS[1]} | "
+        f"time to liver, spleen, kidneys >= 0.8 | Dice at budget | vs reference (Dice points) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     ref = results.get("reference", {}).get("points", [{}])[-1].get("dice")
     for name, res in results.items():
         last = res["points"][-1]
         reach = [time_to(res["points"], t) for t in THRESHOLDS] + [time_to_large_organs(res["points"])]
         ratio = f"{last['dice'] - ref:+.3f}" if ref is not None and name != "reference" else ""
-        print(f"| {name} | {res['parameters']:,} | {last['seconds'] / max(last['iterations'], 1):.2f} | "
-              + " | ".join("not reached" if r is None else f"{r:.0f} s" for r in reach)
-              + f" | {last['dice']:.3f} | {ratio} |")
-    classes = sorted({n for res in results.values() for n in res["points"][-1]["classes"]},
-                     key=lambda n: list(labels.labels.values()).index(n))
+        print(
+            f"| {name} | {res['parameters']:,} | {last['seconds'] / max(last['iterations'], 1):.2f} | "
+            + " | ".join("not reached" if r is None else f"{r:.0f} s" for r in reach)
+            + f" | {last['dice']:.3f} | {ratio} |"
+        )
+    classes = sorted(
+        {n for res in results.values() for n in res["points"][-1]["classes"]},
+        key=lambda n: list(labels.labels.values()).index(n),
+    )
     print("\nval Dice per organ at the budget (mean over the val cases that hold it)")
     print("| candidate | " + " | ".join(classes) + " |")
     print("| --- |" + " --- |" * len(classes))
@@ -188,8 +226,13 @@ def _plot(results: dict, out: Path, seconds: float) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, res in results.items():
-        ax.plot([p["seconds"] for p in res["points"]], [p["dice"] for p in res["points"]], marker="o",
-                label=name, color="black" if name == "reference" else None)
+        ax.plot(
+            [p["seconds"] for p in res["points"]],
+            [p["dice"] for p in res["points"]],
+            marker="o",
+            label=name,
+            color="black" if name == "reference" else None,
+        )
     for t in THRESHOLDS:
         ax.axhline(t, color="grey", lw=0.5, ls="--")
     ax.set_xlabel("training seconds (2 CPU cores)")

@@ -47,14 +47,14 @@ def make_case(slices: int):
     rng = np.random.default_rng(1)
     for _ in range(20):  # ... and adds small false organ islands
         z, y, x = rng.integers(10, slices - 10), rng.integers(60, 450), rng.integers(60, 450)
-        pred[z - 2:z + 2, y - 3:y + 3, x - 3:x + 3] = rng.integers(1, 14)
+        pred[z - 2 : z + 2, y - 3 : y + 3, x - 3 : x + 3] = rng.integers(1, 14)
     return case, gt, pred
 
 
 def ellipsoid(radius_mm: float, spacing) -> np.ndarray:
     r = [int(np.ceil(radius_mm / s)) for s in spacing]
-    zz, yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
-    return (zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2 <= radius_mm ** 2
+    zz, yy, xx = np.ogrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1]
+    return (zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2 <= radius_mm**2
 
 
 def naive_merge(gt, annotated, pred, spacing, cfg: MergeConfig, labels: LabelMapConfig) -> np.ndarray:
@@ -115,9 +115,11 @@ def best_of(fn, repeats):
 
 def run_measured(cmd: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of a child process."""
-    wrapper = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
-               "rc = subprocess.call(sys.argv[1:]); dt = time.perf_counter() - t; "
-               "print(json.dumps({'rc': rc, 's': dt, 'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))")
+    wrapper = (
+        "import resource, subprocess, sys, time, json; t = time.perf_counter(); "
+        "rc = subprocess.call(sys.argv[1:]); dt = time.perf_counter() - t; "
+        "print(json.dumps({'rc': rc, 's': dt, 'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))"
+    )
     out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True)
     info = json.loads(out.stdout.strip().splitlines()[-1])
     if info["rc"] != 0:
@@ -140,20 +142,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     import SimpleITK as sitk
-
     from hybridlabel.tasks.files.imageio import NIFTI_COMPRESSION_LEVEL
 
     case, gt, pred = make_case(args.slices)
     spacing = case.spacing
     cfg, labels = MergeConfig(), LabelMapConfig()
-    print(f"case: {gt.shape} voxels (z, y, x), spacing {spacing} mm, {len(case.tumors)} tumours, "
-          f"annotated {ANNOTATED}")
+    print(f"case: {gt.shape} voxels (z, y, x), spacing {spacing} mm, {len(case.tumors)} tumours, annotated {ANNOTATED}")
 
     ours_s, ours = best_of(lambda: merge_case(gt, ANNOTATED, pred, spacing, cfg, labels), args.repeats)
     naive_s, naive = best_of(lambda: naive_merge(gt, ANNOTATED, pred, spacing, cfg, labels), 1)
     same = np.array_equal(ours.hybrid, naive)
-    print(f"(a) pure merge: ours {ours_s:.3f} s, naive reference {naive_s:.3f} s -> {naive_s / ours_s:.1f}x faster "
-          f"(goal >= 10x); identical labels: {same}")
+    print(
+        f"(a) pure merge: ours {ours_s:.3f} s, naive reference {naive_s:.3f} s -> {naive_s / ours_s:.1f}x faster "
+        f"(goal >= 10x); identical labels: {same}"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -161,10 +163,25 @@ def main() -> None:
             image = sitk.GetImageFromArray(array)
             image.SetSpacing(tuple(reversed(spacing)))
             sitk.WriteImage(image, str(tmp / f"{name}.nii.gz"), True, NIFTI_COMPRESSION_LEVEL)
-        floor = [sys.executable, "-c", FLOOR, str(tmp / "gt.nii.gz"), str(tmp / "pred.nii.gz"),
-                 str(tmp / "floor.nii.gz"), str(NIFTI_COMPRESSION_LEVEL)]
-        cli = [str(Path(sys.executable).with_name("hybridlabel")), "merge", "--label", str(tmp / "gt.nii.gz"),
-               "--pred", str(tmp / "pred.nii.gz"), "--out", str(tmp / "out.nii.gz")]
+        floor = [
+            sys.executable,
+            "-c",
+            FLOOR,
+            str(tmp / "gt.nii.gz"),
+            str(tmp / "pred.nii.gz"),
+            str(tmp / "floor.nii.gz"),
+            str(NIFTI_COMPRESSION_LEVEL),
+        ]
+        cli = [
+            str(Path(sys.executable).with_name("hybridlabel")),
+            "merge",
+            "--label",
+            str(tmp / "gt.nii.gz"),
+            "--pred",
+            str(tmp / "pred.nii.gz"),
+            "--out",
+            str(tmp / "out.nii.gz"),
+        ]
         from hybridlabel.models.config import PipelineConfig
         from hybridlabel.tasks.merge import merge_case_files
 
@@ -174,20 +191,28 @@ def main() -> None:
             sitk.WriteImage(g, str(tmp / "floor.nii.gz"), True, NIFTI_COMPRESSION_LEVEL)
 
         io_s, _ = best_of(io_only, args.repeats)
-        task_s, _ = best_of(lambda: merge_case_files(tmp / "pred.nii.gz", tmp / "task.nii.gz", PipelineConfig(),
-                                                tmp / "gt.nii.gz"), args.repeats)
-        print(f"(b') in one process (no start-up): merge task {task_s:.2f} s, pure I/O {io_s:.2f} s -> "
-              f"{task_s / io_s:.2f}x")
+        task_s, _ = best_of(
+            lambda: merge_case_files(tmp / "pred.nii.gz", tmp / "task.nii.gz", PipelineConfig(), tmp / "gt.nii.gz"),
+            args.repeats,
+        )
+        print(
+            f"(b') in one process (no start-up): merge task {task_s:.2f} s, pure I/O {io_s:.2f} s -> "
+            f"{task_s / io_s:.2f}x"
+        )
         floors = [run_measured(floor) for _ in range(args.repeats)]
         clis = [run_measured(cli) for _ in range(args.repeats)]
         floor_s, floor_rss = min(f[0] for f in floors), max(f[1] for f in floors)
         cli_s, cli_rss = min(c[0] for c in clis), max(c[1] for c in clis)
         written = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp / "out.nii.gz")))
-        print(f"(b) end to end: `hybridlabel merge` {cli_s:.2f} s, pure I/O floor {floor_s:.2f} s -> "
-              f"{cli_s / floor_s:.2f}x the floor (goal <= 2x); CLI output equals in-process merge: "
-              f"{np.array_equal(written, ours.hybrid)}")
-        print(f"(c) peak RSS: `hybridlabel merge` {cli_rss:.0f} MiB, I/O floor {floor_rss:.0f} MiB "
-              f"(one uint8 volume = {gt.nbytes / 2**20:.0f} MiB)")
+        print(
+            f"(b) end to end: `hybridlabel merge` {cli_s:.2f} s, pure I/O floor {floor_s:.2f} s -> "
+            f"{cli_s / floor_s:.2f}x the floor (goal <= 2x); CLI output equals in-process merge: "
+            f"{np.array_equal(written, ours.hybrid)}"
+        )
+        print(
+            f"(c) peak RSS: `hybridlabel merge` {cli_rss:.0f} MiB, I/O floor {floor_rss:.0f} MiB "
+            f"(one uint8 volume = {gt.nbytes / 2**20:.0f} MiB)"
+        )
 
 
 if __name__ == "__main__":

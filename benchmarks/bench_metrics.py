@@ -23,8 +23,9 @@ from hybridlabel.models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM  
 from hybridlabel.models.metrics import MetricRules, score_case  # noqa: E402
 from hybridlabel.models.phantom import generate_phantom  # noqa: E402
 
-RULES = MetricRules({c: n for c, n in FLARE23_LABELS.items() if c}, dict(FLARE23_NSD_TOLERANCE_MM),
-                    frozenset({5, 6, 10}))
+RULES = MetricRules(
+    {c: n for c, n in FLARE23_LABELS.items() if c}, dict(FLARE23_NSD_TOLERANCE_MM), frozenset({5, 6, 10})
+)
 
 
 def flare_reference(pred, gt, spacing) -> dict[int, tuple[float, float]]:
@@ -42,9 +43,12 @@ def flare_reference(pred, gt, spacing) -> dict[int, tuple[float, float]]:
         else:
             if cls in RULES.labeled_slices_only:
                 zs = np.flatnonzero(g.any(axis=(1, 2)))
-                g, p = g[zs[0]:zs[-1] + 1], p[zs[0]:zs[-1] + 1]
+                g, p = g[zs[0] : zs[-1] + 1], p[zs[0] : zs[-1] + 1]
             sd = dm.compute_surface_distances(g, p, spacing)
-            out[cls] = (dm.compute_dice_coefficient(g, p), dm.compute_surface_dice_at_tolerance(sd, RULES.tolerances[cls]))
+            out[cls] = (
+                dm.compute_dice_coefficient(g, p),
+                dm.compute_surface_dice_at_tolerance(sd, RULES.tolerances[cls]),
+            )
     return out
 
 

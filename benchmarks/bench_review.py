@@ -6,7 +6,8 @@ the round's pseudo-labelled cases are ranked as `hybridlabel review` ranks them,
 reviewer who replaces the checked classes by the truth reviews 10 % of them (at least one),
 chosen four ways: the ranking's top cases, only the classes the worklist names; the
 ranking's top cases, every pseudo class; the top cases by organ entropy alone (what
-selection uses), every pseudo class; and cases drawn at random (the exact expectation); and, as the ceiling, the cases with the largest actual error.
+selection uses), every pseudo class; and cases drawn at random (the exact expectation);
+and, as the ceiling, the cases with the largest actual error.
 The gain is in the complete labels' organ DSC over the classes present (the round's
 `complete_hybrid` metrics: every partial and unlabeled case's hybrid label against the
 complete truth). Spearman's rho between each case's review score (and its entropy) and its
@@ -32,8 +33,13 @@ sys.path.insert(0, str(ROOT))
 from hybridlabel.data_registry.store import Registry  # noqa: E402
 from hybridlabel.flows.review import rank_round  # noqa: E402
 from hybridlabel.models.config import load_config  # noqa: E402
-from hybridlabel.models.review_measure import (case_errors, label_quality, random_gain, rank_correlation,  # noqa: E402
-                                               whole_cases)
+from hybridlabel.models.review_measure import (
+    case_errors,
+    label_quality,
+    random_gain,
+    rank_correlation,  # noqa: E402
+    whole_cases,
+)
 
 
 def measure(workdir: Path, round_no: int, fraction: float) -> dict:
@@ -43,8 +49,10 @@ def measure(workdir: Path, round_no: int, fraction: float) -> dict:
     ranked, cases = found["ranked"], found["cases"]
     metrics = Registry(workdir).read("metrics", round_no)
     records = metrics[metrics["reference"] == "complete_hybrid"]
-    pseudo = {c: [int(k) for k, src in r["label_sources"].items() if src == "pseudo" and int(k) in organs]
-              for c, r in cases.items()}
+    pseudo = {
+        c: [int(k) for k, src in r["label_sources"].items() if src == "pseudo" and int(k) in organs]
+        for c, r in cases.items()
+    }
     pseudo = {c: ks for c, ks in pseudo.items() if ks and c in set(records["case_id"])}
     ranked = [r for r in ranked if r["case_id"] in pseudo]
     ids = [r["case_id"] for r in ranked]
@@ -64,8 +72,11 @@ def measure(workdir: Path, round_no: int, fraction: float) -> dict:
     gain["oracle, whole cases"] = label_quality(records, organs, whole_cases(records, worst, pseudo), ids) - base
     scores = {r["case_id"]: r["score"] for r in ranked}
     pairs = records[records["class_id"].isin(organs)]
-    class_error = {(c, int(x)): 1.0 - d for c, x, d in zip(pairs["case_id"], pairs["class_id"], pairs["dsc"])
-                   if int(x) in pseudo.get(c, ())}
+    class_error = {
+        (c, int(x)): 1.0 - d
+        for c, x, d in zip(pairs["case_id"], pairs["class_id"], pairs["dsc"])
+        if int(x) in pseudo.get(c, ())
+    }
     class_scores = {(r["case_id"], int(c)): s for r in ranked for c, s in r["class_scores"].items()}
     # per structure (AbdomenAtlas sent the top 5 % per structure): for each organ, 10 % of the
     # cases that carry its pseudo label, chosen by its class score, by entropy, at random, by the oracle
@@ -84,9 +95,16 @@ def measure(workdir: Path, round_no: int, fraction: float) -> dict:
     for name, fixed in picks.items():
         gain[f"{name}, per structure"] = label_quality(records, organs, fixed, ids) - base
     gain["random, per structure"] = random_fixed
-    return {"workdir": str(workdir), "cases": len(ids), "reviewed": k, "labels before": base, **gain,
-            "rho case score": rank_correlation(scores, errors), "rho entropy": rank_correlation(entropy, errors),
-            "rho class score": rank_correlation(class_scores, class_error)}
+    return {
+        "workdir": str(workdir),
+        "cases": len(ids),
+        "reviewed": k,
+        "labels before": base,
+        **gain,
+        "rho case score": rank_correlation(scores, errors),
+        "rho entropy": rank_correlation(entropy, errors),
+        "rho class score": rank_correlation(class_scores, class_error),
+    }
 
 
 def main() -> None:
@@ -105,9 +123,11 @@ def main() -> None:
     ratio = numeric["ranked, per structure"].mean() / numeric["random, per structure"].mean()
     whole = numeric["ranked, whole cases"].mean() / numeric["random, whole cases"].mean()
     ceiling = numeric["oracle, per structure"].mean() / numeric["random, per structure"].mean()
-    print(f"\ncomplete-label gain, ranked 10 % / random 10 %: {ratio:.2f}x per structure (an oracle: {ceiling:.2f}x), "
-          f"{whole:.2f}x whole cases; target >= 2x. Spearman case score vs error: {numeric['rho case score'].mean():.2f} "
-          f"(entropy alone {numeric['rho entropy'].mean():.2f}); target >= 0.5")
+    print(
+        f"\ncomplete-label gain, ranked 10 % / random 10 %: {ratio:.2f}x per structure (an oracle: {ceiling:.2f}x), "
+        f"{whole:.2f}x whole cases; target >= 2x. Spearman case score vs error: {numeric['rho case score'].mean():.2f} "
+        f"(entropy alone {numeric['rho entropy'].mean():.2f}); target >= 0.5"
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,6 @@ def write_cohort(out: Path, n: int) -> Path:
     import csv
 
     import SimpleITK as sitk
-
     from hybridlabel.models.phantom import generate_phantom, phantom_partial_label
     from hybridlabel.tasks.files.imageio import write_image
 
@@ -87,12 +86,20 @@ def write_cohort(out: Path, n: int) -> Path:
         write_image(img(image), out / "imagesTr" / f"{case_id}_0000.nii.gz")
         label = ""
         if annotated:
-            base_shifted = type(base)(image, np.roll(base.label, shift, 2), np.roll(base.organ_label, shift, 2),
-                                      base.spacing, base.tumors)
+            base_shifted = type(base)(
+                image, np.roll(base.label, shift, 2), np.roll(base.organ_label, shift, 2), base.spacing, base.tumors
+            )
             write_image(img(phantom_partial_label(base_shifted, annotated)), out / "labelsTr" / f"{case_id}.nii.gz")
             label = f"labelsTr/{case_id}.nii.gz"
-        rows.append({"case_id": case_id, "image": f"imagesTr/{case_id}_0000.nii.gz", "label": label,
-                     "annotated": " ".join(map(str, annotated or ())), "role": "val" if role == "val" else ""})
+        rows.append(
+            {
+                "case_id": case_id,
+                "image": f"imagesTr/{case_id}_0000.nii.gz",
+                "label": label,
+                "annotated": " ".join(map(str, annotated or ())),
+                "role": "val" if role == "val" else "",
+            }
+        )
     with open(out / "manifest.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -136,8 +143,18 @@ def serial_seconds_per_case(config, work: Path, round_no: int, model: Path, scra
     shutil.rmtree(scratch, ignore_errors=True)
     started = time.perf_counter()
     for case, score in zip(todo, scorers):
-        pred = predict_case_step(str(model), case, str(scratch / "predict"), config.label_map, "cpu", "none",
-                                    "stand-in", score, None, str(scratch / "store"))
+        pred = predict_case_step(
+            str(model),
+            case,
+            str(scratch / "predict"),
+            config.label_map,
+            "cpu",
+            "none",
+            "stand-in",
+            score,
+            None,
+            str(scratch / "store"),
+        )
         merge_case_step(case, pred, str(scratch / "merge"), config, True, spec.targets, str(scratch / "store"))
     return (time.perf_counter() - started) / len(todo)
 
@@ -156,11 +173,22 @@ def config_for(dataset: Path, runner: str, dask_address: str | None):
     from hybridlabel.models.presets import PRESETS
 
     base = PRESETS["cpu"]().model_dump()
-    base.update(name="scale", dataset=str(dataset), nnunet_dataset_id=880, task_runner=runner, workers=2,
-                dask_address=dask_address)
+    base.update(
+        name="scale",
+        dataset=str(dataset),
+        nnunet_dataset_id=880,
+        task_runner=runner,
+        workers=2,
+        dask_address=dask_address,
+    )
     teacher, student = base["rounds"][0], base["rounds"][-1]
-    student = dict(student, name="student", predict_roles=["strong", "partial", "tumor_only", "unlabeled"],
-                   train_roles=["strong", "partial", "tumor_only", "unlabeled"], targets="organs+tumor")
+    student = dict(
+        student,
+        name="student",
+        predict_roles=["strong", "partial", "tumor_only", "unlabeled"],
+        train_roles=["strong", "partial", "tumor_only", "unlabeled"],
+        targets="organs+tumor",
+    )
     base["rounds"] = [teacher, student, dict(student, name="student_again")]
     return PipelineConfig.model_validate(base)
 
@@ -199,6 +227,7 @@ def run_size(n: int, base: Path, runner: str, dask_address: str | None, log_file
     from hybridlabel.data_registry.store import Registry
     from hybridlabel.flows.pipeline import task_runner
     from hybridlabel.flows.rounds import student_round, teacher_round
+
     dataset, work = base / f"cohort{n}", base / f"work{n}"
     t = time.perf_counter()
     write_cohort(dataset, n)
@@ -236,12 +265,18 @@ def run_size(n: int, base: Path, runner: str, dask_address: str | None, log_file
         stages, predicted = json.loads(row["stage_seconds"]), json.loads(row["counts"])["predicted"]
         stage = lambda k: float(stages[k][0] if isinstance(stages[k], list) else stages[k])  # noqa: E731
         per_case = serial_seconds_per_case(config, work, r, model, base / "serial")
-        out[f"round{r}"] = {"wall_s": wall, "predict_s": stage("predict"), "merge_s": stage("merge"),
-                            "preprocess_s": stage("preprocess"), "evaluate_s": stage("evaluate"),
-                            "serial_ms_per_case": 1000 * per_case, "commit_s": commits[-1],
-                            "predicted": predicted,
-                            "overhead_ms": 1000 * ((stage("predict") + stage("merge")) / predicted - per_case),
-                            "disk_mb": disk_bytes(work, seen) / 1e6}
+        out[f"round{r}"] = {
+            "wall_s": wall,
+            "predict_s": stage("predict"),
+            "merge_s": stage("merge"),
+            "preprocess_s": stage("preprocess"),
+            "evaluate_s": stage("evaluate"),
+            "serial_ms_per_case": 1000 * per_case,
+            "commit_s": commits[-1],
+            "predicted": predicted,
+            "overhead_ms": 1000 * ((stage("predict") + stage("merge")) / predicted - per_case),
+            "disk_mb": disk_bytes(work, seen) / 1e6,
+        }
         print(f"  round {r}: {json.dumps(out[f'round{r}'])}", file=log_file, flush=True)
     Registry.commit_round = real_commit
 
@@ -251,8 +286,9 @@ def run_size(n: int, base: Path, runner: str, dask_address: str | None, log_file
             frame["round"] = r
             reg.write_partition(table, r, frame)
     out["disk_total_10_rounds_mb"] = (disk_bytes(work, set()) + 7 * out["round2"]["disk_mb"] * 1e6) / 1e6
-    import hybridlabel
     from hybridlabel.flows.views import metrics_tables
+
+    import hybridlabel
 
     t = time.perf_counter()
     hybridlabel.status(work)
@@ -283,15 +319,24 @@ def postgres_server(base: Path):
     pg_root = Path(tempfile.mkdtemp(prefix="bench-scale-pg-"))
     pg_root.chmod(0o711)  # PostgreSQL runs as the postgres user
     script = str(ROOT / "deploy" / "postgres.sh")
-    url = subprocess.run([script, "start", str(pg_root / "pg"), str(free_port())], check=True,
-                         capture_output=True, text=True).stdout.strip()
+    url = subprocess.run(
+        [script, "start", str(pg_root / "pg"), str(free_port())], check=True, capture_output=True, text=True
+    ).stdout.strip()
     port = free_port()
-    env = dict(os.environ, PREFECT_API_DATABASE_CONNECTION_URL=url, PREFECT_SERVER_API_HOST="127.0.0.1",
-               PREFECT_SERVER_API_PORT=str(port))
+    env = dict(
+        os.environ,
+        PREFECT_API_DATABASE_CONNECTION_URL=url,
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
+    )
     log = open(base / "prefect-server.log", "w")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start", "--host",
-                               "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.time() + 180
     while True:
         try:
@@ -317,9 +362,13 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=4000)
     parser.add_argument("--sizes", default="500,1000,2000,4000")
     parser.add_argument("--runner", choices=["threads", "dask"], default="threads")
-    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
-                        help="the Prefect server's database: sqlite (Prefect's local server) or postgres "
-                             "(`prefect server start` on a PostgreSQL cluster, deploy/postgres.sh)")
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="the Prefect server's database: sqlite (Prefect's local server) or postgres "
+        "(`prefect server start` on a PostgreSQL cluster, deploy/postgres.sh)",
+    )
     parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary folder, deleted)")
     args = parser.parse_args()
     sizes = sorted({s for s in map(int, args.sizes.split(",")) if s <= args.cases} | {args.cases})
@@ -338,29 +387,42 @@ def main() -> None:
 
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
         cluster.get_client().register_plugin(StandInPlugin())
-    print(f"STAND-IN network (intensity bands, no training); runner {args.runner}; Prefect database "
-          f"{args.database}; work in {base}", flush=True)
-    print(f"{'cases':>6} {'audit s':>8} {'audit MB':>8} {'r1 wall s':>9} {'overhead ms/case':>16} {'preproc s':>9} "
-          f"{'eval s':>7} {'commit s':>8} {'status s':>8} {'status -m s':>11} {'read all s':>10} "
-          f"{'disk r1 MB':>10} {'disk r2 MB':>10} {'10 rounds MB':>12} {'peak MB':>8}", flush=True)
+    print(
+        f"STAND-IN network (intensity bands, no training); runner {args.runner}; Prefect database "
+        f"{args.database}; work in {base}",
+        flush=True,
+    )
+    print(
+        f"{'cases':>6} {'audit s':>8} {'audit MB':>8} {'r1 wall s':>9} {'overhead ms/case':>16} {'preproc s':>9} "
+        f"{'eval s':>7} {'commit s':>8} {'status s':>8} {'status -m s':>11} {'read all s':>10} "
+        f"{'disk r1 MB':>10} {'disk r2 MB':>10} {'10 rounds MB':>12} {'peak MB':>8}",
+        flush=True,
+    )
     results = []
     with open(base / "rounds.log", "a") as log_file:
         for n in sizes:
             r = run_size(n, base, args.runner, cluster.scheduler_address if cluster else None, log_file)
             results.append(r)
             r1, r2 = r["round1"], r["round2"]
-            print(f"{n:>6} {r['audit_s']:>8.1f} {r['audit_rss_mb']:>8.0f} {r1['wall_s']:>9.1f} "
-                  f"{r1['overhead_ms']:>16.1f} {r1['preprocess_s']:>9.1f} {r1['evaluate_s']:>7.1f} "
-                  f"{r1['commit_s']:>8.2f} {r['status_s']:>8.2f} {r['status_metrics_s']:>11.2f} "
-                  f"{r['read_all_s']:>10.2f} {r1['disk_mb']:>10.1f} {r2['disk_mb']:>10.1f} "
-                  f"{r['disk_total_10_rounds_mb']:>12.0f} {r['peak_rss_mb']:>8.0f}", flush=True)
+            print(
+                f"{n:>6} {r['audit_s']:>8.1f} {r['audit_rss_mb']:>8.0f} {r1['wall_s']:>9.1f} "
+                f"{r1['overhead_ms']:>16.1f} {r1['preprocess_s']:>9.1f} {r1['evaluate_s']:>7.1f} "
+                f"{r1['commit_s']:>8.2f} {r['status_s']:>8.2f} {r['status_metrics_s']:>11.2f} "
+                f"{r['read_all_s']:>10.2f} {r1['disk_mb']:>10.1f} {r2['disk_mb']:>10.1f} "
+                f"{r['disk_total_10_rounds_mb']:>12.0f} {r['peak_rss_mb']:>8.0f}",
+                flush=True,
+            )
             (base / "scale.json").write_text(json.dumps(results, indent=1))
     last = results[-1]
-    print(f"(round 2 predicts what round 1 did: its disk is what a round that changes no label adds; "
-          f"round 2 overhead {last['round2']['overhead_ms']:.1f} ms/case)")
-    print(f"cases={last['cases']} per_case_overhead_ms={last['round1']['overhead_ms']:.1f} "
-          f"commit_s={last['round1']['commit_s']:.2f} status_s={last['status_s']:.2f} "
-          f"disk_per_round_mb={last['round2']['disk_mb']:.1f}")
+    print(
+        f"(round 2 predicts what round 1 did: its disk is what a round that changes no label adds; "
+        f"round 2 overhead {last['round2']['overhead_ms']:.1f} ms/case)"
+    )
+    print(
+        f"cases={last['cases']} per_case_overhead_ms={last['round1']['overhead_ms']:.1f} "
+        f"commit_s={last['round1']['commit_s']:.2f} status_s={last['status_s']:.2f} "
+        f"disk_per_round_mb={last['round2']['disk_mb']:.1f}"
+    )
     if cluster:
         cluster.close()
     if stop_server:

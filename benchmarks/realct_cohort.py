@@ -93,11 +93,14 @@ def main() -> None:
         sitk.WriteImage(lab, str(full / "labelsTr" / f"realct_{i:03d}.nii.gz"))
     manifest = simulate_partial(full, args.out / "cohort", args.seed, LabelMapConfig())
     config = ablation_config(args.iterations).model_copy(
-        update={"name": "realct_ablation", "dataset": (args.out / "cohort").resolve()})
+        update={"name": "realct_ablation", "dataset": (args.out / "cohort").resolve()}
+    )
     atomic_write_text(args.out / "ablation.yaml", render_config_yaml(config))
     present = sorted(int(c) for c in np.unique(sitk.GetArrayFromImage(label)) if c)
-    print(f"{args.cases} deformed copies of one real CT ({image.GetSize()} at {image.GetSpacing()} mm; "
-          f"classes present {present}); cohort: {manifest}; ablation config: {args.out / 'ablation.yaml'}")
+    print(
+        f"{args.cases} deformed copies of one real CT ({image.GetSize()} at {image.GetSpacing()} mm; "
+        f"classes present {present}); cohort: {manifest}; ablation config: {args.out / 'ablation.yaml'}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
 from hybridlabel.data_registry.schema import columns, schema
 
 
@@ -18,8 +17,7 @@ def to_arrow(df: pd.DataFrame, table: str) -> pa.Table:
         raise ValueError(f"columns {extra} are not in the {table!r} schema (data_registry/schema.py)")
     full = df.reindex(columns=columns(table))
     full = full.astype(object).where(pd.notna(full), None) if len(full) else full
-    arrays = [pa.array(full[name].tolist(), type=field.type) for name, field in
-              zip(columns(table), schema(table))]
+    arrays = [pa.array(full[name].tolist(), type=field.type) for name, field in zip(columns(table), schema(table))]
     return pa.Table.from_arrays(arrays, schema=schema(table))
 
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import pandas as pd
-
 from hybridlabel.data_registry.frames import dumps
 from hybridlabel.data_registry.schema import JSON_COLUMNS
 
 # what a round decides anew; everything else (identity, intake) carries over
-CASE_DECISION_COLUMNS = ("hybrid_label_path", "hybrid_label_sha256", "label_sources", "tumors", "scores",
-                         "tumor_objects", "trained", "selection", "selection_reason")
+CASE_DECISION_COLUMNS = (
+    "hybrid_label_path",
+    "hybrid_label_sha256",
+    "label_sources",
+    "tumors",
+    "scores",
+    "tumor_objects",
+    "trained",
+    "selection",
+    "selection_reason",
+)
 
 
 def next_round_cases(previous: pd.DataFrame, round_no: int) -> pd.DataFrame:

@@ -9,7 +9,6 @@ class would tie the schema to one label map. Geometry lists are in SimpleITK's
 from __future__ import annotations
 
 import pyarrow as pa
-
 from hybridlabel.models.labels import ROLES
 
 CASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
@@ -37,8 +36,11 @@ CASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("selection", pa.string(), "selection decision among unlabeled cases"),
     ("selection_reason", pa.string(), "why, with the cut-off"),
     ("quarantine_reason", pa.string(), "one line: why the case is unusable; null when fine"),
-    ("reviewed_classes", pa.list_(pa.int16()), "classes a reviewer corrected (`hybridlabel accept`): ground truth "
-                                                "from then on, in annotated_classes too"),
+    (
+        "reviewed_classes",
+        pa.list_(pa.int16()),
+        "classes a reviewer corrected (`hybridlabel accept`): ground truth from then on, in annotated_classes too",
+    ),
 ]
 
 ROUND_ROW_COLUMNS: list[tuple[str, pa.DataType, str]] = [
@@ -67,10 +69,18 @@ METRIC_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("class_name", pa.string(), "class name"),
     ("dsc", pa.float64(), "Dice similarity coefficient"),
     ("nsd", pa.float64(), "normalised surface Dice at the class tolerance"),
-    ("gt_present", pa.bool_(), "the class is in the ground truth (FLARE scores an absent class 1 when the "
-                               "prediction is empty too: means over present classes cannot flatter)"),
-    ("reference", pa.string(), "val_gt: the round's model on a val case | train_gt: the round's pseudo label "
-                               "against a training case's ground truth | holdout_gt: the same on a held-back class"),
+    (
+        "gt_present",
+        pa.bool_(),
+        "the class is in the ground truth (FLARE scores an absent class 1 when the "
+        "prediction is empty too: means over present classes cannot flatter)",
+    ),
+    (
+        "reference",
+        pa.string(),
+        "val_gt: the round's model on a val case | train_gt: the round's pseudo label "
+        "against a training case's ground truth | holdout_gt: the same on a held-back class",
+    ),
 ]
 
 REVIEW_COLUMNS: list[tuple[str, pa.DataType, str]] = [
@@ -78,8 +88,11 @@ REVIEW_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("round", pa.int32(), "the round whose hybrid labels were reviewed"),
     ("classes", pa.list_(pa.int16()), "classes the reviewer checked and corrected"),
     ("source", pa.string(), "reviewed"),
-    ("label_path", pa.string(), "the case's ground truth from then on: its earlier ground truth with the checked "
-                                "classes as corrected"),
+    (
+        "label_path",
+        pa.string(),
+        "the case's ground truth from then on: its earlier ground truth with the checked classes as corrected",
+    ),
     ("label_sha256", pa.string(), "sha256 of that label"),
     ("corrected_sha256", pa.string(), "sha256 of the file the reviewer saved"),
     ("reviewer", pa.string(), "who (the sidecar's or --reviewer's name)"),
@@ -94,7 +107,17 @@ TABLES: dict[str, list[tuple[str, pa.DataType, str]]] = {
 }
 # ground truth a human gave is not a round's output: a rerun of the round keeps it
 KEPT_ON_SUPERSEDE = frozenset({"reviews"})
-JSON_COLUMNS = {"voxel_counts", "label_sources", "tumors", "scores", "tumor_objects", "stage_seconds", "counts", "mean_metrics", "config_json"}
+JSON_COLUMNS = {
+    "voxel_counts",
+    "label_sources",
+    "tumors",
+    "scores",
+    "tumor_objects",
+    "stage_seconds",
+    "counts",
+    "mean_metrics",
+    "config_json",
+}
 ROUND_STATUSES = ("running", "completed", "failed", "superseded")
 ROUND_KINDS = ("intake", "teacher", "student", "export")
 LABEL_SOURCES = ("gt", "pseudo", "ignore", "none")

@@ -24,7 +24,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from hybridlabel.data_registry.frames import empty_frame, from_arrow, to_arrow
 from hybridlabel.data_registry.schema import KEPT_ON_SUPERSEDE, ROUND_STATUSES, TABLES, value_problem
 
@@ -44,8 +43,8 @@ LEGACY_PREFIX = "round="  # hive-style folders of registries written before the 
 
 def _round_of(folder_name: str) -> int | None:
     for prefix in ("round-", LEGACY_PREFIX):
-        if folder_name.startswith(prefix) and folder_name[len(prefix):].isdigit():
-            return int(folder_name[len(prefix):])
+        if folder_name.startswith(prefix) and folder_name[len(prefix) :].isdigit():
+            return int(folder_name[len(prefix) :])
     return None
 
 
@@ -102,7 +101,7 @@ class Registry:
             table_dir = self.root / table
             for entry in sorted(table_dir.iterdir()) if table_dir.is_dir() else []:
                 if entry.name.startswith(".old-round-"):
-                    final = table_dir / entry.name[len(".old-"):].rsplit("-", 1)[0]
+                    final = table_dir / entry.name[len(".old-") :].rsplit("-", 1)[0]
                     if not final.exists() and (entry / PART).is_file():
                         os.rename(entry, final)
                         done.append(f"{table}/{final.name} restored")
@@ -121,8 +120,9 @@ class Registry:
         present = set(self._partitions("rounds"))
         return [r for r in range(max(present) + 1) if r not in present] if present else []
 
-    def commit_round(self, round_no: int, cases: pd.DataFrame, round_row: dict,
-                     metrics: pd.DataFrame | None = None) -> None:
+    def commit_round(
+        self, round_no: int, cases: pd.DataFrame, round_row: dict, metrics: pd.DataFrame | None = None
+    ) -> None:
         """Write a round: metrics and cases first, its `rounds` row last (the commit mark)."""
         if metrics is not None:
             self.write_partition("metrics", round_no, metrics)
@@ -258,8 +258,9 @@ def _write_synced(arrow: pa.Table, path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _read_table(path: Path, round_no: int, columns: list[str] | None = None,
-                footer_only: bool = False) -> pa.Table | None:
+def _read_table(
+    path: Path, round_no: int, columns: list[str] | None = None, footer_only: bool = False
+) -> pa.Table | None:
     """One partition file; a damaged one is named, with what to do, in one line."""
     try:
         # One open file handle for the whole read: a concurrent replacement renames the
@@ -275,6 +276,8 @@ def _read_table(path: Path, round_no: int, columns: list[str] | None = None,
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
         why = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise RegistryError(f"registry file {path} is damaged ({why}); restore it from a backup, or redo the round "
-                            f"with `hybridlabel resume --round {round_no}`") from None
+        raise RegistryError(
+            f"registry file {path} is damaged ({why}); restore it from a backup, or redo the round "
+            f"with `hybridlabel resume --round {round_no}`"
+        ) from None
     return table

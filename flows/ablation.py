@@ -21,12 +21,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from prefect import flow
-
 from hybridlabel.models.config import CutMixConfig, PipelineConfig, RoundSpec, load_config
 from hybridlabel.models.config_yaml import render_config_yaml
 from hybridlabel.tasks.ablation_results import collect_arms, write_ablation
 from hybridlabel.tasks.files.atomic import atomic_write_text
+from prefect import flow
 
 ARMS = ("teacher", "teacher_long", "naive", "target_adaptive", "merge_max", "rounds", "cutmix")
 LABELED = ["strong", "partial", "tumor_only"]
@@ -38,14 +37,17 @@ class AblationError(ValueError):
 
 def arm_config(config: PipelineConfig, arm: str, seed: int) -> PipelineConfig:
     """The pipeline config of one arm and seed (budgets unchanged, seeds set)."""
+
     def seeded(spec: RoundSpec, **training) -> RoundSpec:
         return spec.model_copy(update={"training": spec.training.model_copy(update={"seed": seed, **training})})
 
     if arm == "rounds":
         rounds = [seeded(r) for r in config.rounds]
     elif arm == "cutmix":
-        rounds = [seeded(r, cutmix=r.training.cutmix or CutMixConfig()) if r.targets == "organs+tumor" else seeded(r)
-                  for r in config.rounds]
+        rounds = [
+            seeded(r, cutmix=r.training.cutmix or CutMixConfig()) if r.targets == "organs+tumor" else seeded(r)
+            for r in config.rounds
+        ]
         if not any(r.training.cutmix for r in rounds):
             raise AblationError("the cutmix arm needs a round with targets: organs+tumor in the config")
     elif arm == "teacher":
@@ -54,13 +56,18 @@ def arm_config(config: PipelineConfig, arm: str, seed: int) -> PipelineConfig:
         first, budgets = config.rounds[0], [r.training for r in config.rounds]
         iterations = sum(b.epochs * b.iterations_per_epoch for b in budgets)
         seconds = [b.max_train_seconds for b in budgets]
-        rounds = [seeded(first.model_copy(update={"name": arm}),
-                         epochs=math.ceil(iterations / first.training.iterations_per_epoch),
-                         max_train_seconds=sum(seconds) if all(seconds) else None)]
+        rounds = [
+            seeded(
+                first.model_copy(update={"name": arm}),
+                epochs=math.ceil(iterations / first.training.iterations_per_epoch),
+                max_train_seconds=sum(seconds) if all(seconds) else None,
+            )
+        ]
     elif arm in ("naive", "target_adaptive", "merge_max"):
         first = config.rounds[0]
-        rounds = [seeded(first.model_copy(update={"name": arm, "train_roles": LABELED, "targets": "organs+tumor"}),
-                      loss=arm)]
+        rounds = [
+            seeded(first.model_copy(update={"name": arm, "train_roles": LABELED, "targets": "organs+tumor"}), loss=arm)
+        ]
     else:
         raise AblationError(f"unknown arm {arm!r}; arms are {', '.join(ARMS)}")
     return config.model_copy(update={"rounds": rounds, "name": f"{config.name}_{arm}"})

@@ -9,14 +9,19 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
 from hybridlabel.flows.cli_app import app, console, fail, run_guarded  # noqa: F401  (the shared app, console and error line)
 
 
 @app.command()
-def init(config: Path = typer.Argument(..., metavar="CONFIG", help="YAML file to write"),
-         preset: Optional[str] = typer.Option(None, "--preset", help="cpu (learns in minutes on a few cores) or gpu (FLARE-scale budgets); default: the design's defaults"),
-         force: bool = typer.Option(False, "--force", help="overwrite an existing file")) -> None:
+def init(
+    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML file to write"),
+    preset: Optional[str] = typer.Option(
+        None,
+        "--preset",
+        help="cpu (learns in minutes on a few cores) or gpu (FLARE-scale budgets); default: the design's defaults",
+    ),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing file"),
+) -> None:
     """Write a pipeline config, every field commented."""
     from hybridlabel.models.config_yaml import render_config_yaml
     from hybridlabel.models.presets import PRESETS
@@ -31,13 +36,20 @@ def init(config: Path = typer.Argument(..., metavar="CONFIG", help="YAML file to
 
 
 @app.command()
-def phantom(out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="output folder (nnU-Net raw layout)"),
-            cases: int = typer.Option(24, "--cases", min=5, help="number of cases"),
-            seed: int = typer.Option(0, "--seed", help="random seed"),
-            size: str = typer.Option("small", "--size", help="small (CPU-learnable) or flare (512x512xN)"),
-            sites: int = typer.Option(1, "--sites", min=1, max=64,
-                                      help="scanning sites: strong cases from site 0, each partial pattern from its "
-                                           "own sites, the last site seen by no labelled case (docs/phantom.md)")) -> None:
+def phantom(
+    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="output folder (nnU-Net raw layout)"),
+    cases: int = typer.Option(24, "--cases", min=5, help="number of cases"),
+    seed: int = typer.Option(0, "--seed", help="random seed"),
+    size: str = typer.Option("small", "--size", help="small (CPU-learnable) or flare (512x512xN)"),
+    sites: int = typer.Option(
+        1,
+        "--sites",
+        min=1,
+        max=64,
+        help="scanning sites: strong cases from site 0, each partial pattern from its "
+        "own sites, the last site seen by no labelled case (docs/phantom.md)",
+    ),
+) -> None:
     """Write a synthetic abdominal CT cohort with FLARE23-style partial labels."""
     from hybridlabel.flows.progress import case_progress
     from hybridlabel.models.phantom import SIZES
@@ -51,11 +63,15 @@ def phantom(out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="output 
 
 
 @app.command("simulate-partial")
-def simulate_partial(full_dataset: Path = typer.Argument(..., metavar="FULL_DATASET", help="fully labeled nnU-Net raw folder (imagesTr/, labelsTr/)"),
-                     out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="new dataset folder"),
-                     pattern: str = typer.Option("flare23", "--pattern", help="annotation pattern (flare23)"),
-                     seed: int = typer.Option(0, "--seed", help="which case gets which role"),
-                     config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (for the label map)")) -> None:
+def simulate_partial(
+    full_dataset: Path = typer.Argument(
+        ..., metavar="FULL_DATASET", help="fully labeled nnU-Net raw folder (imagesTr/, labelsTr/)"
+    ),
+    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="new dataset folder"),
+    pattern: str = typer.Option("flare23", "--pattern", help="annotation pattern (flare23)"),
+    seed: int = typer.Option(0, "--seed", help="which case gets which role"),
+    config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (for the label map)"),
+) -> None:
     """Make a fully labeled dataset FLARE23-like: roles, partial labels, complete labels kept aside."""
     from hybridlabel.flows.progress import case_progress
     from hybridlabel.models.config import ConfigError, PipelineConfig, load_config
@@ -75,17 +91,27 @@ def simulate_partial(full_dataset: Path = typer.Argument(..., metavar="FULL_DATA
 
 
 @app.command()
-def audit(dataset_dir: Path = typer.Argument(..., metavar="DATASET_DIR", help="nnU-Net raw folder (imagesTr/, labelsTr/)"),
-          manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV: case_id,image,label,annotated,role (default: DATASET_DIR/manifest.csv if present)"),
-          out: Optional[Path] = typer.Option(None, "--out", help="write the audit as Parquet"),
-          resampled_dir: Optional[Path] = typer.Option(None, "--resampled-dir", help="write labels resampled onto their image grid here"),
-          config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (for the label map)"),
-          allow_outside: bool = typer.Option(False, "--allow-outside", help="accept manifest paths outside the dataset and manifest folders")) -> None:
+def audit(
+    dataset_dir: Path = typer.Argument(..., metavar="DATASET_DIR", help="nnU-Net raw folder (imagesTr/, labelsTr/)"),
+    manifest: Optional[Path] = typer.Option(
+        None,
+        "--manifest",
+        help="CSV: case_id,image,label,annotated,role (default: DATASET_DIR/manifest.csv if present)",
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the audit as Parquet"),
+    resampled_dir: Optional[Path] = typer.Option(
+        None, "--resampled-dir", help="write labels resampled onto their image grid here"
+    ),
+    config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (for the label map)"),
+    allow_outside: bool = typer.Option(
+        False, "--allow-outside", help="accept manifest paths outside the dataset and manifest folders"
+    ),
+) -> None:
     """Check every case, infer roles, quarantine bad input with a one-line reason."""
     from hybridlabel.flows.progress import case_progress
     from hybridlabel.flows.views import audit_table
     from hybridlabel.models.config import ConfigError, PipelineConfig, load_config
-    from hybridlabel.tasks.intake.audit import DatasetError, audit_dataset, discover_cases, default_manifest
+    from hybridlabel.tasks.intake.audit import DatasetError, audit_dataset, default_manifest, discover_cases
     from hybridlabel.tasks.registry import write_audit_parquet
 
     try:
@@ -93,8 +119,9 @@ def audit(dataset_dir: Path = typer.Argument(..., metavar="DATASET_DIR", help="n
         allow = allow_outside or cfg.allow_paths_outside_dataset
         n = len(discover_cases(dataset_dir, manifest or default_manifest(dataset_dir), allow))
         with case_progress("auditing cases", n) as advance:
-            cases = audit_dataset(dataset_dir, cfg.label_map, manifest, resampled_dir, on_case=lambda _: advance(),
-                                  allow_outside=allow)
+            cases = audit_dataset(
+                dataset_dir, cfg.label_map, manifest, resampled_dir, on_case=lambda _: advance(), allow_outside=allow
+            )
     except (ConfigError, DatasetError) as exc:
         fail(str(exc))
     console.print(audit_table(cases))
@@ -123,13 +150,21 @@ def _keep(text: str, option: str) -> int | float:
 
 
 @app.command()
-def merge(pred: Path = typer.Option(..., "--pred", help="the teacher's label map (argmax)"),
-          out: Path = typer.Option(..., "--out", help="hybrid label to write (OUT.json gets the record)"),
-          label: Optional[Path] = typer.Option(None, "--label", help="partial ground truth; omit for an unlabeled case"),
-          probs: Optional[Path] = typer.Option(None, "--probs", help="class probabilities (.npz 'probabilities' (C,z,y,x), or .npy)"),
-          annotated: Optional[str] = typer.Option(None, "--annotated", help="annotated classes, e.g. 1,2,14 (default: classes present in --label)"),
-          tumor_selected: bool = typer.Option(True, "--tumor-selected/--tumor-not-selected", help="keep pseudo tumour (else the config's tumor_fallback)"),
-          config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (merge rules, label map)")) -> None:
+def merge(
+    pred: Path = typer.Option(..., "--pred", help="the teacher's label map (argmax)"),
+    out: Path = typer.Option(..., "--out", help="hybrid label to write (OUT.json gets the record)"),
+    label: Optional[Path] = typer.Option(None, "--label", help="partial ground truth; omit for an unlabeled case"),
+    probs: Optional[Path] = typer.Option(
+        None, "--probs", help="class probabilities (.npz 'probabilities' (C,z,y,x), or .npy)"
+    ),
+    annotated: Optional[str] = typer.Option(
+        None, "--annotated", help="annotated classes, e.g. 1,2,14 (default: classes present in --label)"
+    ),
+    tumor_selected: bool = typer.Option(
+        True, "--tumor-selected/--tumor-not-selected", help="keep pseudo tumour (else the config's tumor_fallback)"
+    ),
+    config: Optional[Path] = typer.Option(None, "--config", help="pipeline config (merge rules, label map)"),
+) -> None:
     """Merge ground truth and a pseudo label into a hybrid label (the design's merge rules)."""
     from hybridlabel.models.config import ConfigError, PipelineConfig, load_config
     from hybridlabel.tasks.files.imageio import ImageReadError
@@ -137,24 +172,36 @@ def merge(pred: Path = typer.Option(..., "--pred", help="the teacher's label map
 
     try:
         cfg = load_config(config) if config else PipelineConfig()
-        out_path, json_path, record = merge_case_files(pred, out, cfg, label, probs, _class_list(annotated),
-                                                       tumor_selected)
+        out_path, json_path, record = merge_case_files(
+            pred, out, cfg, label, probs, _class_list(annotated), tumor_selected
+        )
     except (ConfigError, ImageReadError, MergeInputError, OSError) as exc:
         fail(str(exc))
-    console.print(f"wrote {out_path} and {json_path}: {len(record['tumors'])} tumour component(s); sources "
-                  + ", ".join(f"{k}:{v}" for k, v in sorted(record["sources"].items(), key=lambda kv: int(kv[0])) if k != "0"),
-                  highlight=False)
+    console.print(
+        f"wrote {out_path} and {json_path}: {len(record['tumors'])} tumour component(s); sources "
+        + ", ".join(f"{k}:{v}" for k, v in sorted(record["sources"].items(), key=lambda kv: int(kv[0])) if k != "0"),
+        highlight=False,
+    )
 
 
 @app.command()
-def select(scores: Path = typer.Argument(..., metavar="SCORES", help="Parquet (or CSV) with case_id and score columns"),
-           organ_keep: str = typer.Option(..., "--organ-keep", help="count (1000) or fraction (0.55) of cases kept for organs"),
-           tumor_keep: str = typer.Option(..., "--tumor-keep", help="count or fraction of the organ-kept cases whose tumour is kept"),
-           scorer: str = typer.Option("entropy", "--scorer", help="entropy or disagreement (columns organ_<scorer>, tumor_<scorer>)"),
-           out: Optional[Path] = typer.Option(None, "--out", help="decisions file (default: SCORES stem + .selection.parquet)")) -> None:
+def select(
+    scores: Path = typer.Argument(..., metavar="SCORES", help="Parquet (or CSV) with case_id and score columns"),
+    organ_keep: str = typer.Option(
+        ..., "--organ-keep", help="count (1000) or fraction (0.55) of cases kept for organs"
+    ),
+    tumor_keep: str = typer.Option(
+        ..., "--tumor-keep", help="count or fraction of the organ-kept cases whose tumour is kept"
+    ),
+    scorer: str = typer.Option(
+        "entropy", "--scorer", help="entropy or disagreement (columns organ_<scorer>, tumor_<scorer>)"
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="decisions file (default: SCORES stem + .selection.parquet)"
+    ),
+) -> None:
     """Rank unlabeled cases by uncertainty and keep the confident ones."""
     import pandas as pd
-
     from hybridlabel.flows.views import selection_table
     from hybridlabel.models.selection import select_confident_cases
     from hybridlabel.tasks.files.atomic import atomic_write_parquet
@@ -163,8 +210,13 @@ def select(scores: Path = typer.Argument(..., metavar="SCORES", help="Parquet (o
         fail(f"scores file {scores} not found")
     try:
         frame = pd.read_csv(scores) if scores.suffix == ".csv" else pd.read_parquet(scores)
-        decisions = select_confident_cases(frame, _keep(organ_keep, "--organ-keep"), _keep(tumor_keep, "--tumor-keep"),
-                                           f"organ_{scorer}", f"tumor_{scorer}")
+        decisions = select_confident_cases(
+            frame,
+            _keep(organ_keep, "--organ-keep"),
+            _keep(tumor_keep, "--tumor-keep"),
+            f"organ_{scorer}",
+            f"tumor_{scorer}",
+        )
     except (ValueError, OSError) as exc:
         fail(f"{scores}: {exc}")
     out = out or scores.with_name(scores.name.split(".")[0] + ".selection.parquet")
@@ -174,13 +226,18 @@ def select(scores: Path = typer.Argument(..., metavar="SCORES", help="Parquet (o
 
 
 @app.command()
-def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="pipeline work folder"),
-           as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
-           metrics: bool = typer.Option(False, "--metrics", help="also print rounds x classes: val DSC / NSD and pseudo-label quality")) -> None:
+def status(
+    workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="pipeline work folder"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    metrics: bool = typer.Option(
+        False, "--metrics", help="also print rounds x classes: val DSC / NSD and pseudo-label quality"
+    ),
+) -> None:
     """Show the rounds recorded in a workdir's registry."""
-    import hybridlabel
     from hybridlabel.data_registry.store import RegistryError
     from hybridlabel.flows.views import metrics_tables, rounds_table
+
+    import hybridlabel
 
     try:
         info = hybridlabel.status(workdir)
@@ -199,8 +256,10 @@ def status(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", h
 
 
 @app.command()
-def prune(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="pipeline work folder"),
-          dry_run: bool = typer.Option(False, "--dry-run", help="list what would go, delete nothing")) -> None:
+def prune(
+    workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="pipeline work folder"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list what would go, delete nothing"),
+) -> None:
     """Delete what superseded rounds left behind (models trained anew, labels no round
     links to); the registry keeps every row and current rounds' files stay."""
     from hybridlabel.tasks.prune import delete, leftovers
@@ -229,21 +288,28 @@ def prune(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", he
 
 def _summary(workdir: Path) -> None:
     """After a run: the rounds and the val DSC per class; the rest is one command away."""
-    import hybridlabel
     from hybridlabel.flows.views import metrics_tables, rounds_table
+
+    import hybridlabel
 
     console.print(rounds_table(hybridlabel.status(workdir)))
     tables = metrics_tables(workdir)
     if tables:
         console.print(tables[0])
-    console.print(f"more: `hybridlabel status --metrics --workdir {workdir}` (NSD, pseudo-label quality)", highlight=False)
+    console.print(
+        f"more: `hybridlabel status --metrics --workdir {workdir}` (NSD, pseudo-label quality)", highlight=False
+    )
 
 
 @app.command()
-def run(config: Path = typer.Argument(..., metavar="CONFIG", help="pipeline config (YAML)"),
-        workdir: Path = typer.Option(..., "--workdir", help="work folder: registry, models, labels"),
-        no_export: bool = typer.Option(False, "--no-export", help="stop after the last round"),
-        verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
+def run(
+    config: Path = typer.Argument(..., metavar="CONFIG", help="pipeline config (YAML)"),
+    workdir: Path = typer.Option(..., "--workdir", help="work folder: registry, models, labels"),
+    no_export: bool = typer.Option(False, "--no-export", help="stop after the last round"),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)"
+    ),
+) -> None:
     """Run every round of the config that is not complete yet, then export the model."""
     import hybridlabel
 
@@ -255,10 +321,14 @@ def run(config: Path = typer.Argument(..., metavar="CONFIG", help="pipeline conf
 
 
 @app.command()
-def resume(round_no: int = typer.Option(..., "--round", help="first round to run again"),
-           workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="work folder"),
-           config: Optional[Path] = typer.Option(None, "--config", help="config (default: the workdir's config.yaml)"),
-           verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
+def resume(
+    round_no: int = typer.Option(..., "--round", help="first round to run again"),
+    workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="work folder"),
+    config: Optional[Path] = typer.Option(None, "--config", help="config (default: the workdir's config.yaml)"),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)"
+    ),
+) -> None:
     """Check round N-1, mark rounds >= N superseded (kept), and run from round N."""
     import hybridlabel
 
@@ -270,41 +340,59 @@ def resume(round_no: int = typer.Option(..., "--round", help="first round to run
 
     # once stopped, the rounds it superseded are gone from the active registry: go on with run
     hint = f"go on with `hybridlabel run {workdir / 'config.yaml'} --workdir {workdir}`"
-    result = run_guarded(lambda: hybridlabel.resume(round_no, workdir, config, on_superseded=superseded), workdir,
-                         "resume", verbose, hint)
+    result = run_guarded(
+        lambda: hybridlabel.resume(round_no, workdir, config, on_superseded=superseded),
+        workdir,
+        "resume",
+        verbose,
+        hint,
+    )
     _summary(workdir)
     console.print(f"export: {result['export']}  ·  report: {result['report']}")
 
 
 @app.command()
-def demo(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="work folder (created)"),
-         cases: int = typer.Option(24, "--cases", min=5, help="phantom cases"),
-         seed: int = typer.Option(0, "--seed", help="phantom seed"),
-         sites: int = typer.Option(4, "--sites", min=1, max=64, help="phantom sites (`hybridlabel phantom --sites`)"),
-         verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
+def demo(
+    workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="work folder (created)"),
+    cases: int = typer.Option(24, "--cases", min=5, help="phantom cases"),
+    seed: int = typer.Option(0, "--seed", help="phantom seed"),
+    sites: int = typer.Option(4, "--sites", min=1, max=64, help="phantom sites (`hybridlabel phantom --sites`)"),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)"
+    ),
+) -> None:
     """The main job on the built-in phantom: cohort, teacher, student rounds, export, status."""
-    import hybridlabel
     from hybridlabel.flows.demo import prepare_demo
+
+    import hybridlabel
 
     config_path = prepare_demo(workdir, cases, seed, console, sites)
     result = run_guarded(lambda: hybridlabel.run(config_path, workdir), workdir, "demo", verbose)
     _summary(workdir)
-    console.print(f"registry: {workdir / 'registry'}  ·  model: {result['export']}  ·  "
-                  f"config: {config_path}  ·  cohort: {workdir / 'phantom'}  ·  report: {result['report']}")
+    console.print(
+        f"registry: {workdir / 'registry'}  ·  model: {result['export']}  ·  "
+        f"config: {config_path}  ·  cohort: {workdir / 'phantom'}  ·  report: {result['report']}"
+    )
 
 
 @app.command()
-def deploy(config: Optional[Path] = typer.Option(None, "--config", help="config the deployments run (default parameter: config.yaml)"),
-           workdir: Optional[Path] = typer.Option(None, "--workdir", help="workdir the deployments use"),
-           prefect_file: Path = typer.Option(None, "--prefect-file", help="deployments file (default: deploy/prefect.yaml)")) -> None:
+def deploy(
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="config the deployments run (default parameter: config.yaml)"
+    ),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="workdir the deployments use"),
+    prefect_file: Path = typer.Option(None, "--prefect-file", help="deployments file (default: deploy/prefect.yaml)"),
+) -> None:
     """Register the pipeline and single-round deployments with the server in PREFECT_API_URL."""
     import os
 
     from hybridlabel.flows.deploy import PREFECT_FILE, register_deployments
 
     if not os.environ.get("PREFECT_API_URL"):
-        fail("PREFECT_API_URL is not set; start a server (`prefect server start --host 127.0.0.1`) "
-             "and export PREFECT_API_URL=http://127.0.0.1:4200/api")
+        fail(
+            "PREFECT_API_URL is not set; start a server (`prefect server start --host 127.0.0.1`) "
+            "and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
     for name in register_deployments(config, workdir, prefect_file or PREFECT_FILE):
         console.print(f"registered {name}")
 
@@ -315,10 +403,30 @@ import hybridlabel.flows.cli_results  # noqa: E402,F401  (registers evaluate and
 import hybridlabel.flows.cli_review  # noqa: E402,F401  (registers review and accept)
 
 # `--help` lists the main job first, then the pipeline, then the tools for data and labels
-ORDER = ["demo", "run", "resume", "status", "review", "accept", "report", "predict", "evaluate", "ablate", "deploy",
-         "init", "phantom", "simulate-partial", "audit", "merge", "select"]
-app.registered_commands.sort(key=lambda c: ORDER.index(name) if (name := c.name or c.callback.__name__.replace(
-    "_", "-")) in ORDER else len(ORDER))  # a command not listed goes last
+ORDER = [
+    "demo",
+    "run",
+    "resume",
+    "status",
+    "review",
+    "accept",
+    "report",
+    "predict",
+    "evaluate",
+    "ablate",
+    "deploy",
+    "init",
+    "phantom",
+    "simulate-partial",
+    "audit",
+    "merge",
+    "select",
+]
+app.registered_commands.sort(
+    key=lambda c: (
+        ORDER.index(name) if (name := c.name or c.callback.__name__.replace("_", "-")) in ORDER else len(ORDER)
+    )
+)  # a command not listed goes last
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
 from hybridlabel.flows.cli_app import app, console, fail, run_guarded
 
 
@@ -26,20 +25,35 @@ def _phantom_config(workdir: Path, iterations: int, sites: int) -> Path:
     cohort = workdir / "phantom"
     if not (cohort / "manifest.csv").exists():
         write_phantom_cohort(cohort, 24, 0, "small", sites=sites)
-    return atomic_write_text(workdir / "ablation.yaml", render_config_yaml(
-        ablation_config(iterations).model_copy(update={"dataset": cohort.resolve()})))
+    return atomic_write_text(
+        workdir / "ablation.yaml",
+        render_config_yaml(ablation_config(iterations).model_copy(update={"dataset": cohort.resolve()})),
+    )
 
 
 @app.command()
-def ablate(config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="pipeline config (YAML): dataset, val cases, budgets"),
-           workdir: Path = typer.Option(..., "--workdir", help="ablation folder: one workdir per arm and seed"),
-           arms: str = typer.Option("teacher,teacher_long,naive,target_adaptive,merge_max,rounds", "--arms",
-                                    help="arms, comma-separated: teacher, teacher_long, naive, target_adaptive, merge_max, rounds, cutmix"),
-           seeds: str = typer.Option("1", "--seeds", help="training seeds, comma-separated"),
-           phantom: bool = typer.Option(False, "--phantom", help="no CONFIG: write the phantom cohort and its ablation config into WORKDIR"),
-           iterations: int = typer.Option(1000, "--iterations", min=1, help="with --phantom: training iterations per model"),
-           sites: int = typer.Option(4, "--sites", min=1, max=64, help="with --phantom: scanning sites of the cohort (as the demo's)"),
-           verbose: bool = typer.Option(False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)")) -> None:
+def ablate(
+    config: Optional[Path] = typer.Argument(
+        None, metavar="CONFIG", help="pipeline config (YAML): dataset, val cases, budgets"
+    ),
+    workdir: Path = typer.Option(..., "--workdir", help="ablation folder: one workdir per arm and seed"),
+    arms: str = typer.Option(
+        "teacher,teacher_long,naive,target_adaptive,merge_max,rounds",
+        "--arms",
+        help="arms, comma-separated: teacher, teacher_long, naive, target_adaptive, merge_max, rounds, cutmix",
+    ),
+    seeds: str = typer.Option("1", "--seeds", help="training seeds, comma-separated"),
+    phantom: bool = typer.Option(
+        False, "--phantom", help="no CONFIG: write the phantom cohort and its ablation config into WORKDIR"
+    ),
+    iterations: int = typer.Option(1000, "--iterations", min=1, help="with --phantom: training iterations per model"),
+    sites: int = typer.Option(
+        4, "--sites", min=1, max=64, help="with --phantom: scanning sites of the cohort (as the demo's)"
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="also show Prefect's and nnU-Net's full log here (it is always in W/logs/)"
+    ),
+) -> None:
     """Train and evaluate each arm on the same data, val cases and budget; print and
     record the table (rows: arms and rounds; mean and SD over seeds)."""
     from hybridlabel.flows.views import ablation_rich_table

@@ -20,8 +20,10 @@ TyperOption.display_type_rich = _flag_takes_no_value
 
 app = typer.Typer(
     help="hybridlabel: complete labels and a fast model from partially labeled abdominal CT, "
-         "by iterative pseudo-labeling (nnU-Net v2 + Prefect).",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    "by iterative pseudo-labeling (nnU-Net v2 + Prefect).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -49,6 +51,7 @@ def run_guarded(action, workdir: Path, command: str = "run", verbose: bool = Fal
     except EnvironmentError_ as exc:
         fail(str(exc))
     from hybridlabel.data_registry.store import RegistryError
+    from hybridlabel.flows.live import live_run
     from hybridlabel.models.config import ConfigError
     from hybridlabel.tasks.files.disk import DiskFullError
     from hybridlabel.tasks.intake.audit import DatasetError
@@ -56,15 +59,21 @@ def run_guarded(action, workdir: Path, command: str = "run", verbose: bool = Fal
     from hybridlabel.tasks.round_inputs import RoundError
     from hybridlabel.tasks.workdir import WorkdirBusy
 
-    from hybridlabel.flows.live import live_run
-
     hint = resume_hint or f"run the same command again to go on: {shlex.join(['hybridlabel', *sys.argv[1:]])}"
     guard_local_server()  # Prefect's temporary server ends with this process, however it ends
     with live_run(console, workdir, command, verbose) as log_path:
         try:
             result = run_stoppable(action, hint)
-        except (ConfigError, DatasetError, RoundError, RegistryError, WorkdirBusy, EnvironmentError_,
-                DiskFullError, NnunetError) as exc:
+        except (
+            ConfigError,
+            DatasetError,
+            RoundError,
+            RegistryError,
+            WorkdirBusy,
+            EnvironmentError_,
+            DiskFullError,
+            NnunetError,
+        ) as exc:
             fail(f"{exc} (full log: {log_path})")
     console.print(f"full log: {log_path}", style="dim", highlight=False)
     return result

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
 from hybridlabel.flows.cli_app import app, console, err_console, fail
 
 
@@ -22,19 +21,28 @@ def _config_or_default(config: Path | None):
 
 
 @app.command()
-def evaluate(pred: Path = typer.Option(..., "--pred", help="predicted label map, or a folder of them"),
-             gt: Path = typer.Option(..., "--gt", help="ground-truth label map, or a folder (files named like the predictions)"),
-             out: Optional[Path] = typer.Option(None, "--out", help="per case and class CSV (case_id,class_id,class,dsc,nsd)"),
-             config: Optional[Path] = typer.Option(None, "--config", help="pipeline config whose label map and rules to use (default: FLARE23)"),
-             classes: Optional[str] = typer.Option(None, "--classes", help="classes the model can output, e.g. 1-13 for an organs-only model (default: every class of the label map)")) -> None:
+def evaluate(
+    pred: Path = typer.Option(..., "--pred", help="predicted label map, or a folder of them"),
+    gt: Path = typer.Option(..., "--gt", help="ground-truth label map, or a folder (files named like the predictions)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="per case and class CSV (case_id,class_id,class,dsc,nsd)"),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="pipeline config whose label map and rules to use (default: FLARE23)"
+    ),
+    classes: Optional[str] = typer.Option(
+        None,
+        "--classes",
+        help="classes the model can output, e.g. 1-13 for an organs-only model (default: every class of the label map)",
+    ),
+) -> None:
     """FLARE23 DSC and NSD per case and class, then the summary table (mean and SD per
     class, FLARE's organ mean, the organ mean over the classes present, tumour). Score
     only the classes the model can output: FLARE's rule gives an absent class 1 and a
     missed one 0, so a tumour class the model lacks would average to a meaningless 0.5."""
-    import hybridlabel
     from hybridlabel.flows.progress import case_progress
     from hybridlabel.flows.views import summary_rich_table
     from hybridlabel.tasks.evaluate import EvaluationInputError, metric_rules, pair_files, write_metrics_csv
+
+    import hybridlabel
 
     wanted = _class_ranges(classes, set(metric_rules(_config_or_default(config)).classes)) if classes else None
     try:
@@ -70,9 +78,11 @@ def _class_ranges(text: str, known: set[int]) -> set[int]:
 
 
 @app.command()
-def report(workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="pipeline work folder"),
-           out: Optional[Path] = typer.Option(None, "--out", help="HTML file (default: WORKDIR/report.html)"),
-           cases: int = typer.Option(3, "--cases", min=0, max=12, help="val cases drawn as axial slices per round")) -> None:
+def report(
+    workdir: Path = typer.Option(Path("hybridlabel-demo"), "--workdir", help="pipeline work folder"),
+    out: Optional[Path] = typer.Option(None, "--out", help="HTML file (default: WORKDIR/report.html)"),
+    cases: int = typer.Option(3, "--cases", min=0, max=12, help="val cases drawn as axial slices per round"),
+) -> None:
     """Write one self-contained HTML report: metrics across rounds, label sources,
     uncertainty and cut-offs, tumours per organ, times, slices, registry summary."""
     from hybridlabel.tasks.report.page import write_report

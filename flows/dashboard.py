@@ -10,7 +10,6 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-
 from hybridlabel.tasks.events import emit
 
 
@@ -44,8 +43,15 @@ class Progress:
             update_progress_artifact(self.id, float(percent))
 
 
-def round_line(round_no: int, name: str, counts: dict, means: dict, parent_means: dict | None,
-               stages: dict[str, float], floor: float | None = None) -> str:
+def round_line(
+    round_no: int,
+    name: str,
+    counts: dict,
+    means: dict,
+    parent_means: dict | None,
+    stages: dict[str, float],
+    floor: float | None = None,
+) -> str:
     """The round in one line: cases predicted and trained, val organ DSC over the classes
     present (and its change from the parent round), the complete labels' DSC where their
     truth is known, wall time; and a warning when the model learned little (`floor`)."""
@@ -66,8 +72,10 @@ def round_line(round_no: int, name: str, counts: dict, means: dict, parent_means
     parts.append(duration(sum(stages.values())))
     line = f"round {round_no} {name}: " + ", ".join(parts)
     if floor is not None and (why := learned_little(dsc, parent, floor)):
-        line += (f"; learned little: {why} (give it more iterations: training.epochs x iterations_per_epoch; "
-                 "its labels are handed on all the same)")
+        line += (
+            f"; learned little: {why} (give it more iterations: training.epochs x iterations_per_epoch; "
+            "its labels are handed on all the same)"
+        )
     return line
 
 
@@ -76,18 +84,21 @@ def _organ_dsc(means: dict, reference: str = "val_gt") -> float | None:
     return None if value is None else float(value)
 
 
-def map_chunks(task, workers: int, progress: Progress | None, case_ids: list[str], per_case: dict[str, list],
-               **shared) -> list:
+def map_chunks(
+    task, workers: int, progress: Progress | None, case_ids: list[str], per_case: dict[str, list], **shared
+) -> list:
     """A chunk task (`predict_cases_task`, ...) mapped over task-sized chunks of per-case
     arguments (`models.round_rules.chunks`); its results flattened, in case order."""
+    from hybridlabel.models.round_rules import chunks
     from prefect import unmapped
 
-    from hybridlabel.models.round_rules import chunks
-
     index = chunks(list(range(len(case_ids))), workers)
-    futures = task.map(**{k: [[v[i] for i in b] for b in index] for k, v in per_case.items()},
-                       **{k: unmapped(v) for k, v in shared.items()},
-                       first=[case_ids[b[0]] for b in index], last=[case_ids[b[-1]] for b in index])
+    futures = task.map(
+        **{k: [[v[i] for i in b] for b in index] for k, v in per_case.items()},
+        **{k: unmapped(v) for k, v in shared.items()},
+        first=[case_ids[b[0]] for b in index],
+        last=[case_ids[b[-1]] for b in index],
+    )
     return wait_chunks(futures, [len(b) for b in index], progress)
 
 
@@ -112,10 +123,13 @@ def _md_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-REFERENCE_TITLES = {"val_gt": "Model on val cases", "train_gt": "Pseudo labels vs training ground truth",
-                    "holdout_gt": "Pseudo labels vs held-back ground truth (unbiased)",
-                    "complete_hybrid": "Complete labels (hybrid) vs complete ground truth",
-                    "complete_raw": "Raw predictions vs complete ground truth (same cases)"}
+REFERENCE_TITLES = {
+    "val_gt": "Model on val cases",
+    "train_gt": "Pseudo labels vs training ground truth",
+    "holdout_gt": "Pseudo labels vs held-back ground truth (unbiased)",
+    "complete_hybrid": "Complete labels (hybrid) vs complete ground truth",
+    "complete_raw": "Raw predictions vs complete ground truth (same cases)",
+}
 
 
 def metric_rows(metrics: pd.DataFrame | None, reference: str) -> list[dict]:
@@ -127,8 +141,15 @@ def metric_rows(metrics: pd.DataFrame | None, reference: str) -> list[dict]:
     frame = metrics[metrics["reference"] == reference]
     organ_ids = [c for c in frame["class_id"].unique() if c != _tumor_id(frame)]
     table = summary_table(frame, organ_ids, _tumor_id(frame))
-    return [{"class": r["class"], "DSC": f"{r['dsc_mean']:.3f} ± {r['dsc_std']:.3f}",
-             "NSD": f"{r['nsd_mean']:.3f} ± {r['nsd_std']:.3f}", "cases": r["cases"]} for r in table.to_dict("records")]
+    return [
+        {
+            "class": r["class"],
+            "DSC": f"{r['dsc_mean']:.3f} ± {r['dsc_std']:.3f}",
+            "NSD": f"{r['nsd_mean']:.3f} ± {r['nsd_std']:.3f}",
+            "cases": r["cases"],
+        }
+        for r in table.to_dict("records")
+    ]
 
 
 def _tumor_id(frame: pd.DataFrame) -> int:
@@ -136,9 +157,18 @@ def _tumor_id(frame: pd.DataFrame) -> int:
     return int(tumor.iloc[0]) if len(tumor) else -1
 
 
-def round_summary(round_no: int, name: str, cases: pd.DataFrame, stage_seconds: dict, labels: dict,
-                  selection: pd.DataFrame | None, tumors: list[dict], metrics: pd.DataFrame | None = None,
-                  evidence: dict | None = None, untrusted: list[int] | None = None) -> str:
+def round_summary(
+    round_no: int,
+    name: str,
+    cases: pd.DataFrame,
+    stage_seconds: dict,
+    labels: dict,
+    selection: pd.DataFrame | None,
+    tumors: list[dict],
+    metrics: pd.DataFrame | None = None,
+    evidence: dict | None = None,
+    untrusted: list[int] | None = None,
+) -> str:
     """Markdown: metrics, cases per role, label sources per class, selection, tumours per organ, times."""
     import json
 
@@ -147,47 +177,75 @@ def round_summary(round_no: int, name: str, cases: pd.DataFrame, stage_seconds: 
     for text in cases["label_sources"].dropna():
         for cls, src in json.loads(text).items():
             sources.setdefault(cls, Counter())[src] += 1
-    source_rows = [{"class": f"{c} {labels.get(int(c), '')}", **dict(sources[c])}
-                   for c in sorted(sources, key=int) if c != "0"]
-    organ_counts = Counter(str(labels.get(t["organ"], t["organ"])) if isinstance(t["organ"], int) else t["organ"]
-                           for t in tumors)
+    source_rows = [
+        {"class": f"{c} {labels.get(int(c), '')}", **dict(sources[c])} for c in sorted(sources, key=int) if c != "0"
+    ]
+    organ_counts = Counter(
+        str(labels.get(t["organ"], t["organ"])) if isinstance(t["organ"], int) else t["organ"] for t in tumors
+    )
     parts = [f"# Round {round_no}: {name}\n"]
     for ref, title in REFERENCE_TITLES.items():
         if rows := metric_rows(metrics, ref):
             parts += [f"## {title}\n", _md_table(rows), "\n"]
-    parts += ["## Cases per role\n",
-             _md_table([{"role": r, "cases": n} for r, n in sorted(roles.items())]),
-             "\n## Label sources per class (cases)\n", _md_table(source_rows)]
+    parts += [
+        "## Cases per role\n",
+        _md_table([{"role": r, "cases": n} for r, n in sorted(roles.items())]),
+        "\n## Label sources per class (cases)\n",
+        _md_table(source_rows),
+    ]
     if evidence:  # class -> (Dice, where measured), see models/pseudo_trust.py
-        parts += ["\n## Pseudo labels, judged on what the parent did not train on\n",
-                  _md_table([{"class": f"{c} {labels.get(int(c), '')}", "dice": d, "measured on": where,
-                              "student learns it": "no" if int(c) in set(untrusted or []) else "yes"}
-                             for c, (d, where) in sorted(evidence.items(), key=lambda kv: int(kv[0]))])]
+        parts += [
+            "\n## Pseudo labels, judged on what the parent did not train on\n",
+            _md_table(
+                [
+                    {
+                        "class": f"{c} {labels.get(int(c), '')}",
+                        "dice": d,
+                        "measured on": where,
+                        "student learns it": "no" if int(c) in set(untrusted or []) else "yes",
+                    }
+                    for c, (d, where) in sorted(evidence.items(), key=lambda kv: int(kv[0]))
+                ]
+            ),
+        ]
     if selection is not None and len(selection):
         counts = Counter(selection["decision"])
         kept = selection[selection["decision"] != "sits_out"]
         cut = f"{kept['organ_score'].max():.4f}" if len(kept) else "none"
-        parts += ["\n## Selection of unlabeled cases\n",
-                  _md_table([{"decision": d, "cases": n} for d, n in sorted(counts.items())]),
-                  f"\norgan-score cut-off: {cut}\n"]
+        parts += [
+            "\n## Selection of unlabeled cases\n",
+            _md_table([{"decision": d, "cases": n} for d, n in sorted(counts.items())]),
+            f"\norgan-score cut-off: {cut}\n",
+        ]
     pool = [o for text in cases.get("tumor_objects", pd.Series(dtype=object)).dropna() for o in json.loads(text)]
     if pool:  # models/cutmix.py: what the student had pasted into its tumour-free cases' patches
         hosts: dict[str, list[int]] = {}
         for o in pool:
             host = o["host_organ"]
-            hosts.setdefault(str(labels.get(host, host)) if isinstance(host, int) else str(host), []).append(o["voxels"])
-        parts += ["\n## CutMix pool: ground-truth tumours pasted during training\n",
-                  _md_table([{"host organ": h, "objects": len(v), "median voxels": int(np.median(v))}
-                             for h, v in sorted(hosts.items())])]
-    parts += ["\n## Tumours per attributed organ\n",
-              _md_table([{"organ": o, "tumours": n} for o, n in sorted(organ_counts.items())]),
-              "\n## Time per stage (s)\n",
-              _md_table([{"stage": s, "seconds": round(v, 1)} for s, v in stage_seconds.items()])]
+            hosts.setdefault(str(labels.get(host, host)) if isinstance(host, int) else str(host), []).append(
+                o["voxels"]
+            )
+        parts += [
+            "\n## CutMix pool: ground-truth tumours pasted during training\n",
+            _md_table(
+                [
+                    {"host organ": h, "objects": len(v), "median voxels": int(np.median(v))}
+                    for h, v in sorted(hosts.items())
+                ]
+            ),
+        ]
+    parts += [
+        "\n## Tumours per attributed organ\n",
+        _md_table([{"organ": o, "tumours": n} for o, n in sorted(organ_counts.items())]),
+        "\n## Time per stage (s)\n",
+        _md_table([{"stage": s, "seconds": round(v, 1)} for s, v in stage_seconds.items()]),
+    ]
     return "".join(parts)
 
 
-def publish_round(round_no: int, markdown: str, selection: pd.DataFrame | None,
-                  metrics: pd.DataFrame | None = None) -> None:
+def publish_round(
+    round_no: int, markdown: str, selection: pd.DataFrame | None, metrics: pd.DataFrame | None = None
+) -> None:
     if not _in_run():
         return
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -195,11 +253,17 @@ def publish_round(round_no: int, markdown: str, selection: pd.DataFrame | None,
     create_markdown_artifact(markdown, key=f"round-{round_no:03d}-summary", description=f"round {round_no}")
     for ref in REFERENCE_TITLES:
         if rows := metric_rows(metrics, ref):
-            create_table_artifact(rows, key=f"round-{round_no:03d}-metrics-{ref.replace('_', '-')}",
-                                  description=f"round {round_no}: {REFERENCE_TITLES[ref]}")
+            create_table_artifact(
+                rows,
+                key=f"round-{round_no:03d}-metrics-{ref.replace('_', '-')}",
+                description=f"round {round_no}: {REFERENCE_TITLES[ref]}",
+            )
     if selection is not None and len(selection):
-        create_table_artifact(selection.drop(columns=["reason"]).to_dict("records"),
-                              key=f"round-{round_no:03d}-selection", description="selection decisions")
+        create_table_artifact(
+            selection.drop(columns=["reason"]).to_dict("records"),
+            key=f"round-{round_no:03d}-selection",
+            description="selection decisions",
+        )
 
 
 def pipeline_overview(rounds: list[dict], reviews: dict[int, int], queues: list[int]) -> str:
@@ -214,16 +278,34 @@ def pipeline_overview(rounds: list[dict], reviews: dict[int, int], queues: list[
         teacher = dsc if row["round"] == 0 else teacher
         seconds = sum(json.loads(row.get("stage_seconds") or "{}").values())
         labels = _organ_dsc(means, "complete_hybrid")
-        rows.append({"round": row["round"], "name": row.get("name"), "status": row.get("status"),
-                     "val organ DSC": "" if dsc is None else f"{dsc:.3f}",
-                     "vs teacher": "" if dsc is None or teacher is None or row["round"] == 0 else f"{dsc - teacher:+.3f}",
-                     "labels DSC": "" if labels is None else f"{labels:.3f}",
-                     "reviewed": counts.get("reviewed", ""), "minutes": f"{seconds / 60:.1f}" if seconds else ""})
+        rows.append(
+            {
+                "round": row["round"],
+                "name": row.get("name"),
+                "status": row.get("status"),
+                "val organ DSC": "" if dsc is None else f"{dsc:.3f}",
+                "vs teacher": "" if dsc is None or teacher is None or row["round"] == 0 else f"{dsc - teacher:+.3f}",
+                "labels DSC": "" if labels is None else f"{labels:.3f}",
+                "reviewed": counts.get("reviewed", ""),
+                "minutes": f"{seconds / 60:.1f}" if seconds else "",
+            }
+        )
     done = [r for r in rows if r["status"] == "completed" and r["val organ DSC"]]
-    verdict = (f"so far: round {done[-1]['round']} at {done[-1]['val organ DSC']} val organ DSC "
-               f"({done[-1]['vs teacher'] or 'the teacher'} over the teacher)") if done else "no round completed yet"
-    queue = ", ".join(f"round {r}: queue written" + (f", {reviews[r]} correction(s) taken" if reviews.get(r) else "")
-                      for r in queues) or "no queue yet (`hybridlabel review --round N`)"
+    verdict = (
+        (
+            f"so far: round {done[-1]['round']} at {done[-1]['val organ DSC']} val organ DSC "
+            f"({done[-1]['vs teacher'] or 'the teacher'} over the teacher)"
+        )
+        if done
+        else "no round completed yet"
+    )
+    queue = (
+        ", ".join(
+            f"round {r}: queue written" + (f", {reviews[r]} correction(s) taken" if reviews.get(r) else "")
+            for r in queues
+        )
+        or "no queue yet (`hybridlabel review --round N`)"
+    )
     return f"# Pipeline\n\n{verdict}\n\n" + _md_table(rows) + f"\n## Review queue\n\n{queue}\n"
 
 
@@ -233,13 +315,15 @@ def publish_pipeline_overview(workdir) -> None:
         return
     from pathlib import Path
 
-    from prefect.artifacts import create_markdown_artifact
-
     from hybridlabel.data_registry.store import Registry
+    from prefect.artifacts import create_markdown_artifact
 
     reg = Registry(Path(workdir))
     rounds = reg.rounds().to_dict("records")
     reviews = {r: len(f) for r in range(len(rounds)) if (f := reg.read_if_present("reviews", r)) is not None}
     queues = sorted(int(p.name.split("-")[1]) for p in (Path(workdir) / "review").glob("round-*"))
-    create_markdown_artifact(pipeline_overview(rounds, reviews, queues), key="pipeline-overview",
-                             description="the whole run: rounds, verdict so far, review queue")
+    create_markdown_artifact(
+        pipeline_overview(rounds, reviews, queues),
+        key="pipeline-overview",
+        description="the whole run: rounds, verdict so far, review queue",
+    )

@@ -15,7 +15,9 @@ def deployment_specs(prefect_file: Path = PREFECT_FILE) -> list[dict]:
     return spec["deployments"]
 
 
-def register_deployments(config_path: Path | None, workdir: Path | None, prefect_file: Path = PREFECT_FILE) -> list[str]:
+def register_deployments(
+    config_path: Path | None, workdir: Path | None, prefect_file: Path = PREFECT_FILE
+) -> list[str]:
     """Create the work pool if needed and register every deployment; returns their names."""
     from prefect import flow as prefect_flow
     from prefect.client.orchestration import get_client
@@ -36,7 +38,12 @@ def register_deployments(config_path: Path | None, workdir: Path | None, prefect
         if workdir is not None:
             params["workdir"] = str(Path(workdir).resolve())
         source = prefect_flow.from_source(source=str(REPO), entrypoint=spec["entrypoint"])
-        deployment_id = source.deploy(name=spec["name"], work_pool_name=pool, parameters=params,
-                                      description=spec.get("description"), print_next_steps=False)
+        deployment_id = source.deploy(
+            name=spec["name"],
+            work_pool_name=pool,
+            parameters=params,
+            description=spec.get("description"),
+            print_next_steps=False,
+        )
         names.append(f"{source.name}/{spec['name']} ({deployment_id})")
     return names

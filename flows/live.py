@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+from hybridlabel.tasks.events import LOGGER as EVENTS
+from hybridlabel.tasks.events import event_of
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-from hybridlabel.tasks.events import LOGGER as EVENTS, event_of
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -28,9 +28,16 @@ class LiveDisplay(logging.Handler):
     def __init__(self, console: Console):
         super().__init__(logging.INFO)
         self.console = console
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=console, transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
         self.bars: dict[str, int] = {}
         self.round = ""
 
@@ -40,14 +47,18 @@ class LiveDisplay(logging.Handler):
             return
         kind = event["kind"]
         if kind == "round":
-            self.round = f"round {event['round']} of {event['rounds'] - 1}: {event['name']}" \
-                if event["round"] < event["rounds"] else "export"
+            self.round = (
+                f"round {event['round']} of {event['rounds'] - 1}: {event['name']}"
+                if event["round"] < event["rounds"]
+                else "export"
+            )
             self.console.print(f"[bold]{self.round}[/]", highlight=False)
         elif kind == "stage":
             self._close(event["stage"])
             total = event.get("total")
             self.bars[event["stage"]] = self.progress.add_task(
-                f"  {event['stage']} ({event.get('unit', 'steps')})", total=total if total else None, info="")
+                f"  {event['stage']} ({event.get('unit', 'steps')})", total=total if total else None, info=""
+            )
         elif kind == "advance" and event["stage"] in self.bars:
             self.progress.update(self.bars[event["stage"]], advance=event.get("n", 1), info=event.get("info", ""))
         elif kind == "done":

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow
-
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.flows.dashboard import publish_pipeline_overview
 from hybridlabel.flows.export import export_model
@@ -15,11 +13,12 @@ from hybridlabel.flows.stopping import stop_requested
 from hybridlabel.flows.timing import budget_line
 from hybridlabel.models.config import load_config
 from hybridlabel.models.config_yaml import render_config_yaml
-from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.events import emit
+from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.registry import config_record
 from hybridlabel.tasks.round_inputs import RoundError, parent_model
 from hybridlabel.tasks.workdir import Layout, WorkdirLock
+from prefect import flow
 
 
 def task_runner(config):
@@ -29,8 +28,14 @@ def task_runner(config):
 
         if config.dask_address:
             return DaskTaskRunner(address=config.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": config.workers, "threads_per_worker": 1,
-                                              "processes": True, "dashboard_address": None})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": config.workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=config.workers)
@@ -73,8 +78,13 @@ def pipeline(config_path: str, workdir: str, start_round: int = 0, export: bool 
         if start_round < len(config.rounds):
             emit("done", budget_line(config.rounds, start_round))
         for r in range(start_round, len(config.rounds)):
-            emit("round", f"round {r}: {config.rounds[r].name}", round=r, rounds=len(config.rounds),
-                 name=config.rounds[r].name)
+            emit(
+                "round",
+                f"round {r}: {config.rounds[r].name}",
+                round=r,
+                rounds=len(config.rounds),
+                name=config.rounds[r].name,
+            )
             try:
                 if r == 0:
                     teacher_round(config, str(work))

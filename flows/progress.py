@@ -16,8 +16,14 @@ class BarOnStart:
         self.description, self.progress, self.task = description, None, None
 
     def start(self, total: int) -> None:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self.progress.start()
         self.task = self.progress.add_task(self.description, total=total)
 
@@ -33,7 +39,13 @@ class BarOnStart:
 @contextmanager
 def case_progress(description: str, total: int) -> Iterator[Callable[[], None]]:
     """Yield an `advance()` callable that moves a bar of `total` steps."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as progress:
         task = progress.add_task(description, total=total)
         yield lambda: progress.advance(task)

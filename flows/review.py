@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.models.config import PipelineConfig, load_config
 from hybridlabel.models.review_rank import rank_cases, top_of
@@ -33,8 +32,9 @@ def _round_cases(workdir: Path, round_no: int) -> pd.DataFrame:
     if not row or not reg.is_complete(round_no):
         raise ReviewError(f"round {round_no} is not a completed round of {workdir}; `hybridlabel status` lists them")
     if row.get("kind") != "student":
-        raise ReviewError(f"round {round_no} is the {row.get('kind')}: it wrote no pseudo labels; review a student "
-                          f"round (1 or later)")
+        raise ReviewError(
+            f"round {round_no} is the {row.get('kind')}: it wrote no pseudo labels; review a student round (1 or later)"
+        )
     return reg.read("cases", round_no)
 
 
@@ -47,9 +47,13 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return out
 
 
-def rank_round(workdir: Path, round_no: int, classes: str | list | None = None,
-               config: PipelineConfig | None = None, on_case: Callable[[], None] | None = None
-               ) -> dict:
+def rank_round(
+    workdir: Path,
+    round_no: int,
+    classes: str | list | None = None,
+    config: PipelineConfig | None = None,
+    on_case: Callable[[], None] | None = None,
+) -> dict:
     """Round `round_no`'s review: {ranked: every pseudo-labelled case, worst first; cases:
     their registry records by id; findings: the round's systematic flags}. `classes`: rank
     only these (ids or names)."""
@@ -58,15 +62,26 @@ def rank_round(workdir: Path, round_no: int, classes: str | list | None = None,
     only = checked_classes(classes, config.label_map) if classes else None
     cases = _round_cases(workdir, round_no)
     records = _records(cases[cases["quarantine_reason"].isna()])
-    pseudo = [r for r in records if r["role"] != "val" and isinstance(r.get("hybrid_label_path"), str)
-              and "pseudo" in r["label_sources"].values()]
-    labelled = [r for r in records if r["role"] in LABELLED_ROLES and isinstance(r.get("label_path"), str)
-                and list(r.get("annotated_classes") or [])]
+    pseudo = [
+        r
+        for r in records
+        if r["role"] != "val"
+        and isinstance(r.get("hybrid_label_path"), str)
+        and "pseudo" in r["label_sources"].values()
+    ]
+    labelled = [
+        r
+        for r in records
+        if r["role"] in LABELLED_ROLES
+        and isinstance(r.get("label_path"), str)
+        and list(r.get("annotated_classes") or [])
+    ]
     predictions = Layout(workdir).step_dir(round_no, "predict")
     ignore = config.label_map.ignore_id
     parent_targets = config.rounds[round_no - 1].targets if round_no - 1 < len(config.rounds) else "organs"
-    predictable = list(config.label_map.organ_ids) + ([config.label_map.tumor_id]
-                                                      if parent_targets == "organs+tumor" else [])
+    predictable = list(config.label_map.organ_ids) + (
+        [config.label_map.tumor_id] if parent_targets == "organs+tumor" else []
+    )
 
     def evidence(case: dict) -> dict:
         found = case_evidence(case, predictions / f"{case['case_id']}.nii.gz", ignore, predictable)
@@ -79,27 +94,46 @@ def rank_round(workdir: Path, round_no: int, classes: str | list | None = None,
     # size a case takes ~1 s, so 2,200 cases take most of an hour
     reference = ground_truth_reference(labelled)
     found = [evidence(case) for case in pseudo]
-    ranked, findings = rank_cases(found, reference, config.review.weights, config.label_map.labels,
-                                  config.label_map.tumor_id, only)
+    ranked, findings = rank_cases(
+        found, reference, config.review.weights, config.label_map.labels, config.label_map.tumor_id, only
+    )
     return {"ranked": ranked, "cases": {r["case_id"]: r for r in pseudo}, "findings": findings}
 
 
-def review_round(workdir: Path, round_no: int, top: int | None = None, fraction: float | None = None,
-                 classes: str | list | None = None, config: PipelineConfig | None = None,
-                 on_case: Callable[[], None] | None = None) -> dict:
+def review_round(
+    workdir: Path,
+    round_no: int,
+    top: int | None = None,
+    fraction: float | None = None,
+    classes: str | list | None = None,
+    config: PipelineConfig | None = None,
+    on_case: Callable[[], None] | None = None,
+) -> dict:
     """Rank round `round_no`'s pseudo-labelled cases and write `W/review/round-NNN/` with the
     `top` worst, or the worst `fraction` (default: the config's). Returns {folder, worklist,
     queue (the rows written), ranked (every ranked row), findings}."""
     workdir = Path(workdir)
     config = config or load_config(Layout(workdir).config)
     found = rank_round(workdir, round_no, classes, config, on_case)
-    queue = top_of(found["ranked"], top, fraction if fraction is not None or top is not None
-                   else config.review.fraction)
+    queue = top_of(
+        found["ranked"], top, fraction if fraction is not None or top is not None else config.review.fraction
+    )
     folder = review_dir(workdir, round_no)
-    worklist = write_review_folder(folder, queue, found["cases"], Layout(workdir).step_dir(round_no, "predict"),
-                                   config.label_map.labels, found["findings"])
-    return {"folder": folder, "worklist": worklist, "queue": queue, "ranked": found["ranked"],
-            "findings": found["findings"]}
+    worklist = write_review_folder(
+        folder,
+        queue,
+        found["cases"],
+        Layout(workdir).step_dir(round_no, "predict"),
+        config.label_map.labels,
+        found["findings"],
+    )
+    return {
+        "folder": folder,
+        "worklist": worklist,
+        "queue": queue,
+        "ranked": found["ranked"],
+        "findings": found["findings"],
+    }
 
 
 def corrected_files(folder: Path) -> dict[str, Path]:
@@ -118,15 +152,16 @@ def _declared(folder: Path, case_id: str, worklist: dict[str, str]) -> tuple[obj
         except (ValueError, UnicodeDecodeError) as exc:
             raise ReviewError(f"sidecar {sidecar.name} is not JSON ({exc})") from None
         if not isinstance(data, dict):
-            raise ReviewError(f"sidecar {sidecar.name} must be an object: {{\"classes\": [...], \"reviewer\": ...}}")
+            raise ReviewError(f'sidecar {sidecar.name} must be an object: {{"classes": [...], "reviewer": ...}}')
         return data.get("classes"), data.get("reviewer")
     if case_id not in worklist:
         raise ReviewError(f"{case_id} is not in the worklist; declare its checked classes in corrected/{case_id}.json")
     return worklist[case_id], None
 
 
-def accept_round(workdir: Path, round_no: int, reviewer: str | None = None,
-                 config: PipelineConfig | None = None) -> dict:
+def accept_round(
+    workdir: Path, round_no: int, reviewer: str | None = None, config: PipelineConfig | None = None
+) -> dict:
     """Take `W/review/round-NNN/corrected/*` back. Each file is checked on its own; a refused
     one is named with its reason and changes nothing. Accepted files become reviews in the
     registry (ground truth from the next round on, or a rerun of this one).
@@ -138,8 +173,9 @@ def accept_round(workdir: Path, round_no: int, reviewer: str | None = None,
         raise ReviewError(f"{folder} holds no worklist; write one with `hybridlabel review --round {round_no}`")
     with WorkdirLock(workdir):
         config = config or load_config(Layout(workdir).config)
-        cases = {r["case_id"]: r for r in _records(_round_cases(workdir, round_no))
-                 if r.get("quarantine_reason") is None}
+        cases = {
+            r["case_id"]: r for r in _records(_round_cases(workdir, round_no)) if r.get("quarantine_reason") is None
+        }
         worklist = dict(pd.read_csv(worklist_path, dtype=str, keep_default_na=False)[["case_id", "classes"]].values)
         reg = Registry(workdir)
         earlier = reg.read_if_present("reviews", round_no)
@@ -158,12 +194,21 @@ def accept_round(workdir: Path, round_no: int, reviewer: str | None = None,
             except ReviewError as exc:
                 refused.append((case_id, f"{path.name}: {exc}"))
                 continue
-            rows.append({"case_id": case_id, "round": round_no, "classes": classes, "source": "reviewed",
-                         "reviewer": named or reviewer, "accepted_at": datetime.now(timezone.utc), **written})
+            rows.append(
+                {
+                    "case_id": case_id,
+                    "round": round_no,
+                    "classes": classes,
+                    "source": "reviewed",
+                    "reviewer": named or reviewer,
+                    "accepted_at": datetime.now(timezone.utc),
+                    **written,
+                }
+            )
             accepted.append(case_id)
         if rows:
             new = pd.DataFrame(rows)
-            reg.write_partition("reviews", round_no, new if earlier is None else pd.concat([earlier, new],
-                                                                                           ignore_index=True))
+            reg.write_partition(
+                "reviews", round_no, new if earlier is None else pd.concat([earlier, new], ignore_index=True)
+            )
     return {"accepted": accepted, "refused": refused, "unchanged": unchanged}
-

@@ -23,8 +23,10 @@ def check_argparse_shadow() -> None:
 
     shadow = Path(sysconfig.get_paths()["purelib"]) / "argparse.py"
     if shadow.exists():
-        raise EnvironmentError_(f"{shadow} (the PyPI 'argparse' backport) breaks Prefect's server; "
-                                "remove it with `pip uninstall -y argparse`")
+        raise EnvironmentError_(
+            f"{shadow} (the PyPI 'argparse' backport) breaks Prefect's server; "
+            "remove it with `pip uninstall -y argparse`"
+        )
 
 
 def check_api_url(timeout_s: float = 5.0) -> None:
@@ -42,7 +44,9 @@ def check_api_url(timeout_s: float = 5.0) -> None:
         with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout_s) as reply:
             answer = reply.read(64)
     except urllib.error.HTTPError as exc:
-        raise EnvironmentError_(f"PREFECT_API_URL={url} answers HTTP {exc.code}, not as a Prefect server; {fix}") from None
+        raise EnvironmentError_(
+            f"PREFECT_API_URL={url} answers HTTP {exc.code}, not as a Prefect server; {fix}"
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         why = getattr(exc, "reason", None) or exc
         raise EnvironmentError_(f"PREFECT_API_URL={url} cannot be reached ({why}); {fix}") from None
@@ -51,8 +55,9 @@ def check_api_url(timeout_s: float = 5.0) -> None:
     except ValueError:
         healthy = False
     if not healthy:
-        raise EnvironmentError_(f"PREFECT_API_URL={url} answers, but not as a Prefect server (its /health says "
-                                f"{answer[:30]!r}); {fix}")
+        raise EnvironmentError_(
+            f"PREFECT_API_URL={url} answers, but not as a Prefect server (its /health says {answer[:30]!r}); {fix}"
+        )
 
 
 def prefect_environment(workdir: Path) -> None:
@@ -91,24 +96,27 @@ def guard_local_server() -> None:
     server.subprocess = shim
 
 
-def run_pipeline(config_path: Path, workdir: Path, start_round: int | None = None, export: bool = True,
-                 before_start=None) -> dict:
+def run_pipeline(
+    config_path: Path, workdir: Path, start_round: int | None = None, export: bool = True, before_start=None
+) -> dict:
     """Take the workdir, check everything the run relies on, then start the flow: a refused
     run changes nothing and fails with one line before Prefect starts (no flow traceback).
     `before_start()` runs under the lock, after the registry checks (resume supersedes there)."""
     prefect_environment(workdir)
     from hybridlabel.data_registry.store import Registry
     from hybridlabel.flows.pipeline import check_start, first_round_to_run, pipeline
-    from hybridlabel.tasks.round_inputs import RoundError
     from hybridlabel.models.config import load_config
     from hybridlabel.tasks.integrity import completed_rounds_problems
+    from hybridlabel.tasks.round_inputs import RoundError
     from hybridlabel.tasks.workdir import WorkdirLock
 
     config = load_config(config_path)
     if config.review.gate and not os.environ.get("PREFECT_API_URL"):
         # a temporary server ends with this process: nobody could open its UI to resume the gate
-        raise RoundError("review.gate pauses the run until someone resumes it in the Prefect UI; start a server "
-                         "(`prefect server start --host 127.0.0.1`) and export PREFECT_API_URL, or set gate: false")
+        raise RoundError(
+            "review.gate pauses the run until someone resumes it in the Prefect UI; start a server "
+            "(`prefect server start --host 127.0.0.1`) and export PREFECT_API_URL, or set gate: false"
+        )
     guard_local_server()
     with WorkdirLock(workdir):
         Registry(workdir).clean_interrupted_writes()  # no writer is at work: the lock is ours

@@ -45,6 +45,7 @@ def budget_line(rounds, start_round: int = 0) -> str:
         parts.append(f"{spec.name} {size} {unit}")
         iterations += size if unit == "iterations" else 0
         seconds += size if unit == "s" else 0
-    total = " + ".join(x for x in (f"{iterations} iterations" if iterations else "",
-                                   duration(seconds) if seconds else "") if x)
+    total = " + ".join(
+        x for x in (f"{iterations} iterations" if iterations else "", duration(seconds) if seconds else "") if x
+    )
     return f"training budget: {total} ({', '.join(parts)}); each training's line gives this machine's rate"

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from rich.table import Table
-
 from hybridlabel.data_registry.schema import JSON_COLUMNS
 from hybridlabel.models.metric_summary import SUMMARY_ROWS
+from rich.table import Table
 
 ROLE_STYLE = {"quarantined": "bold red", "val": "cyan", "strong": "green"}
 
@@ -22,7 +21,8 @@ def audit_table(cases: pd.DataFrame) -> Table:
         spacing = row.get("spacing")
         shape = row.get("shape")
         table.add_row(
-            str(row["case_id"]), f"[{ROLE_STYLE.get(row['role'], '')}]{row['role']}",
+            str(row["case_id"]),
+            f"[{ROLE_STYLE.get(row['role'], '')}]{row['role']}",
             " ".join(str(c) for c in (row.get("annotated_classes") or [])),
             "x".join(f"{s:.3g}" for s in spacing) if isinstance(spacing, list) else "",
             "x".join(str(s) for s in shape) if isinstance(shape, list) else "",
@@ -64,35 +64,63 @@ def status_dict(workdir: Path) -> dict:
             row.update(status="damaged", problems=problems)
     superseded = _rows(reg.superseded_rounds())
     for gap in reg.round_gaps():  # a round whose rows vanished (e.g. a kill mid-write in older versions)
-        rounds.append({"round": gap, "name": None, "kind": None, "status": "damaged",
-                       "problems": [f"round {gap} has no rounds row in {reg.root}; redo it with "
-                                    f"`hybridlabel resume --round {gap}`"]})
+        rounds.append(
+            {
+                "round": gap,
+                "name": None,
+                "kind": None,
+                "status": "damaged",
+                "problems": [
+                    f"round {gap} has no rounds row in {reg.root}; redo it with `hybridlabel resume --round {gap}`"
+                ],
+            }
+        )
     rounds.sort(key=lambda r: r["round"])
-    export = next((r.get("model_dir") for r in reversed(rounds)
-                   if r.get("kind") == "export" and r.get("status") == "completed"), None)
-    reviews = {r: len(frame) for r in range(1, len(rounds) + 1) if (frame := reg.read_if_present("reviews", r)) is not None}
+    export = next(
+        (r.get("model_dir") for r in reversed(rounds) if r.get("kind") == "export" and r.get("status") == "completed"),
+        None,
+    )
+    reviews = {
+        r: len(frame) for r in range(1, len(rounds) + 1) if (frame := reg.read_if_present("reviews", r)) is not None
+    }
     return {"workdir": str(workdir), "rounds": rounds, "superseded": superseded, "export": export, "reviews": reviews}
 
 
 def rounds_table(info: dict) -> Table:
     table = Table(title=f"rounds in {info['workdir']}")
     reviewed = bool(info.get("reviews")) or any((r.get("counts") or {}).get("reviewed") for r in info["rounds"])
-    for col in ("#", "name", "kind", "status", "cases", "pred", "train", "kept") + (("reviewed",) if reviewed else ()) \
-            + ("min",):
+    for col in (
+        ("#", "name", "kind", "status", "cases", "pred", "train", "kept")
+        + (("reviewed",) if reviewed else ())
+        + ("min",)
+    ):
         table.add_column(col, no_wrap=True)
-    style = {"completed": "green", "running": "yellow", "failed": "red", "superseded": "dim",
-             "interrupted": "red", "damaged": "bold red"}
+    style = {
+        "completed": "green",
+        "running": "yellow",
+        "failed": "red",
+        "superseded": "dim",
+        "interrupted": "red",
+        "damaged": "bold red",
+    }
     for row in info["rounds"] + info["superseded"]:
         counts = row.get("counts") or {}
         selection = counts.get("selection") or {}
         seconds = sum((row.get("stage_seconds") or {}).values()) or _elapsed(row)
         table.add_row(
-            str(row["round"]), str(row.get("name")), str(row.get("kind")),
+            str(row["round"]),
+            str(row.get("name")),
+            str(row.get("kind")),
             f"[{style.get(row['status'], '')}]{row['status']}",
-            str(counts.get("cases", "")), str(counts.get("predicted", "")), str(counts.get("trained", "")),
+            str(counts.get("cases", "")),
+            str(counts.get("predicted", "")),
+            str(counts.get("trained", "")),
             # unlabeled cases kept (organs, tumours too) of those ranked
-            (f"{selection.get('tumor_kept', 0) + selection.get('organ_kept', 0)}/{sum(selection.values())}"
-             if selection else ""),
+            (
+                f"{selection.get('tumor_kept', 0) + selection.get('organ_kept', 0)}/{sum(selection.values())}"
+                if selection
+                else ""
+            ),
             *([str(counts.get("reviewed") or "")] if reviewed else []),
             f"{seconds / 60:.1f}" if seconds else "",
         )
@@ -102,11 +130,16 @@ def rounds_table(info: dict) -> Table:
     first_damaged = next((r["round"] for r in info["rounds"] if r.get("problems")), None)
     if first_damaged is not None:
         notes.append(f"damaged: redo from round {first_damaged} with `hybridlabel resume --round {first_damaged}`")
-    notes += [f"round {r}: {n} corrected label(s) accepted (`hybridlabel accept`), ground truth from round {r + 1} on"
-              for r, n in sorted(info.get("reviews", {}).items())]
-    legend = ("pred: cases the parent predicted; train: cases the model trained on; kept: unlabeled cases "
-              "selection kept of those it ranked; " + ("reviewed: cases whose labels hold a reviewer's classes; "
-                                                      if reviewed else "") + "min: wall minutes")
+    notes += [
+        f"round {r}: {n} corrected label(s) accepted (`hybridlabel accept`), ground truth from round {r + 1} on"
+        for r, n in sorted(info.get("reviews", {}).items())
+    ]
+    legend = (
+        "pred: cases the parent predicted; train: cases the model trained on; kept: unlabeled cases "
+        "selection kept of those it ranked; "
+        + ("reviewed: cases whose labels hold a reviewer's classes; " if reviewed else "")
+        + "min: wall minutes"
+    )
     table.caption = "\n".join([legend, f"export: {info['export'] or 'none yet'}", *notes])
     return table
 
@@ -126,8 +159,13 @@ def selection_table(decisions: pd.DataFrame) -> Table:
         table.add_column(col, overflow="fold")
     style = {"tumor_kept": "green", "organ_kept": "yellow", "sits_out": "dim"}
     for row in decisions.to_dict("records"):
-        table.add_row(row["case_id"], f"{row['organ_score']:.4f}", f"{row['tumor_score']:.4f}",
-                      f"[{style[row['decision']]}]{row['decision']}", row["reason"])
+        table.add_row(
+            row["case_id"],
+            f"{row['organ_score']:.4f}",
+            f"{row['tumor_score']:.4f}",
+            f"[{style[row['decision']]}]{row['decision']}",
+            row["reason"],
+        )
     table.caption = "  ".join(f"{k}: {v}" for k, v in decisions["decision"].value_counts().sort_index().items())
     return table
 
@@ -139,9 +177,12 @@ def summary_rich_table(summary: pd.DataFrame, title: str) -> Table:
         table.add_column(col, justify="left" if col == "class" else "right")
     for row in summary.to_dict("records"):
         bold = "bold " if row["class"] in SUMMARY_ROWS else ""
-        table.add_row(f"[{bold}]{row['class']}" if bold else row["class"],
-                      f"{row['dsc_mean']:.4f} ± {row['dsc_std']:.4f}", f"{row['nsd_mean']:.4f} ± {row['nsd_std']:.4f}",
-                      str(row["cases"]))
+        table.add_row(
+            f"[{bold}]{row['class']}" if bold else row["class"],
+            f"{row['dsc_mean']:.4f} ± {row['dsc_std']:.4f}",
+            f"{row['nsd_mean']:.4f} ± {row['nsd_std']:.4f}",
+            str(row["cases"]),
+        )
     return table
 
 
@@ -157,18 +198,22 @@ def rounds_metrics_table(table: pd.DataFrame, title: str, export_round: int | No
     for col in table.columns:
         bold = col in SUMMARY_ROWS
         name = short_class_name(col)
-        out.add_row(f"[bold]{name}" if bold else name,
-                    *("" if pd.isna(v) else f"{v:.3f}" for v in table[col].tolist()))
+        out.add_row(f"[bold]{name}" if bold else name, *("" if pd.isna(v) else f"{v:.3f}" for v in table[col].tolist()))
     return out
 
 
-METRIC_VIEWS = [("val_gt", "dsc", "val DSC per round (the round's model)"),
-                ("val_gt", "nsd", "val NSD per round"),
-                ("train_gt", "dsc", "pseudo-label DSC vs training ground truth (round r: model r-1's labels)"),
-                ("holdout_gt", "dsc", "pseudo-label DSC vs held-back classes (unbiased)"),
-                ("complete_hybrid", "dsc", "complete labels: hybrid label DSC of partial and unlabeled cases vs "
-                                           "their complete ground truth"),
-                ("complete_raw", "dsc", "the same cases' raw predictions (round r: model r-1) vs complete ground truth")]
+METRIC_VIEWS = [
+    ("val_gt", "dsc", "val DSC per round (the round's model)"),
+    ("val_gt", "nsd", "val NSD per round"),
+    ("train_gt", "dsc", "pseudo-label DSC vs training ground truth (round r: model r-1's labels)"),
+    ("holdout_gt", "dsc", "pseudo-label DSC vs held-back classes (unbiased)"),
+    (
+        "complete_hybrid",
+        "dsc",
+        "complete labels: hybrid label DSC of partial and unlabeled cases vs their complete ground truth",
+    ),
+    ("complete_raw", "dsc", "the same cases' raw predictions (round r: model r-1) vs complete ground truth"),
+]
 
 
 def metrics_tables(workdir: Path) -> list[Table]:
@@ -220,18 +265,24 @@ def ablation_rich_table(table: pd.DataFrame, title: str) -> Table:
         return "" if shown == ["-", "-"] else f"{shown[0]}/{shown[1]}%"
 
     for row in table.to_dict("records"):
-        out.add_row(row["arm"], pm(row, "organ_dsc_present"), pm(row, "tumor_dsc"),
-                    detection(row),
-                    pm(row, "labels_dsc_present") if "labels_dsc_present_mean" in row else "",
-                    "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}",
-                    str(row.get("trained_iterations", row["iterations"])))
+        out.add_row(
+            row["arm"],
+            pm(row, "organ_dsc_present"),
+            pm(row, "tumor_dsc"),
+            detection(row),
+            pm(row, "labels_dsc_present") if "labels_dsc_present_mean" in row else "",
+            "" if pd.isna(row["train_minutes_mean"]) else f"{row['train_minutes_mean']:.1f}",
+            str(row.get("trained_iterations", row["iterations"])),
+        )
     if len(table):
-        out.caption = (f"seeds per arm: {', '.join(sorted({str(s) for s in table['seeds']}))}; "
-                       "min: training minutes; iters: the iterations behind the model, its parents' included "
-                       "where it started from them (equal compute: equal iters); organ DSC: over the classes "
-                       "present in each case's ground truth (FLARE's mean over all classes is in the parquet and "
-                       "the report); found/fp: % of val cases with a tumour whose prediction overlaps it / % of "
-                       "tumour-free val cases given a tumour; labels DSC: the round's hybrid labels of partial and "
-                       "unlabeled cases against their complete ground truth, organs present (NSDs and the raw "
-                       "predictions' labels DSC are in the parquet)")
+        out.caption = (
+            f"seeds per arm: {', '.join(sorted({str(s) for s in table['seeds']}))}; "
+            "min: training minutes; iters: the iterations behind the model, its parents' included "
+            "where it started from them (equal compute: equal iters); organ DSC: over the classes "
+            "present in each case's ground truth (FLARE's mean over all classes is in the parquet and "
+            "the report); found/fp: % of val cases with a tumour whose prediction overlaps it / % of "
+            "tumour-free val cases given a tumour; labels DSC: the round's hybrid labels of partial and "
+            "unlabeled cases against their complete ground truth, organs present (NSDs and the raw "
+            "predictions' labels DSC are in the parquet)"
+        )
     return out

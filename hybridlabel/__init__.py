@@ -30,8 +30,12 @@ def run(config: str | Path, workdir: str | Path, export: bool = True) -> dict:
     return _with_report(run_pipeline(Path(config), Path(workdir), None, export), Path(workdir))
 
 
-def resume(round_no: int, workdir: str | Path, config: str | Path | None = None,
-           on_superseded: Callable[[list[int]], None] | None = None) -> dict:
+def resume(
+    round_no: int,
+    workdir: str | Path,
+    config: str | Path | None = None,
+    on_superseded: Callable[[list[int]], None] | None = None,
+) -> dict:
     """Check round `round_no - 1`, mark rounds >= `round_no` superseded (their files are
     kept), and run from `round_no`. `config` defaults to the workdir's `config.yaml`."""
     from hybridlabel.data_registry.store import Registry
@@ -58,9 +62,17 @@ def _with_report(result: dict, workdir: Path) -> dict:
     return {**result, "report": str(write_report(workdir, workdir / "report.html"))}
 
 
-def predict(model: str | Path, source: str | Path, output: str | Path, device: str = "auto",
-            tta: str = "none", fast: bool | None = None, sha256: str | None = None,
-            on_start: Callable[[int], None] | None = None, on_case: Callable[[str], None] | None = None) -> list[dict]:
+def predict(
+    model: str | Path,
+    source: str | Path,
+    output: str | Path,
+    device: str = "auto",
+    tta: str = "none",
+    fast: bool | None = None,
+    sha256: str | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_case: Callable[[str], None] | None = None,
+) -> list[dict]:
     """Segment a CT file, a DICOM series folder or a folder of them with an exported
     model archive. Returns one record per input: its output and efficiency figures, or
     `error` (the one-line reason) for an input that could not be segmented. The archive
@@ -72,12 +84,16 @@ def predict(model: str | Path, source: str | Path, output: str | Path, device: s
     loaded = read_archive(Path(model), sha256)  # a bad archive fails before any case
     if on_start:
         on_start(len(jobs))
-    return predict_files(Path(model), Path(source), Path(output), device, tta, fast, on_case=on_case,
-                         loaded=loaded)
+    return predict_files(Path(model), Path(source), Path(output), device, tta, fast, on_case=on_case, loaded=loaded)
 
 
-def evaluate(pred: str | Path, gt: str | Path, config: str | Path | None = None,
-             classes: set[int] | None = None, on_case: Callable[[str], None] | None = None):
+def evaluate(
+    pred: str | Path,
+    gt: str | Path,
+    config: str | Path | None = None,
+    classes: set[int] | None = None,
+    on_case: Callable[[str], None] | None = None,
+):
     """FLARE23 DSC and NSD of predicted label files against ground truth (files, or
     folders of files named alike), scoring only `classes` (default: the label map's).
     Returns (records, summary table, problems: case id -> why it was not scored)."""
@@ -90,11 +106,15 @@ def evaluate(pred: str | Path, gt: str | Path, config: str | Path | None = None,
     cfg = load_config(Path(config)) if config else PipelineConfig()
     rules = metric_rules(cfg)
     if classes:
-        rules = type(rules)({c: n for c, n in rules.classes.items() if c in classes}, rules.tolerances,
-                            rules.labeled_slices_only)
+        rules = type(rules)(
+            {c: n for c, n in rules.classes.items() if c in classes}, rules.tolerances, rules.labeled_slices_only
+        )
     result = evaluate_pairs(pair_files(Path(pred), Path(gt)), rules, on_case=on_case)
-    table = (summary_table(pd.DataFrame(result.records), cfg.label_map.organ_ids, cfg.label_map.tumor_id)
-             if result.records else None)
+    table = (
+        summary_table(pd.DataFrame(result.records), cfg.label_map.organ_ids, cfg.label_map.tumor_id)
+        if result.records
+        else None
+    )
     return result.records, table, result.problems
 
 
@@ -105,7 +125,9 @@ def status(workdir: str | Path) -> dict:
 
     workdir = Path(workdir)
     if not (workdir / "registry").is_dir():
-        raise RegistryError(f"{workdir} holds no registry; run `hybridlabel demo --workdir {workdir}` or `hybridlabel run`")
+        raise RegistryError(
+            f"{workdir} holds no registry; run `hybridlabel demo --workdir {workdir}` or `hybridlabel run`"
+        )
     damaged = Registry(workdir).damaged(full=False)  # footers: `run` and `resume` read every page
     if damaged:
         raise RegistryError(damaged[0] + (f" ({len(damaged) - 1} more damaged file(s))" if len(damaged) > 1 else ""))

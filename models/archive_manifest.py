@@ -23,14 +23,20 @@ MEMBERS = ("weights.pth", "plans.json", "dataset.json", "config.json")
 MiB = 1 << 20
 # Declared (uncompressed) size limits, checked before anything is inflated. nnU-Net's
 # largest residual-encoder plans hold ~100 M parameters (~400 MB of fp32 weights).
-SIZE_LIMITS = {MANIFEST: 1 * MiB, "weights.pth": 1024 * MiB, "plans.json": 16 * MiB,
-               "dataset.json": 4 * MiB, "config.json": 4 * MiB}
+SIZE_LIMITS = {
+    MANIFEST: 1 * MiB,
+    "weights.pth": 1024 * MiB,
+    "plans.json": 16 * MiB,
+    "dataset.json": 4 * MiB,
+    "config.json": 4 * MiB,
+}
 NETWORK_MODULE = re.compile(r"^dynamic_network_architectures\.architectures\.[A-Za-z0-9_.]+$")
 LAYER_MODULE = re.compile(r"^torch\.nn\.(modules\.[a-z_]+\.)?[A-Z][A-Za-z0-9]*$")
 
 
 class ClassQC(BaseModel):
     """What one class looked like in the training labels (models/label_qc.py)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     volume_ml: tuple[float, float]
     max_components: int = Field(ge=0)
@@ -46,6 +52,7 @@ class ClassQC(BaseModel):
 
 class Manifest(BaseModel):
     """`hybridlabel.json`: the fields inference relies on are typed; the rest is kept."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
     format: str
     sha256: dict[str, str] = Field(description="member name -> sha256 (hex)")
@@ -128,8 +135,11 @@ def mirror_axes_problem(axes: object) -> str | None:
     """nnU-Net flips the network input along these axes (0-2, each at most once)."""
     if axes is None:
         return None
-    if not isinstance(axes, (list, tuple)) or len(axes) > 3 or \
-            any(isinstance(a, bool) or not isinstance(a, int) or not 0 <= a <= 2 for a in axes) or \
-            len(set(axes)) != len(axes):
+    if (
+        not isinstance(axes, (list, tuple))
+        or len(axes) > 3
+        or any(isinstance(a, bool) or not isinstance(a, int) or not 0 <= a <= 2 for a in axes)
+        or len(set(axes)) != len(axes)
+    ):
         return f"the checkpoint's mirroring axes {axes!r} are not distinct axes 0-2"
     return None

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 
-def class_factors(cases: Sequence[str], annotated: Mapping[str, Sequence[int]], threshold: float
-                  ) -> dict[int, float]:
+def class_factors(cases: Sequence[str], annotated: Mapping[str, Sequence[int]], threshold: float) -> dict[int, float]:
     """Repeat factor r = max(1, t / f) of each class the cases' losses annotate, f being the
     share of `cases` that annotate it."""
     counts: dict[int, int] = {}
@@ -28,8 +27,9 @@ def class_factors(cases: Sequence[str], annotated: Mapping[str, Sequence[int]], 
     return {k: max(1.0, threshold * len(cases) / n) for k, n in counts.items()}
 
 
-def case_probabilities(cases: Sequence[str], annotated: Mapping[str, Sequence[int]],
-                       threshold: float | None) -> list[float] | None:
+def case_probabilities(
+    cases: Sequence[str], annotated: Mapping[str, Sequence[int]], threshold: float | None
+) -> list[float] | None:
     """Sampling probability of each of `cases` (in order), or None for uniform: no
     threshold, or no case with annotations recorded (a naive-loss round)."""
     if threshold is None or not cases or not any(str(c) in annotated for c in cases):
@@ -40,8 +40,9 @@ def case_probabilities(cases: Sequence[str], annotated: Mapping[str, Sequence[in
     return [w / total for w in weights]
 
 
-def patch_class_probabilities(eligible: Sequence[int], held: Sequence[int] | None,
-                              factor: Mapping[int, float]) -> list[float]:
+def patch_class_probabilities(
+    eligible: Sequence[int], held: Sequence[int] | None, factor: Mapping[int, float]
+) -> list[float]:
     """Which class a foreground patch is centred on, among the `eligible` classes present in
     a case: in proportion to its repeat factor where the case's loss annotates it (`held`),
     1 otherwise; uniform, as nnU-Net, when the case's annotations are not recorded. A class

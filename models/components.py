@@ -20,6 +20,7 @@ import numpy as np
 class Components:
     """Components of a label volume (or of a crop of it at `origin`): ids in `cc`, with
     per-id class, size and box; boxes are in the coordinates of the full volume."""
+
     cc: np.ndarray
     classes: np.ndarray  # class of each component id (index 0 = background)
     voxels: np.ndarray  # voxel count of each component id
@@ -152,8 +153,9 @@ def apply_keep(label: np.ndarray, comps: Components, keep: np.ndarray) -> np.nda
     return out
 
 
-def near_any(comps: Components, comp_id: int, target_in: Callable[[tuple[slice, ...]], np.ndarray],
-             spacing, max_mm: float, shape) -> bool:
+def near_any(
+    comps: Components, comp_id: int, target_in: Callable[[tuple[slice, ...]], np.ndarray], spacing, max_mm: float, shape
+) -> bool:
     """Is component `comp_id` within `max_mm` of any voxel of the mask `target_in(box)`?"""
     box = grown_box(comps, comp_id, max_mm, spacing, shape)
     sub_target = target_in(box)

@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel
-
 from hybridlabel.models.config import PipelineConfig
+from pydantic import BaseModel
 
 
 def _scalar(value) -> str:

@@ -28,7 +28,6 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-
 from hybridlabel.models.attribution import attribute_component
 from hybridlabel.models.components import component_box, find_components
 
@@ -47,8 +46,19 @@ def _margin(rng, low_mm: float, high_mm: float, spacing: float) -> int:
     return int(round((low_mm + rng.random() * (high_mm - low_mm)) / spacing))
 
 
-def cut_objects(case_id: str, image: np.ndarray, seg: np.ndarray, tumor_id: int, organ_ids, spacing,
-                margins, min_voxels: int, host_organs, attribution_mm: float, rng) -> list[TumourObject]:
+def cut_objects(
+    case_id: str,
+    image: np.ndarray,
+    seg: np.ndarray,
+    tumor_id: int,
+    organ_ids,
+    spacing,
+    margins,
+    min_voxels: int,
+    host_organs,
+    attribution_mm: float,
+    rng,
+) -> list[TumourObject]:
     """The CTOs of one donor case: each tumour component of `seg` of at least `min_voxels`
     (and attributed to one of `host_organs`, when given), cropped with a margin drawn per
     object from `margins` ((z min, z max), (in-plane min, in-plane max), mm; `spacing` is
@@ -69,16 +79,30 @@ def cut_objects(case_id: str, image: np.ndarray, seg: np.ndarray, tumor_id: int,
         if host_organs is not None and host["organ"] not in host_organs:
             continue
         (z_lo, z_hi), (p_lo, p_hi) = margins
-        pads = (_margin(rng, z_lo, z_hi, spacing[0]), _margin(rng, p_lo, p_hi, spacing[1]),
-                _margin(rng, p_lo, p_hi, spacing[2]))
-        box = tuple(slice(max(0, b.start - p), min(n, b.stop + p))
-                    for b, p, n in zip(component_box(comps, int(cid)), pads, label.shape))
+        pads = (
+            _margin(rng, z_lo, z_hi, spacing[0]),
+            _margin(rng, p_lo, p_hi, spacing[1]),
+            _margin(rng, p_lo, p_hi, spacing[2]),
+        )
+        box = tuple(
+            slice(max(0, b.start - p), min(n, b.stop + p))
+            for b, p, n in zip(component_box(comps, int(cid)), pads, label.shape)
+        )
         crop = label[box].copy()
-        objects.append(TumourObject(
-            np.ascontiguousarray(image[(slice(None), *box)], dtype=np.float32), crop,
-            {"case_id": case_id, "voxels": int(comps.voxels[cid]), "host_organ": host["organ"],
-             "box": [[b.start, b.stop] for b in box], "shape": [b.stop - b.start for b in box],
-             "tumor_slices": np.flatnonzero((crop == tumor_id).any(axis=(1, 2))).tolist()}))
+        objects.append(
+            TumourObject(
+                np.ascontiguousarray(image[(slice(None), *box)], dtype=np.float32),
+                crop,
+                {
+                    "case_id": case_id,
+                    "voxels": int(comps.voxels[cid]),
+                    "host_organ": host["organ"],
+                    "box": [[b.start, b.stop] for b in box],
+                    "shape": [b.stop - b.start for b in box],
+                    "tumor_slices": np.flatnonzero((crop == tumor_id).any(axis=(1, 2))).tolist(),
+                },
+            )
+        )
     return objects
 
 
@@ -94,8 +118,7 @@ def paste_centre(seg: np.ndarray, host, organ_ids, rng, placement: str) -> tuple
     return None
 
 
-def paste(image: np.ndarray, seg: np.ndarray, obj: TumourObject, centre: tuple[int, ...], rng
-          ) -> tuple[slice, ...]:
+def paste(image: np.ndarray, seg: np.ndarray, obj: TumourObject, centre: tuple[int, ...], rng) -> tuple[slice, ...]:
     """Paste `obj` into the patch in place, its centre on `centre`, clipped to the patch.
     The box's target values become label + PASTED. A 2D patch gets one axial slice of
     the object, drawn among those that hold tumour. Returns the box in the patch."""
@@ -116,8 +139,9 @@ def paste(image: np.ndarray, seg: np.ndarray, obj: TumourObject, centre: tuple[i
     return dst
 
 
-def paste_random(image: np.ndarray, seg: np.ndarray, pool: list[TumourObject], organ_ids, rng,
-                 placement: str) -> dict | None:
+def paste_random(
+    image: np.ndarray, seg: np.ndarray, pool: list[TumourObject], organ_ids, rng, placement: str
+) -> dict | None:
     """One CTO drawn from `pool`, pasted into the patch at a centre inside an organ (its
     host organ only, with `placement` host_organ); the record of what was pasted where, or
     None when the patch has no such place."""
@@ -141,5 +165,10 @@ def pool_arrays(objects: list[TumourObject], tumor_id: int) -> dict[str, np.ndar
 def pool_from_arrays(arrays) -> tuple[list[TumourObject], int]:
     """The pool and its tumour id from `pool_arrays`' arrays (an np.load of the file)."""
     meta = json.loads(str(arrays["records"]))
-    return ([TumourObject(np.asarray(arrays[f"image_{i}"], dtype=np.float32), np.asarray(arrays[f"label_{i}"]), r)
-             for i, r in enumerate(meta["objects"])], int(meta["tumor_id"]))
+    return (
+        [
+            TumourObject(np.asarray(arrays[f"image_{i}"], dtype=np.float32), np.asarray(arrays[f"label_{i}"]), r)
+            for i, r in enumerate(meta["objects"])
+        ],
+        int(meta["tumor_id"]),
+    )

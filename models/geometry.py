@@ -41,10 +41,12 @@ def compare_grids(image: Grid, label: Grid) -> tuple[GridMatch, str | None]:
     if image.dimension != 3 or label.dimension != 3:
         return "incompatible", f"label is {label.dimension}D but the image is {image.dimension}D"
     same_size = tuple(image.size) == tuple(label.size)
-    if (same_size
-            and np.allclose(image.spacing, label.spacing, rtol=1e-4, atol=1e-5)
-            and np.allclose(image.origin, label.origin, atol=1e-3)
-            and np.allclose(image.direction, label.direction, atol=1e-4)):
+    if (
+        same_size
+        and np.allclose(image.spacing, label.spacing, rtol=1e-4, atol=1e-5)
+        and np.allclose(image.origin, label.origin, atol=1e-3)
+        and np.allclose(image.direction, label.direction, atol=1e-4)
+    ):
         return "same", None
     tol = 0.5 * max(max(image.spacing), max(label.spacing))
     ci, cl = _corners(image), _corners(label)
@@ -62,8 +64,9 @@ def _fmt(values) -> str:
     return "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
-def slice_gap_problem(positions: np.ndarray, normal: np.ndarray, rel_tol: float = 0.05,
-                      abs_tol_mm: float = 0.02) -> str | None:
+def slice_gap_problem(
+    positions: np.ndarray, normal: np.ndarray, rel_tol: float = 0.05, abs_tol_mm: float = 0.02
+) -> str | None:
     """Why a series' slice positions do not make one uniform grid, or None.
 
     `positions`: (n, 3) slice origins in mm, in the reader's order; `normal`: the slice
@@ -75,8 +78,10 @@ def slice_gap_problem(positions: np.ndarray, normal: np.ndarray, rel_tol: float 
     shared = np.flatnonzero(np.diff(np.sort(heights)) <= abs_tol_mm)
     if len(shared):  # a copied file: the reader may sort it anywhere, so look at the sorted heights
         at = float(np.sort(heights)[shared[0]])
-        return (f"{len(shared)} slice(s) share a position with another (first at {at:.2f} mm along the slice "
-                "normal): the series holds duplicate slices; remove the copies")
+        return (
+            f"{len(shared)} slice(s) share a position with another (first at {at:.2f} mm along the slice "
+            "normal): the series holds duplicate slices; remove the copies"
+        )
     steps = np.diff(heights)
     step = float(np.median(steps))
     if abs(step) < 1e-6:
@@ -86,10 +91,15 @@ def slice_gap_problem(positions: np.ndarray, normal: np.ndarray, rel_tol: float 
         return None
     i = int(off[0])
     missing = abs(steps[i]) / abs(step) - 1
-    what = (f"about {round(missing)} missing slice(s)" if missing >= 0.5 and abs(missing - round(missing)) < 0.1
-            else "non-uniform slice spacing")
-    return (f"{what}: {abs(steps[i]):.2f} mm between slices {i} and {i + 1} where the series steps "
-            f"{abs(step):.2f} mm ({len(off)} irregular step(s)); export the complete series")
+    what = (
+        f"about {round(missing)} missing slice(s)"
+        if missing >= 0.5 and abs(missing - round(missing)) < 0.1
+        else "non-uniform slice spacing"
+    )
+    return (
+        f"{what}: {abs(steps[i]):.2f} mm between slices {i} and {i + 1} where the series steps "
+        f"{abs(step):.2f} mm ({len(off)} irregular step(s)); export the complete series"
+    )
 
 
 # Documented limits of what a CT file may declare (docs/inputs.md). Clinical CT voxels
@@ -111,8 +121,10 @@ def geometry_problem(spacing, origin, direction) -> str | None:
     if not np.all(np.isfinite(sp)):
         return f"spacing {_fmt(sp)} is not finite; the header is damaged, fix the conversion that wrote it"
     if np.any(sp < low) or np.any(sp > high):
-        return (f"spacing {_fmt(sp)} mm lies outside {low:g}-{high:g} mm; the header's voxel size is wrong, "
-                "fix the conversion that wrote it")
+        return (
+            f"spacing {_fmt(sp)} mm lies outside {low:g}-{high:g} mm; the header's voxel size is wrong, "
+            "fix the conversion that wrote it"
+        )
     if not np.all(np.isfinite(org)) or np.any(np.abs(org) > MAX_ORIGIN_MM):
         return f"origin {_fmt(org)} is not a finite position; the header is damaged"
     n = len(sp)
@@ -127,6 +139,8 @@ def geometry_problem(spacing, origin, direction) -> str | None:
 def voxel_count_problem(size) -> str | None:
     voxels = int(np.prod([int(s) for s in size], dtype=object))
     if voxels > MAX_VOXELS:
-        return (f"header declares {'x'.join(str(int(s)) for s in size)} = {voxels:,} voxels, over the "
-                f"{MAX_VOXELS:,} limit; crop or downsample it")
+        return (
+            f"header declares {'x'.join(str(int(s)) for s in size)} = {voxels:,} voxels, over the "
+            f"{MAX_VOXELS:,} limit; crop or downsample it"
+        )
     return None

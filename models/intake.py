@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
-
 from hybridlabel.models.labels import ROLES
 
 
@@ -43,8 +42,10 @@ def check_intensities(array: np.ndarray) -> str | None:
     if array.size == 0:
         return "image has no voxels"
     if min(array.shape) < MIN_AXIS_VOXELS:
-        return (f"image is {'x'.join(map(str, array.shape[::-1]))} voxels, too small to be a scan (at least "
-                f"{MIN_AXIS_VOXELS} along each axis)")
+        return (
+            f"image is {'x'.join(map(str, array.shape[::-1]))} voxels, too small to be a scan (at least "
+            f"{MIN_AXIS_VOXELS} along each axis)"
+        )
     if np.issubdtype(array.dtype, np.floating):
         bad = int(np.count_nonzero(~np.isfinite(array)))
         if bad:
@@ -61,8 +62,10 @@ def hu_problem(array: np.ndarray, lo: float, hi: float) -> str | None:
         return None
     outside = int(np.count_nonzero((array < low) | (array > high)))
     if outside > HU_OUTSIDE_TOLERATED or max(-lo, hi) > HU_ABSURD:
-        return (f"image has {outside} voxel(s) outside {low:g}..{high:g} HU (from {lo:g} to {hi:g}); no CT holds "
-                "such values: fix the conversion (rescale slope and intercept) that wrote it")
+        return (
+            f"image has {outside} voxel(s) outside {low:g}..{high:g} HU (from {lo:g} to {hi:g}); no CT holds "
+            "such values: fix the conversion (rescale slope and intercept) that wrote it"
+        )
     return None
 
 
@@ -82,8 +85,9 @@ def fingerprint_problem(properties: Mapping) -> str | None:
     cannot normalise CT, or None: every statistic finite and within HU_ABSURD, std > 0."""
     for channel, stats in sorted(properties.items()):
         values = {k: stats.get(k) for k in ("mean", "std", "min", "max", "percentile_00_5", "percentile_99_5")}
-        bad = [k for k, v in values.items()
-               if not isinstance(v, (int, float)) or not np.isfinite(v) or abs(v) > HU_ABSURD]
+        bad = [
+            k for k, v in values.items() if not isinstance(v, (int, float)) or not np.isfinite(v) or abs(v) > HU_ABSURD
+        ]
         if bad or not values["std"] > 0:
             shown = ", ".join(f"{k} {values[k]}" for k in (bad or ["std"]))
             return f"intensity fingerprint of channel {channel} is unusable ({shown})"

@@ -33,8 +33,11 @@ def label_stats(label: np.ndarray, spacing_zyx: Iterable[float]) -> dict[int, di
     component_class = np.zeros(n + 1, dtype=label.dtype)
     component_class[components.ravel()] = label.ravel()
     per_class = np.bincount(component_class[1:], minlength=len(counts))
-    return {c: {"volume_ml": round(float(counts[c]) * voxel_ml, 3), "components": int(per_class[c])}
-            for c in range(1, len(counts)) if counts[c]}
+    return {
+        c: {"volume_ml": round(float(counts[c]) * voxel_ml, 3), "components": int(per_class[c])}
+        for c in range(1, len(counts))
+        if counts[c]
+    }
 
 
 def qc_reference(stats: Iterable[Mapping[int, Mapping]]) -> dict[str, dict]:
@@ -61,8 +64,10 @@ def qc_flags(stats: Mapping[int, Mapping], reference: Mapping[str, Mapping], nam
             continue
         largest = ref["volume_ml"][1]
         if s["volume_ml"] > VOLUME_MARGIN * largest:
-            flags.append(f"{name}: {s['volume_ml']:.3g} ml, {s['volume_ml'] / largest:.1f}x the largest training "
-                         f"volume ({largest:.3g} ml)")
+            flags.append(
+                f"{name}: {s['volume_ml']:.3g} ml, {s['volume_ml'] / largest:.1f}x the largest training "
+                f"volume ({largest:.3g} ml)"
+            )
         allowed = 2 * ref["max_components"] + COMPONENT_SLACK
         if s["components"] > allowed:
             flags.append(f"{name}: {s['components']} pieces, at most {ref['max_components']} in training labels")

@@ -24,7 +24,20 @@ FLARE23_ORGAN_IDS: tuple[int, ...] = tuple(range(1, 14))
 
 # NSD tolerances in mm, FLARE23 evaluation.
 FLARE23_NSD_TOLERANCE_MM: dict[int, float] = {
-    1: 5, 2: 3, 3: 3, 4: 5, 5: 2, 6: 2, 7: 2, 8: 2, 9: 2, 10: 3, 11: 5, 12: 7, 13: 3, 14: 2,
+    1: 5,
+    2: 3,
+    3: 3,
+    4: 5,
+    5: 2,
+    6: 2,
+    7: 2,
+    8: 2,
+    9: 2,
+    10: 3,
+    11: 5,
+    12: 7,
+    13: 3,
+    14: 2,
 }
 
 ROLES: tuple[str, ...] = ("strong", "partial", "tumor_only", "unlabeled", "val", "quarantined")

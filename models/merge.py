@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 
 import fastremap
 import numpy as np
-
 from hybridlabel.models.attribution import EXTRA_ORGAN, attribute_tumors
 from hybridlabel.models.components import (
-    Components, apply_keep, component_box, drop_small_components, find_components, foreground_box,
-    keep_largest_per_class, near_any,
+    Components,
+    apply_keep,
+    component_box,
+    drop_small_components,
+    find_components,
+    foreground_box,
+    keep_largest_per_class,
+    near_any,
 )
 from hybridlabel.models.config import LabelMapConfig, MergeConfig
 
@@ -46,9 +51,16 @@ def _values(ids: Iterable[int]) -> np.ndarray:
     return lut
 
 
-def merge_case(gt: np.ndarray | None, annotated: Iterable[int], pred: np.ndarray, spacing,
-               merge: MergeConfig, labels: LabelMapConfig, max_prob: np.ndarray | None = None,
-               tumor_selected: bool = True) -> MergeResult:
+def merge_case(
+    gt: np.ndarray | None,
+    annotated: Iterable[int],
+    pred: np.ndarray,
+    spacing,
+    merge: MergeConfig,
+    labels: LabelMapConfig,
+    max_prob: np.ndarray | None = None,
+    tumor_selected: bool = True,
+) -> MergeResult:
     """Hybrid label, per-class sources, tumour records and voxel counts of one case."""
     if gt is not None and gt.shape != pred.shape:
         raise ValueError(f"ground truth shape {gt.shape} differs from prediction shape {pred.shape}")
@@ -71,7 +83,8 @@ def merge_case(gt: np.ndarray | None, annotated: Iterable[int], pred: np.ndarray
         p = _postprocess_prediction(np.require(pred[box], requirements=["C", "W"]), merge, labels.organ_ids)
         g, g_comps = _clean_gt(g, p, spacing, merge, labels)
         out, gt_box, gt_counts, totals, tumors, attributed, pseudo_tumor_kept = _merge_box(
-            g, g_comps, p, ann, spacing, merge, labels, tumor_selected)
+            g, g_comps, p, ann, spacing, merge, labels, tumor_selected
+        )
         hybrid[box] = out
     if merge.min_voxel_confidence is not None and max_prob is not None and not all_known:
         low = max_prob < merge.min_voxel_confidence
@@ -98,8 +111,7 @@ def _postprocess_prediction(p: np.ndarray, merge: MergeConfig, organs) -> np.nda
     return apply_keep(p, comps, keep) if not keep.all() else p
 
 
-def _clean_gt(g, p, spacing, merge: MergeConfig, labels: LabelMapConfig
-              ) -> tuple[np.ndarray, Components | None]:
+def _clean_gt(g, p, spacing, merge: MergeConfig, labels: LabelMapConfig) -> tuple[np.ndarray, Components | None]:
     """Rule 1: drop small G components, then G tumours far from every organ. Returns the
     cleaned G and the components of its tumour (with boxes, for attribution)."""
     gbox = foreground_box(g)
@@ -121,16 +133,21 @@ def _clean_gt(g, p, spacing, merge: MergeConfig, labels: LabelMapConfig
         organ_lut = _lut(labels.organ_ids)
         keep = np.ones(tumors.n + 1, dtype=bool)
         for cid in range(1, tumors.n + 1):
-            keep[cid] = near_any(tumors, cid, lambda box: organ_lut[g[box]] | organ_lut[p[box]], spacing,
-                                 merge.max_tumor_organ_gap_mm, g.shape)
+            keep[cid] = near_any(
+                tumors,
+                cid,
+                lambda box: organ_lut[g[box]] | organ_lut[p[box]],
+                spacing,
+                merge.max_tumor_organ_gap_mm,
+                g.shape,
+            )
         if not keep.all():
             g = apply_keep(g, tumors, keep)
             tumors.classes = np.where(keep, tumors.classes, 0)  # dropped: no class any more
     return g, tumors
 
 
-def _merge_box(g, g_comps, p, ann, spacing, merge: MergeConfig, labels: LabelMapConfig,
-               tumor_selected: bool):
+def _merge_box(g, g_comps, p, ann, spacing, merge: MergeConfig, labels: LabelMapConfig, tumor_selected: bool):
     tumor, organs = labels.tumor_id, labels.organ_ids
     n_classes = max(labels.labels) + 2
     organ_values = _values(organs)
@@ -138,12 +155,15 @@ def _merge_box(g, g_comps, p, ann, spacing, merge: MergeConfig, labels: LabelMap
     tumors: list[dict] = []
     # Rule 3: G tumours against G's organs, and P's unannotated organs elsewhere.
     if tumor in ann and g_comps is not None and (g_comps.classes == tumor).any():
+
         def organ_map_in(box):
             sub = organ_values[g[box]]
             return np.where(sub > 0, sub, unannotated_values[p[box]])
 
-        tumors = [{**r, "source": "gt", "kept": True} for r in attribute_tumors(
-            g_comps, tumor, organ_map_in, spacing, merge.attribution_mm, n_classes, g.shape)]
+        tumors = [
+            {**r, "source": "gt", "kept": True}
+            for r in attribute_tumors(g_comps, tumor, organ_map_in, spacing, merge.attribution_mm, n_classes, g.shape)
+        ]
     attributed = {r["organ"] for r in tumors if r["organ"] != EXTRA_ORGAN}
     # Rule 4 on the foreground voxels only (gathered flat): G organs, then pseudo fills.
     pseudo_owned = {c for c in attributed if c in ann} if merge.tumor_bearing_organ == "pseudo" else set()
@@ -183,8 +203,9 @@ def _pseudo_tumors(out, g, p, ann, spacing, merge: MergeConfig, labels: LabelMap
     comps = find_components(is_tumor, foreground_box(is_tumor))
     comps.classes = np.where(comps.classes > 0, tumor, 0)
     organ_values = _values(labels.organ_ids)
-    records = attribute_tumors(comps, tumor, lambda box: organ_values[out[box]], spacing,
-                               merge.attribution_mm, n_classes, out.shape)
+    records = attribute_tumors(
+        comps, tumor, lambda box: organ_values[out[box]], spacing, merge.attribution_mm, n_classes, out.shape
+    )
     kept_any = False
     for rec in records:
         inside_organ = rec["organ"] != EXTRA_ORGAN
@@ -204,7 +225,9 @@ def _pseudo_tumors(out, g, p, ann, spacing, merge: MergeConfig, labels: LabelMap
     return records, kept_any
 
 
-def _sources(labels: LabelMapConfig, ann, attributed, merge: MergeConfig, selected, pseudo_tumor_kept) -> dict[int, str]:
+def _sources(
+    labels: LabelMapConfig, ann, attributed, merge: MergeConfig, selected, pseudo_tumor_kept
+) -> dict[int, str]:
     sources: dict[int, str] = {0: "gt" if set(labels.labels) - {0} <= ann else "pseudo"}
     for c in labels.organ_ids:
         pseudo_owned = c in attributed and c in ann and merge.tumor_bearing_organ == "pseudo"
@@ -219,8 +242,9 @@ def _sources(labels: LabelMapConfig, ann, attributed, merge: MergeConfig, select
     return sources
 
 
-def _counts(totals: dict[int, int], gt_counts: dict[int, int], all_known: bool,
-            labels: LabelMapConfig) -> dict[str, dict[str, int]]:
+def _counts(
+    totals: dict[int, int], gt_counts: dict[int, int], all_known: bool, labels: LabelMapConfig
+) -> dict[str, dict[str, int]]:
     """Voxels per class and source. G-sourced counts come from the gathered foreground;
     G's background is known background only when every class is annotated."""
     counts: dict[str, dict[str, int]] = {}

@@ -40,8 +40,12 @@ def tumor_detection(records: pd.DataFrame, tumor_id: int) -> dict[str, int]:
         return {}
     present = rows["gt_present"].fillna(True).astype(bool)
     with_tumor, without = rows[present], rows[~present]
-    return {"with_tumor": int(len(with_tumor)), "found": int((with_tumor["dsc"] > 0).sum()),
-            "without_tumor": int(len(without)), "false_alarms": int((without["dsc"] < 1).sum())}
+    return {
+        "with_tumor": int(len(with_tumor)),
+        "found": int((with_tumor["dsc"] > 0).sum()),
+        "without_tumor": int(len(without)),
+        "false_alarms": int((without["dsc"] < 1).sum()),
+    }
 
 
 def detection_text(found: dict[str, int]) -> str:
@@ -62,12 +66,20 @@ def summary_table(records: pd.DataFrame, organ_ids, tumor_id: int) -> pd.DataFra
         return pd.DataFrame(columns=cols)
 
     def stats(frame: pd.DataFrame, name: str) -> dict:
-        return {"class": name, "cases": int(len(frame)),
-                "dsc_mean": float(frame["dsc"].mean()), "dsc_std": float(frame["dsc"].std(ddof=0)),
-                "nsd_mean": float(frame["nsd"].mean()), "nsd_std": float(frame["nsd"].std(ddof=0))}
+        return {
+            "class": name,
+            "cases": int(len(frame)),
+            "dsc_mean": float(frame["dsc"].mean()),
+            "dsc_std": float(frame["dsc"].std(ddof=0)),
+            "nsd_mean": float(frame["nsd"].mean()),
+            "nsd_std": float(frame["nsd"].std(ddof=0)),
+        }
 
-    rows = [stats(group, str(group["class_name"].iloc[0]))
-            for cls, group in sorted(records.groupby("class_id"), key=lambda kv: kv[0]) if cls != tumor_id]
+    rows = [
+        stats(group, str(group["class_name"].iloc[0]))
+        for cls, group in sorted(records.groupby("class_id"), key=lambda kv: kv[0])
+        if cls != tumor_id
+    ]
     per_case = organ_means(records, organ_ids, ["case_id"])
     if len(per_case):
         rows.append(stats(per_case, ORGAN_MEAN))
@@ -80,8 +92,9 @@ def summary_table(records: pd.DataFrame, organ_ids, tumor_id: int) -> pd.DataFra
     return pd.DataFrame(rows, columns=cols)
 
 
-def rounds_by_class(metrics: pd.DataFrame, organ_ids, tumor_id: int, reference: str = "val_gt",
-                    value: str = "dsc") -> pd.DataFrame:
+def rounds_by_class(
+    metrics: pd.DataFrame, organ_ids, tumor_id: int, reference: str = "val_gt", value: str = "dsc"
+) -> pd.DataFrame:
     """Rounds x classes of the mean `value` over cases with this reference, plus the organ
     mean and the tumour columns: the papers' ablation table."""
     frame = metrics[metrics["reference"] == reference]
@@ -104,10 +117,14 @@ def rounds_by_class(metrics: pd.DataFrame, organ_ids, tumor_id: int, reference: 
 def mean_metrics(records: pd.DataFrame, organ_ids, tumor_id: int) -> dict:
     """The rounds row's `mean_metrics`: class name -> {dsc, nsd} means, plus organ mean / tumour."""
     table = summary_table(records, organ_ids, tumor_id)
-    return {r["class"]: {"dsc": round(r["dsc_mean"], 4), "nsd": round(r["nsd_mean"], 4), "cases": r["cases"]}
-            for r in table.to_dict("records")}
+    return {
+        r["class"]: {"dsc": round(r["dsc_mean"], 4), "nsd": round(r["nsd_mean"], 4), "cases": r["cases"]}
+        for r in table.to_dict("records")
+    }
 
 
 def short_class_name(name: str) -> str:
     """Narrow column headers: right_adrenal_gland -> r_adrenal, inferior_vena_cava -> ivc."""
-    return name.replace("_gland", "").replace("inferior_vena_cava", "ivc").replace("right_", "r_").replace("left_", "l_")
+    return (
+        name.replace("_gland", "").replace("inferior_vena_cava", "ivc").replace("right_", "r_").replace("left_", "l_")
+    )

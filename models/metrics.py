@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
-
 from hybridlabel.models.surface import surface_dice, surface_distances
+from scipy import ndimage
 
 
 @dataclass(frozen=True)
@@ -58,13 +57,16 @@ def score_class(gt: np.ndarray, pred: np.ndarray, spacing, tolerance_mm: float) 
     return dsc, surface_dice(surface_distances(gt, pred, spacing), tolerance_mm)
 
 
-def score_case(pred: np.ndarray, gt: np.ndarray, spacing, rules: MetricRules,
-               classes: list[int] | None = None) -> list[dict]:
+def score_case(
+    pred: np.ndarray, gt: np.ndarray, spacing, rules: MetricRules, classes: list[int] | None = None
+) -> list[dict]:
     """Per class of `rules` (or of `classes`): {class_id, class_name, dsc, nsd, gt_present}.
     `pred` and `gt` are (z, y, x) label maps on one grid, `spacing` (z, y, x) mm."""
     if pred.shape != gt.shape:
-        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} are not on one grid; "
-                         "resample the prediction onto the ground truth first")
+        raise ValueError(
+            f"prediction {pred.shape} and ground truth {gt.shape} are not on one grid; "
+            "resample the prediction onto the ground truth first"
+        )
     wanted = sorted(rules.classes if classes is None else classes)
     top = max(wanted, default=0)
     gt_boxes, pred_boxes = _boxes(gt, top), _boxes(pred, top)
@@ -80,8 +82,15 @@ def score_case(pred: np.ndarray, gt: np.ndarray, spacing, rules: MetricRules,
             dsc = nsd = 1.0
         else:
             dsc, nsd = score_class(gt[box] == cls, pred[box] == cls, spacing, rules.tolerances[cls])
-        records.append({"class_id": cls, "class_name": rules.classes.get(cls, str(cls)), "dsc": dsc, "nsd": nsd,
-                        "gt_present": gt_box is not None})
+        records.append(
+            {
+                "class_id": cls,
+                "class_name": rules.classes.get(cls, str(cls)),
+                "dsc": dsc,
+                "nsd": nsd,
+                "gt_present": gt_box is not None,
+            }
+        )
     return records
 
 

@@ -9,13 +9,21 @@ from scipy import ndimage
 
 # annotation patterns of partially labeled cases (FLARE23: tumour-only dominates)
 FLARE23_PATTERNS: tuple[tuple[int, ...], ...] = (
-    (14,), (1, 14), (2, 13, 14), (14,), (4, 14), (14,),
+    (14,),
+    (1, 14),
+    (2, 13, 14),
+    (14,),
+    (4, 14),
+    (14,),
 )
 
 
-def assign_roles(n_cases: int, patterns: tuple[tuple[int, ...], ...] = FLARE23_PATTERNS,
-                 organs: tuple[int, ...] = tuple(range(1, 14)), tumor_id: int = 14
-                 ) -> list[tuple[str, tuple[int, ...] | None]]:
+def assign_roles(
+    n_cases: int,
+    patterns: tuple[tuple[int, ...], ...] = FLARE23_PATTERNS,
+    organs: tuple[int, ...] = tuple(range(1, 14)),
+    tumor_id: int = 14,
+) -> list[tuple[str, tuple[int, ...] | None]]:
     """Intended (role, annotated classes) per case index; None = no label at all.
     12 % val (complete), 12 % strong (organs), 25 % unlabeled, the rest partial."""
     if n_cases < 5:
@@ -49,8 +57,9 @@ def tumor_as_organ(label: np.ndarray, tumor_id: int) -> np.ndarray:
     return out
 
 
-def partial_label(label: np.ndarray, organ_label: np.ndarray, annotated: tuple[int, ...],
-                  tumor_id: int = 14) -> np.ndarray:
+def partial_label(
+    label: np.ndarray, organ_label: np.ndarray, annotated: tuple[int, ...], tumor_id: int = 14
+) -> np.ndarray:
     """The label an annotator covering only `annotated` would have drawn (`organ_label`:
     the same with tumours drawn as their organ, used when the tumour is not annotated)."""
     source = label if tumor_id in annotated else organ_label

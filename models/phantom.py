@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
-
 from hybridlabel.models.partiality import partial_label
 from hybridlabel.models.phantom_sites import REFERENCE_SITE, Site
+from scipy import ndimage
 
 ORGAN_HALF_HEIGHT_MM = 110.0
 AIR_HU, FAT_HU, BONE_HU = -1000.0, -100.0, 450.0
@@ -90,8 +89,9 @@ def _body_axes_mm(shape, spacing, fill: tuple[float, float]) -> tuple[float, flo
     return fill[0] * half_x, fill[1] * half_y
 
 
-def _paint(target: np.ndarray, value, shape: OrganShape, jitter: np.ndarray, scale: float,
-           grid_shape, spacing, body_axes) -> np.ndarray:
+def _paint(
+    target: np.ndarray, value, shape: OrganShape, jitter: np.ndarray, scale: float, grid_shape, spacing, body_axes
+) -> np.ndarray:
     """Return the boolean mask of one shape (computed in its bounding box only)."""
     (nz, ny, nx), (sz, sy, sx) = grid_shape, spacing
     bx, by = body_axes
@@ -107,9 +107,12 @@ def _paint(target: np.ndarray, value, shape: OrganShape, jitter: np.ndarray, sca
     else:
         rz = shape.radii[2] * ORGAN_HALF_HEIGHT_MM * scale
     lo = [max(0, int((c - r) / s)) for c, r, s in ((cz_mm, rz, sz), (cy_mm, ry, sy), (cx_mm, rx, sx))]
-    hi = [min(n, int(np.ceil((c + r) / s)) + 1) for c, r, s, n in ((cz_mm, rz, sz, nz), (cy_mm, ry, sy, ny), (cx_mm, rx, sx, nx))]
+    hi = [
+        min(n, int(np.ceil((c + r) / s)) + 1)
+        for c, r, s, n in ((cz_mm, rz, sz, nz), (cy_mm, ry, sy, ny), (cx_mm, rx, sx, nx))
+    ]
     mask = np.zeros(grid_shape, dtype=bool)
-    if any(h <= l for l, h in zip(lo, hi)):
+    if any(high <= low for low, high in zip(lo, hi)):
         return mask
     z = ((np.arange(lo[0], hi[0]) + 0.5) * sz - cz_mm)[:, None, None]
     y = ((np.arange(lo[1], hi[1]) + 0.5) * sy - cy_mm)[None, :, None]
@@ -122,20 +125,30 @@ def _paint(target: np.ndarray, value, shape: OrganShape, jitter: np.ndarray, sca
     return mask
 
 
-def generate_phantom(rng: np.random.Generator, size: str = "small",
-                     shape: tuple[int, int, int] | None = None, site: Site = REFERENCE_SITE) -> PhantomCase:
+def generate_phantom(
+    rng: np.random.Generator,
+    size: str = "small",
+    shape: tuple[int, int, int] | None = None,
+    site: Site = REFERENCE_SITE,
+) -> PhantomCase:
     """One synthetic abdominal CT with its complete label, as `site` scans it; variation
     between patients comes from `rng`. An explicit `shape` keeps its grid as given."""
     base = SIZES[size]
-    spacing = (base["spacing"][0] * site.slice_factor, base["spacing"][1] * site.inplane_factor,
-               base["spacing"][2] * site.inplane_factor)
+    spacing = (
+        base["spacing"][0] * site.slice_factor,
+        base["spacing"][1] * site.inplane_factor,
+        base["spacing"][2] * site.inplane_factor,
+    )
     spacing = tuple(round(float(s), 4) for s in spacing)
     if shape:
         grid, spread = tuple(shape), 0
     else:  # the field of view in mm is the size's: a finer spacing gives more voxels
         z_scale = site.coverage / site.slice_factor
-        grid = (round(base["shape"][0] * z_scale), round(base["shape"][1] / site.inplane_factor),
-                round(base["shape"][2] / site.inplane_factor))
+        grid = (
+            round(base["shape"][0] * z_scale),
+            round(base["shape"][1] / site.inplane_factor),
+            round(base["shape"][2] / site.inplane_factor),
+        )
         spread = round(base["slice_spread"] * z_scale)
     grid = (grid[0] + int(rng.integers(-spread, spread + 1)),) + grid[1:]
     fill = tuple(min(0.97, rng.uniform(lo * site.habitus, hi * site.habitus)) for lo, hi in BODY_FILL)
@@ -169,9 +182,12 @@ def generate_phantom(rng: np.random.Generator, size: str = "small",
         radius_mm = max(rng.uniform(8.0, 20.0), 2.5 * max(spacing[1:]))
         lo = [max(0, int(c - radius_mm / s) - 1) for c, s in zip(center, spacing)]
         hi = [min(n, int(c + radius_mm / s) + 2) for c, s, n in zip(center, spacing, grid)]
-        zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        ball = (((zz - center[0]) * spacing[0]) ** 2 + ((yy - center[1]) * spacing[1]) ** 2
-                + ((xx - center[2]) * spacing[2]) ** 2) <= radius_mm ** 2
+        zz, yy, xx = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        ball = (
+            ((zz - center[0]) * spacing[0]) ** 2
+            + ((yy - center[1]) * spacing[1]) ** 2
+            + ((xx - center[2]) * spacing[2]) ** 2
+        ) <= radius_mm**2
         box = (slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2]))
         inside = ball & (organ_label[box] == host)  # tumours stay inside their organ
         label[box][inside] = 14

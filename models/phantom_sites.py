@@ -39,10 +39,12 @@ class Site:
     max_tumors: int = 3  # tumours per case drawn from 0 .. this: tumour-free share 1 / (this + 1)
 
     def describe(self) -> str:
-        return (f"site {self.index}: noise {self.noise_hu:.0f} HU, blur {self.blur_voxels:.1f} vx, slices x"
-                f"{self.slice_factor:.2f}, in-plane x{self.inplane_factor:.2f}, coverage x{self.coverage:.1f}, "
-                f"HU {self.hu_offset:+.0f}, enhancement {self.enhancement[0]:.2f}-{self.enhancement[1]:.2f}, "
-                f"habitus x{self.habitus:.2f}, tumours 0-{self.max_tumors}")
+        return (
+            f"site {self.index}: noise {self.noise_hu:.0f} HU, blur {self.blur_voxels:.1f} vx, slices x"
+            f"{self.slice_factor:.2f}, in-plane x{self.inplane_factor:.2f}, coverage x{self.coverage:.1f}, "
+            f"HU {self.hu_offset:+.0f}, enhancement {self.enhancement[0]:.2f}-{self.enhancement[1]:.2f}, "
+            f"habitus x{self.habitus:.2f}, tumours 0-{self.max_tumors}"
+        )
 
 
 REFERENCE_SITE = Site(0)

@@ -27,26 +27,50 @@ ITERATIONS_PER_EPOCH = 25
 def cpu_training(iterations: int, init_from_parent: bool = False, seed: int = 12345) -> TrainingConfig:
     """The cpu preset's budget: 2d, the tiny network, AdamW 1e-3, `iterations` counted (the
     same models on any CPU; only the minutes differ)."""
-    return TrainingConfig(configuration="2d", network="tiny", optimizer="adam", loss="target_adaptive",
-                          epochs=max(1, iterations // ITERATIONS_PER_EPOCH), iterations_per_epoch=ITERATIONS_PER_EPOCH,
-                          val_iterations=1, device="auto", seed=seed, init_from_parent=init_from_parent)
+    return TrainingConfig(
+        configuration="2d",
+        network="tiny",
+        optimizer="adam",
+        loss="target_adaptive",
+        epochs=max(1, iterations // ITERATIONS_PER_EPOCH),
+        iterations_per_epoch=ITERATIONS_PER_EPOCH,
+        val_iterations=1,
+        device="auto",
+        seed=seed,
+        init_from_parent=init_from_parent,
+    )
 
 
 def cpu_preset() -> PipelineConfig:
-    rounds = [spec.model_copy(update={"training": cpu_training(CPU_ITERATIONS[spec.kind], spec.kind != "teacher")})
-              for spec in default_rounds()]
-    return PipelineConfig(rounds=rounds, workers=2, predict_device="auto",
-                          export=ExportConfig(network="tiny", fast=True))
+    rounds = [
+        spec.model_copy(update={"training": cpu_training(CPU_ITERATIONS[spec.kind], spec.kind != "teacher")})
+        for spec in default_rounds()
+    ]
+    return PipelineConfig(
+        rounds=rounds, workers=2, predict_device="auto", export=ExportConfig(network="tiny", fast=True)
+    )
 
 
 def gpu_preset() -> PipelineConfig:
-    teacher = TrainingConfig(configuration="3d_fullres", network="default", optimizer="sgd", epochs=1000,
-                             iterations_per_epoch=250, device="cuda")
+    teacher = TrainingConfig(
+        configuration="3d_fullres",
+        network="default",
+        optimizer="sgd",
+        epochs=1000,
+        iterations_per_epoch=250,
+        device="cuda",
+    )
     student = teacher.model_copy(update={"epochs": 500, "init_from_parent": True})
-    rounds: list[RoundSpec] = [spec.model_copy(update={"training": teacher if spec.kind == "teacher" else student})
-                               for spec in default_rounds()]
-    return PipelineConfig(rounds=rounds, predict_device="cuda", workers=4,
-                          export=ExportConfig(network="lightweight", training=teacher, fast=True))
+    rounds: list[RoundSpec] = [
+        spec.model_copy(update={"training": teacher if spec.kind == "teacher" else student})
+        for spec in default_rounds()
+    ]
+    return PipelineConfig(
+        rounds=rounds,
+        predict_device="cuda",
+        workers=4,
+        export=ExportConfig(network="lightweight", training=teacher, fast=True),
+    )
 
 
 PRESETS = {"cpu": cpu_preset, "gpu": gpu_preset}

@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-
 from hybridlabel.models.components import foreground_box
 
 Overlap = dict[int, list[int]]  # class -> [intersection, predicted voxels, annotated voxels]
@@ -60,8 +59,9 @@ def val_dice(metrics: pd.DataFrame) -> dict[int, float]:
     return {int(c): round(float(d), 4) for c, d in rows.groupby("class_id")["dsc"].mean().items()}
 
 
-def trust_evidence(merged: Iterable[Mapping], parent_trained: Iterable[str],
-                   parent_val: Mapping[int, float]) -> dict[int, tuple[float, str]]:
+def trust_evidence(
+    merged: Iterable[Mapping], parent_trained: Iterable[str], parent_val: Mapping[int, float]
+) -> dict[int, tuple[float, str]]:
     """class -> (Dice, where it was measured) for the parent's pseudo labels, from evidence
     the parent has not trained on: the merged cases it did not train on (voxels pooled,
     "unseen cases"), and for the classes none of them annotates, its val Dice ("val")."""
@@ -86,5 +86,6 @@ def loss_annotated(sources: Mapping, untrusted: Iterable[int]) -> list[int]:
     truth's, and the pseudo-labelled ones that are trusted (sources: class -> gt | pseudo
     | ignore | none, as the merge records them)."""
     skip = {int(c) for c in untrusted}
-    return sorted(int(c) for c, src in sources.items()
-                  if int(c) and (src == "gt" or (src == "pseudo" and int(c) not in skip)))
+    return sorted(
+        int(c) for c, src in sources.items() if int(c) and (src == "gt" or (src == "pseudo" and int(c) not in skip))
+    )

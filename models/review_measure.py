@@ -12,8 +12,12 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 
-def label_quality(records: pd.DataFrame, organ_ids: Iterable[int], fixed: set[tuple[str, int]] = frozenset(),
-                  cases: Iterable[str] | None = None) -> float:
+def label_quality(
+    records: pd.DataFrame,
+    organ_ids: Iterable[int],
+    fixed: set[tuple[str, int]] = frozenset(),
+    cases: Iterable[str] | None = None,
+) -> float:
     """The complete labels' organ DSC over the classes present (mean over cases of each
     case's mean), with every (case, class) in `fixed` reviewed to the truth (DSC 1)."""
     organs = records[records["class_id"].isin(list(organ_ids)) & records["gt_present"].fillna(True).astype(bool)]

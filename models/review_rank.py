@@ -59,7 +59,9 @@ def touching_pairs(label: np.ndarray) -> set[tuple[int, int]]:
     return pairs
 
 
-def gt_evidence(prediction: np.ndarray, gt: np.ndarray, annotated: Iterable[int]) -> tuple[dict[int, float], float | None]:
+def gt_evidence(
+    prediction: np.ndarray, gt: np.ndarray, annotated: Iterable[int]
+) -> tuple[dict[int, float], float | None]:
     """Where a case has ground truth: per predicted class, the share of its predicted voxels
     that the ground truth gives to another annotated class; and 1 - the prediction's mean
     Dice over the annotated classes the ground truth holds (None: nothing to compare)."""
@@ -81,15 +83,18 @@ def gt_evidence(prediction: np.ndarray, gt: np.ndarray, annotated: Iterable[int]
     return conflict, (1.0 - float(np.mean(dice))) if dice else None
 
 
-def review_reference(gt_stats: Iterable[Mapping[int, Mapping]], gt_pairs: Iterable[Iterable[tuple[int, int]]],
-                     annotated: Iterable[Iterable[int]]) -> dict:
+def review_reference(
+    gt_stats: Iterable[Mapping[int, Mapping]],
+    gt_pairs: Iterable[Iterable[tuple[int, int]]],
+    annotated: Iterable[Iterable[int]],
+) -> dict:
     """What ground truth looks like: per class its volume range (ml), most pieces and the
     share of the labels annotating it that hold it; the class pairs that touch."""
     classes: dict[int, dict] = {}
     observable: set[tuple[int, int]] = set()  # pairs one label annotates both of: their contact is known
     for stats, covered in zip(gt_stats, annotated):
         covered = sorted(int(c) for c in covered)
-        observable.update((a, b) for i, a in enumerate(covered) for b in covered[i + 1:])
+        observable.update((a, b) for i, a in enumerate(covered) for b in covered[i + 1 :])
         for c in covered:
             r = classes.setdefault(int(c), {"volume_ml": None, "max_components": 0, "labels": 0, "held": 0})
             r["labels"] += 1
@@ -98,7 +103,9 @@ def review_reference(gt_stats: Iterable[Mapping[int, Mapping]], gt_pairs: Iterab
                 continue
             r["held"] += 1
             v = s["volume_ml"]
-            r["volume_ml"] = [v, v] if r["volume_ml"] is None else [min(r["volume_ml"][0], v), max(r["volume_ml"][1], v)]
+            r["volume_ml"] = (
+                [v, v] if r["volume_ml"] is None else [min(r["volume_ml"][0], v), max(r["volume_ml"][1], v)]
+            )
             r["max_components"] = max(r["max_components"], int(s["components"]))
     pairs = set()
     for found in gt_pairs:
@@ -106,9 +113,16 @@ def review_reference(gt_stats: Iterable[Mapping[int, Mapping]], gt_pairs: Iterab
     return {"classes": classes, "pairs": pairs, "observable": observable}
 
 
-def class_signals(c: int, stats: Mapping[int, Mapping], pairs: set[tuple[int, int]], reference: Mapping,
-                  uncertainty: float, conflict: Mapping[int, float], disagreement: float | None,
-                  names: Mapping[int, str]) -> tuple[dict[str, float], list[str]]:
+def class_signals(
+    c: int,
+    stats: Mapping[int, Mapping],
+    pairs: set[tuple[int, int]],
+    reference: Mapping,
+    uncertainty: float,
+    conflict: Mapping[int, float],
+    disagreement: float | None,
+    names: Mapping[int, str],
+) -> tuple[dict[str, float], list[str]]:
     """The signals of one pseudo-labelled class of one case, and a short reason for each
     that fired, by signal (uncertainty is a rank, not a reason)."""
     name = names.get(c, f"class {c}")
@@ -132,13 +146,20 @@ def class_signals(c: int, stats: Mapping[int, Mapping], pairs: set[tuple[int, in
                 why["volume"] = f"{name} {v:.3g} ml, outside ground truth's {lo:.3g}-{hi:.3g} ml"
             if s["components"] > max(1, ref["max_components"]):
                 signals["pieces"] = 1.0
-                why["pieces"] = f"{name} in {s['components']} pieces (ground truth: at most {max(1, ref['max_components'])})"
+                why["pieces"] = (
+                    f"{name} in {s['components']} pieces (ground truth: at most {max(1, ref['max_components'])})"
+                )
     if s is not None:
-        strange = sorted(b if a == c else a for a, b in pairs if c in (a, b) and (a, b) not in reference["pairs"]
-                         and (a, b) in reference["observable"])
+        strange = sorted(
+            b if a == c else a
+            for a, b in pairs
+            if c in (a, b) and (a, b) not in reference["pairs"] and (a, b) in reference["observable"]
+        )
         if strange:
             signals["adjacency"] = 1.0
-            why["adjacency"] = f"{name} touches {', '.join(names.get(o, str(o)) for o in strange[:3])} (never in ground truth)"
+            why["adjacency"] = (
+                f"{name} touches {', '.join(names.get(o, str(o)) for o in strange[:3])} (never in ground truth)"
+            )
     share = conflict.get(c, 0.0)
     if share > 0:
         signals["gt_conflict"] = min(1.0, share / CONFLICT_FULL)
@@ -149,8 +170,9 @@ def class_signals(c: int, stats: Mapping[int, Mapping], pairs: set[tuple[int, in
     return signals, why
 
 
-def class_score(signals: Mapping[str, float], weights: Mapping[str, float],
-                damping: Mapping[str, float] | None = None) -> float:
+def class_score(
+    signals: Mapping[str, float], weights: Mapping[str, float], damping: Mapping[str, float] | None = None
+) -> float:
     """The weighted sum of the signals (each times its damping): independent reasons add up."""
     damping = damping or {}
     return sum(weights.get(k, 0.0) * signals[k] * damping.get(k, 1.0) for k in SIGNALS)
@@ -175,8 +197,14 @@ def _damping(fired: Mapping[tuple[str, int], int], seen: Mapping[int, int]) -> d
     return {(sig, c): min(1.0, 2.0 * (1.0 - n / seen[c])) for (sig, c), n in fired.items()}
 
 
-def rank_cases(cases: list[Mapping], reference: Mapping, weights: Mapping[str, float], names: Mapping[int, str],
-               tumor_id: int, classes: Iterable[int] | None = None) -> tuple[list[dict], list[str]]:
+def rank_cases(
+    cases: list[Mapping],
+    reference: Mapping,
+    weights: Mapping[str, float],
+    names: Mapping[int, str],
+    tumor_id: int,
+    classes: Iterable[int] | None = None,
+) -> tuple[list[dict], list[str]]:
     """The review ranking, worst first, and the round's systematic findings. Each case:
     {case_id, pseudo: [classes with a pseudo label], stats, pairs, scores (the round's
     uncertainty scores), conflict, disagreement}. A case's score is the mean of its classes'
@@ -193,8 +221,9 @@ def rank_cases(cases: list[Mapping], reference: Mapping, weights: Mapping[str, f
             if only is not None and c not in only:
                 continue
             u = (tumor_u if c == tumor_id else organ_u)[case["case_id"]]
-            signals, why = class_signals(c, case["stats"], case["pairs"], reference, u, case["conflict"],
-                                         case["disagreement"], names)
+            signals, why = class_signals(
+                c, case["stats"], case["pairs"], reference, u, case["conflict"], case["disagreement"], names
+            )
             found.setdefault(case["case_id"], {})[c] = (signals, why)
             seen[c] = seen.get(c, 0) + 1
             for sig in DAMPED:
@@ -202,8 +231,12 @@ def rank_cases(cases: list[Mapping], reference: Mapping, weights: Mapping[str, f
                     fired[(sig, c)] = fired.get((sig, c), 0) + 1
     damping = _damping(fired, seen)
     cases_by_id = {c["case_id"]: c for c in cases}
-    findings = [f"{names.get(c, str(c))}: {sig} flagged in {fired[(sig, c)]} of {seen[c]} cases (the model's gap: "
-                f"look at the class, not at single cases)" for (sig, c), d in sorted(damping.items()) if d <= 0.5]
+    findings = [
+        f"{names.get(c, str(c))}: {sig} flagged in {fired[(sig, c)]} of {seen[c]} cases (the model's gap: "
+        f"look at the class, not at single cases)"
+        for (sig, c), d in sorted(damping.items())
+        if d <= 0.5
+    ]
     rows = []
     for case_id, per in found.items():
         per_class, reasons = {}, {}
@@ -217,10 +250,17 @@ def rank_cases(cases: list[Mapping], reference: Mapping, weights: Mapping[str, f
         disagreement = cases_by_id[case_id]["disagreement"]
         if disagreement is not None and disagreement >= 0.2 and weights.get("gt_disagreement", 0.0) > 0:
             why.insert(0, f"the prediction scored {1 - disagreement:.2f} Dice on this case's own ground truth")
-        rows.append({"case_id": case_id, "score": round(sum(per_class.values()) / len(per_class), 4),
-                     "worst": max(per_class.values()), "classes": check,
-                     "class_names": [names.get(c, str(c)) for c in check],
-                     "why": "; ".join(why) if why else "most uncertain", "class_scores": per_class})
+        rows.append(
+            {
+                "case_id": case_id,
+                "score": round(sum(per_class.values()) / len(per_class), 4),
+                "worst": max(per_class.values()),
+                "classes": check,
+                "class_names": [names.get(c, str(c)) for c in check],
+                "why": "; ".join(why) if why else "most uncertain",
+                "class_scores": per_class,
+            }
+        )
     rows.sort(key=lambda r: (-r["score"], -r["worst"], r["case_id"]))
     for i, r in enumerate(rows, 1):
         r["rank"] = i
@@ -232,5 +272,5 @@ def top_of(rows: list[dict], top: int | None, fraction: float | None) -> list[di
     if top is not None:
         return rows[:top]
     if fraction is not None:
-        return rows[:max(1, math.ceil(fraction * len(rows)))] if rows else []
+        return rows[: max(1, math.ceil(fraction * len(rows)))] if rows else []
     return rows

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 import numpy as np
 
 
-def reviewed_label(ground_truth: np.ndarray | None, annotated: Iterable[int], corrected: np.ndarray,
-                   checked: Iterable[int]) -> np.ndarray:
+def reviewed_label(
+    ground_truth: np.ndarray | None, annotated: Iterable[int], corrected: np.ndarray, checked: Iterable[int]
+) -> np.ndarray:
     """The case's ground truth from now on: its earlier ground truth (annotated classes only)
     with every checked class as the reviewer drew it. A checked class the reviewer left out
     is absent (that is a correction too); the reviewer wins where the two overlap, and

@@ -12,13 +12,20 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-
 from hybridlabel.models.pseudo_trust import loss_annotated
 from hybridlabel.models.selection import select_confident_cases
 
 # what a per-case task needs to know of a case (volumes travel as paths)
-CASE_FIELDS = ("case_id", "role", "image_path", "image_sha256", "label_path", "input_label_sha256",
-               "annotated_classes", "held_out_classes")
+CASE_FIELDS = (
+    "case_id",
+    "role",
+    "image_path",
+    "image_sha256",
+    "label_path",
+    "input_label_sha256",
+    "annotated_classes",
+    "held_out_classes",
+)
 
 
 def chunks(items: list, workers: int, max_size: int = 32) -> list[list]:
@@ -27,7 +34,7 @@ def chunks(items: list, workers: int, max_size: int = 32) -> list[list]:
     threads and ~130 ms on Dask (measured: benchmarks/bench_scale.py), as much as the
     per-case work itself at FLARE23's 4,000 cases."""
     size = max(1, min(max_size, len(items) // (4 * max(1, workers))))
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def usable(frame: pd.DataFrame, roles: Iterable[str]) -> pd.DataFrame:
@@ -45,8 +52,10 @@ def trained_rows(cases: pd.DataFrame, train: list[dict]) -> pd.Series:
 
 def prediction_set(cases: pd.DataFrame, predict_roles: Iterable[str]) -> list[dict]:
     """The cases the parent predicts this round, by case id."""
-    return [{k: row.get(k) for k in CASE_FIELDS}
-            for row in usable(cases, predict_roles).sort_values("case_id").to_dict("records")]
+    return [
+        {k: row.get(k) for k in CASE_FIELDS}
+        for row in usable(cases, predict_roles).sort_values("case_id").to_dict("records")
+    ]
 
 
 def case_scorers(todo: list[dict], scorer: str) -> list[tuple[str, ...]]:
@@ -55,8 +64,9 @@ def case_scorers(todo: list[dict], scorer: str) -> list[tuple[str, ...]]:
     return [tuple(sorted({"entropy", scorer})) if c["role"] == "unlabeled" else ("entropy",) for c in todo]
 
 
-def select_unlabeled(todo: list[dict], predictions: Mapping[str, dict], scorer: str, organ_keep, tumor_keep
-                     ) -> pd.DataFrame:
+def select_unlabeled(
+    todo: list[dict], predictions: Mapping[str, dict], scorer: str, organ_keep, tumor_keep
+) -> pd.DataFrame:
     """Rank the predicted unlabeled cases by `scorer` and decide which are kept."""
     unlabeled = [c for c in todo if c["role"] == "unlabeled"]
     if not unlabeled:
@@ -74,8 +84,13 @@ def tumor_kept(todo: list[dict], decisions: Mapping[str, str]) -> list[bool]:
     return [c["role"] != "unlabeled" or decisions.get(c["case_id"]) == "tumor_kept" for c in todo]
 
 
-def training_set(cases: pd.DataFrame, train_roles: Iterable[str], merged: Mapping[str, dict],
-                 decisions: Mapping[str, str], untrusted: Iterable[int] = ()) -> tuple[list[dict], dict[str, list[int]]]:
+def training_set(
+    cases: pd.DataFrame,
+    train_roles: Iterable[str],
+    merged: Mapping[str, dict],
+    decisions: Mapping[str, str],
+    untrusted: Iterable[int] = (),
+) -> tuple[list[dict], dict[str, list[int]]]:
     """The cases that train, with their label, and per case the classes its loss treats as
     annotated. A case the parent predicted trains on its merged label (its ground truth and
     the trusted pseudo classes annotated), except an unlabeled case that selection left
@@ -131,14 +146,17 @@ def needs_ignore(merged: Iterable[dict], targets: str, tumor_id: int) -> bool:
     return any(m["uses_ignore"] or (targets == "organs" and str(tumor_id) in m["counts"]) for m in merged)
 
 
-def without_failed_predictions(todo: list[dict], preds: list[dict], round_no: int
-                               ) -> tuple[list[dict], list[dict], dict[str, dict]]:
+def without_failed_predictions(
+    todo: list[dict], preds: list[dict], round_no: int
+) -> tuple[list[dict], list[dict], dict[str, dict]]:
     """A case whose prediction failed leaves the round (its error is the quarantine reason,
     so `status` shows it and the next rounds skip it); the others go on: (todo, preds, updates)."""
     failed = {p["case_id"]: p["error"] for p in preds if p.get("error")}
     kept = [(c, p) for c, p in zip(todo, preds) if c["case_id"] not in failed]
-    updates = {cid: {"role": "quarantined", "quarantine_reason": f"round {round_no}: prediction failed: {why}"}
-               for cid, why in failed.items()}
+    updates = {
+        cid: {"role": "quarantined", "quarantine_reason": f"round {round_no}: prediction failed: {why}"}
+        for cid, why in failed.items()
+    }
     return [c for c, _ in kept], [p for _, p in kept], updates
 
 
@@ -146,23 +164,37 @@ def without_failed_predictions(todo: list[dict], preds: list[dict], round_no: in
 COMPLETED_ROLES = ("partial", "tumor_only", "unlabeled")
 
 
-def complete_label_jobs(todo: list[dict], merged: Mapping[str, dict], predictions: Mapping[str, dict]
-                        ) -> list[tuple[dict, str, str]]:
+def complete_label_jobs(
+    todo: list[dict], merged: Mapping[str, dict], predictions: Mapping[str, dict]
+) -> list[tuple[dict, str, str]]:
     """(case, its hybrid label, the parent's raw prediction) of each predicted case whose
     labels the loop completes, for scoring against complete ground truth."""
-    return [(c, merged[c["case_id"]]["path"], predictions[c["case_id"]]["path"]) for c in todo
-            if c.get("role") in COMPLETED_ROLES and c["case_id"] in merged]
+    return [
+        (c, merged[c["case_id"]]["path"], predictions[c["case_id"]]["path"])
+        for c in todo
+        if c.get("role") in COMPLETED_ROLES and c["case_id"] in merged
+    ]
 
 
-def case_updates(todo: list[dict], predictions: Mapping[str, dict], merged: Mapping[str, dict],
-                 selection: pd.DataFrame, train: list[dict]) -> dict[str, dict]:
+def case_updates(
+    todo: list[dict],
+    predictions: Mapping[str, dict],
+    merged: Mapping[str, dict],
+    selection: pd.DataFrame,
+    train: list[dict],
+) -> dict[str, dict]:
     """The registry columns a student round sets per case: hybrid label, its sources and
     tumours, uncertainty scores, the selection decision, and whether the case trained."""
     updates = {}
     for c in todo:
         p, m = predictions[c["case_id"]], merged[c["case_id"]]
-        updates[c["case_id"]] = {"hybrid_label_path": m["path"], "hybrid_label_sha256": m["sha256"],
-                                 "label_sources": m["sources"], "tumors": m["tumors"], "scores": p["scores"]}
+        updates[c["case_id"]] = {
+            "hybrid_label_path": m["path"],
+            "hybrid_label_sha256": m["sha256"],
+            "label_sources": m["sources"],
+            "tumors": m["tumors"],
+            "scores": p["scores"],
+        }
     for r in selection.to_dict("records"):
         updates[r["case_id"]].update(selection=r["decision"], selection_reason=r["reason"])
     for c in train:
@@ -174,8 +206,10 @@ def training_label_paths(cases: pd.DataFrame) -> list[str]:
     """The label files a round's model learned from: a merged case's hybrid label, else
     its own label."""
     rows = cases[cases["trained"].fillna(False).astype(bool)].sort_values("case_id")
-    paths = ([p for p in (r.get("hybrid_label_path"), r.get("label_path")) if isinstance(p, str)]
-             for r in rows.to_dict("records"))
+    paths = (
+        [p for p in (r.get("hybrid_label_path"), r.get("label_path")) if isinstance(p, str)]
+        for r in rows.to_dict("records")
+    )
     return [found[0] for found in paths if found]
 
 
@@ -199,8 +233,9 @@ def apply_reviews(cases: pd.DataFrame, reviews: pd.DataFrame, organ_ids: Iterabl
         out.at[i, "label_path"] = latest.at[case_id, "label_path"]
         out.at[i, "annotated_classes"] = annotated
         out.at[i, "reviewed_classes"] = classes
-        out.at[i, "role"] = ("strong" if organs <= set(annotated) else
-                             "tumor_only" if annotated == [tumor_id] else "partial")
+        out.at[i, "role"] = (
+            "strong" if organs <= set(annotated) else "tumor_only" if annotated == [tumor_id] else "partial"
+        )
     return out
 
 

@@ -21,8 +21,13 @@ def keep_count(keep: int | float, n: int) -> int:
     return min(n, int(keep))
 
 
-def select_confident_cases(scores: pd.DataFrame, organ_keep: int | float, tumor_keep: int | float,
-                           organ_score: str = "organ_entropy", tumor_score: str = "tumor_entropy") -> pd.DataFrame:
+def select_confident_cases(
+    scores: pd.DataFrame,
+    organ_keep: int | float,
+    tumor_keep: int | float,
+    organ_score: str = "organ_entropy",
+    tumor_score: str = "tumor_entropy",
+) -> pd.DataFrame:
     """Decision per case: `tumor_kept` (organ and tumour pseudo labels), `organ_kept`
     (tumour gets the fallback) or `sits_out` (re-scored next round)."""
     for col in ("case_id", organ_score, tumor_score):
@@ -49,12 +54,22 @@ def select_confident_cases(scores: pd.DataFrame, organ_keep: int | float, tumor_
             decision, reason = "sits_out", organ_why
         elif cid in tumor_ids:
             decision = "tumor_kept"
-            reason = f"{organ_why}; {tumor_score} {row[tumor_score]:.4f} ranks {tumor_rank[cid]}/{k}, tumour kept for {m} (cut-off {_fmt(tumor_cut)})"
+            tumor_why = f"{tumor_score} {row[tumor_score]:.4f} ranks {tumor_rank[cid]}/{k}, tumour kept for {m}"
+            reason = f"{organ_why}; {tumor_why} (cut-off {_fmt(tumor_cut)})"
         else:
             decision = "organ_kept"
-            reason = f"{organ_why}; {tumor_score} {row[tumor_score]:.4f} ranks {tumor_rank[cid]}/{k}, tumour kept for {m}: tumour falls back"
-        rows.append({"case_id": cid, "organ_score": float(row[organ_score]), "tumor_score": float(row[tumor_score]),
-                     "organ_rank": rank, "decision": decision, "reason": reason})
+            tumor_why = f"{tumor_score} {row[tumor_score]:.4f} ranks {tumor_rank[cid]}/{k}, tumour kept for {m}"
+            reason = f"{organ_why}; {tumor_why}: tumour falls back"
+        rows.append(
+            {
+                "case_id": cid,
+                "organ_score": float(row[organ_score]),
+                "tumor_score": float(row[tumor_score]),
+                "organ_rank": rank,
+                "decision": decision,
+                "reason": reason,
+            }
+        )
     return pd.DataFrame(rows, columns=["case_id", "organ_score", "tumor_score", "organ_rank", "decision", "reason"])
 
 

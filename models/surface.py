@@ -56,7 +56,7 @@ def _codes(padded: np.ndarray) -> np.ndarray:
     code = np.zeros((z, y, x), dtype=np.uint8)
     for bit in range(8):
         a, b, c = (bit >> 2) & 1, (bit >> 1) & 1, bit & 1
-        code |= padded[a:a + z, b:b + y, c:c + x] << np.uint8(7 - bit)
+        code |= padded[a : a + z, b : b + y, c : c + x] << np.uint8(7 - bit)
     return code
 
 
@@ -104,8 +104,9 @@ def surface_distances(gt: np.ndarray, pred: np.ndarray, spacing) -> SurfaceDista
         codes.append(code)
         borders.append((code != 0) & (code != 255))
     to_gt, to_pred = _distance_to(borders[0], spacing), _distance_to(borders[1], spacing)
-    return SurfaceDistances(to_pred[borders[0]], table[codes[0][borders[0]]],
-                            to_gt[borders[1]], table[codes[1][borders[1]]])
+    return SurfaceDistances(
+        to_pred[borders[0]], table[codes[0][borders[0]]], to_gt[borders[1]], table[codes[1][borders[1]]]
+    )
 
 
 def surface_dice(distances: SurfaceDistances, tolerance_mm: float) -> float:
@@ -114,6 +115,8 @@ def surface_dice(distances: SurfaceDistances, tolerance_mm: float) -> float:
     total = distances.gt_areas.sum() + distances.pred_areas.sum()
     if total == 0:
         return float("nan")
-    near = (distances.gt_areas[distances.gt_to_pred <= tolerance_mm].sum()
-            + distances.pred_areas[distances.pred_to_gt <= tolerance_mm].sum())
+    near = (
+        distances.gt_areas[distances.gt_to_pred <= tolerance_mm].sum()
+        + distances.pred_areas[distances.pred_to_gt <= tolerance_mm].sum()
+    )
     return float(near / total)

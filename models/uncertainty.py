@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
-
 from hybridlabel.models.config import LabelMapConfig
 
 
@@ -74,9 +73,10 @@ def disagreement_scores(pred: np.ndarray, other: np.ndarray, labels: LabelMapCon
 @dataclass(frozen=True)
 class ScoreInputs:
     """What the scorers see of one predicted case."""
-    pred: np.ndarray                   # (z, y, x) label map
-    probs: np.ndarray                  # (C, z, y, x) class probabilities
-    other: np.ndarray | None = None    # a second prediction of the case (mirrored pass or previous round)
+
+    pred: np.ndarray  # (z, y, x) label map
+    probs: np.ndarray  # (C, z, y, x) class probabilities
+    other: np.ndarray | None = None  # a second prediction of the case (mirrored pass or previous round)
 
 
 SCORERS: dict[str, Callable[[ScoreInputs, LabelMapConfig], dict[str, float]]] = {

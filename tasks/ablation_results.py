@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.metric_summary import organ_means, tumor_detection
@@ -31,9 +30,12 @@ def _trained_iterations(rounds: list[dict], round_no: int) -> int:
 def _detection(val: pd.DataFrame, tumor_id: int) -> dict:
     """Tumours found (% of val cases with one) and tumour-free val cases given a tumour (%)."""
     found = tumor_detection(val, tumor_id)
-    return {"tumor_found_pct": 100 * found["found"] / found["with_tumor"] if found.get("with_tumor") else np.nan,
-            "tumor_false_alarm_pct": (100 * found["false_alarms"] / found["without_tumor"]
-                                      if found.get("without_tumor") else np.nan)}
+    return {
+        "tumor_found_pct": 100 * found["found"] / found["with_tumor"] if found.get("with_tumor") else np.nan,
+        "tumor_false_alarm_pct": (
+            100 * found["false_alarms"] / found["without_tumor"] if found.get("without_tumor") else np.nan
+        ),
+    }
 
 
 def _organ_present(metrics: pd.DataFrame, reference: str, organ_ids) -> float:
@@ -59,24 +61,32 @@ def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConf
     rounds = json.loads(row["config_json"])["rounds"]
     training = rounds[round_no]["training"]
     stages = json.loads(row["stage_seconds"] or "{}")
-    return {"arm": arm, "seed": seed, "round": round_no, "name": row["name"],
-            "organ_dsc": float(per_case["dsc"].mean()), "organ_nsd": float(per_case["nsd"].mean()),
-            "organ_dsc_present": float(present["dsc"].mean()) if len(present) else np.nan,
-            "tumor_dsc": float(tumor["dsc"].mean()) if len(tumor) else np.nan,
-            "tumor_nsd": float(tumor["nsd"].mean()) if len(tumor) else np.nan,
-            # FLARE's rule scores a case without a tumour 1 when nothing is predicted: over the cases
-            # that have one, the same Dice says how well tumours are found
-            "tumor_dsc_present": float(tumor_present["dsc"].mean()) if len(tumor_present) else np.nan,
-            "tumor_nsd_present": float(tumor_present["nsd"].mean()) if len(tumor_present) else np.nan,
-            "class_dsc": json.dumps({n: round(float(g["dsc"].mean()), 4) for n, g in val.groupby("class_name")}),
-            # the complete labels of partial and unlabeled cases (hybrid, and the parent's raw predictions)
-            **_detection(val, labels.tumor_id),
-            "labels_dsc_present": _organ_present(metrics, "complete_hybrid", labels.organ_ids),
-            "raw_labels_dsc_present": _organ_present(metrics, "complete_raw", labels.organ_ids),
-            "iterations": int(training["epochs"]) * int(training["iterations_per_epoch"]),
-            "trained_iterations": _trained_iterations(rounds, round_no),
-            "network": training["network"], "loss": training["loss"],
-            "train_minutes": float(stages.get("train", np.nan)) / 60, "val_cases": int(val["case_id"].nunique())}
+    return {
+        "arm": arm,
+        "seed": seed,
+        "round": round_no,
+        "name": row["name"],
+        "organ_dsc": float(per_case["dsc"].mean()),
+        "organ_nsd": float(per_case["nsd"].mean()),
+        "organ_dsc_present": float(present["dsc"].mean()) if len(present) else np.nan,
+        "tumor_dsc": float(tumor["dsc"].mean()) if len(tumor) else np.nan,
+        "tumor_nsd": float(tumor["nsd"].mean()) if len(tumor) else np.nan,
+        # FLARE's rule scores a case without a tumour 1 when nothing is predicted: over the cases
+        # that have one, the same Dice says how well tumours are found
+        "tumor_dsc_present": float(tumor_present["dsc"].mean()) if len(tumor_present) else np.nan,
+        "tumor_nsd_present": float(tumor_present["nsd"].mean()) if len(tumor_present) else np.nan,
+        "class_dsc": json.dumps({n: round(float(g["dsc"].mean()), 4) for n, g in val.groupby("class_name")}),
+        # the complete labels of partial and unlabeled cases (hybrid, and the parent's raw predictions)
+        **_detection(val, labels.tumor_id),
+        "labels_dsc_present": _organ_present(metrics, "complete_hybrid", labels.organ_ids),
+        "raw_labels_dsc_present": _organ_present(metrics, "complete_raw", labels.organ_ids),
+        "iterations": int(training["epochs"]) * int(training["iterations_per_epoch"]),
+        "trained_iterations": _trained_iterations(rounds, round_no),
+        "network": training["network"],
+        "loss": training["loss"],
+        "train_minutes": float(stages.get("train", np.nan)) / 60,
+        "val_cases": int(val["case_id"].nunique()),
+    }
 
 
 def collect_arms(work: Path, arms: list[str], seeds: list[int], config: PipelineConfig) -> pd.DataFrame:
@@ -90,7 +100,9 @@ def collect_arms(work: Path, arms: list[str], seeds: list[int], config: Pipeline
             elif arm == "rounds":
                 source, rounds = "rounds", range(1 if "teacher" in arms else 0, len(config.rounds))
             elif arm == "cutmix":  # its rounds before the first tumour round are the rounds arm's
-                first = next((i for i, r in enumerate(config.rounds) if r.targets == "organs+tumor"), len(config.rounds))
+                first = next(
+                    (i for i, r in enumerate(config.rounds) if r.targets == "organs+tumor"), len(config.rounds)
+                )
                 source, rounds = "cutmix", range(first, len(config.rounds))
             else:
                 source, rounds = arm, [0]
@@ -107,11 +119,26 @@ def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
     tumour DSC / NSD, train minutes; the seeds and the budget."""
     out = []
     for arm, group in rows.groupby("arm", sort=False):
-        rec = {"arm": arm, "seeds": int(group["seed"].nunique()), "iterations": int(group["iterations"].iloc[0]),
-               "trained_iterations": int(group.get("trained_iterations", group["iterations"]).iloc[0])}
-        for col in ("organ_dsc", "organ_dsc_present", "organ_nsd", "tumor_dsc", "tumor_nsd", "tumor_dsc_present",
-                    "tumor_nsd_present", "tumor_found_pct", "tumor_false_alarm_pct", "labels_dsc_present",
-                    "raw_labels_dsc_present", "train_minutes"):
+        rec = {
+            "arm": arm,
+            "seeds": int(group["seed"].nunique()),
+            "iterations": int(group["iterations"].iloc[0]),
+            "trained_iterations": int(group.get("trained_iterations", group["iterations"]).iloc[0]),
+        }
+        for col in (
+            "organ_dsc",
+            "organ_dsc_present",
+            "organ_nsd",
+            "tumor_dsc",
+            "tumor_nsd",
+            "tumor_dsc_present",
+            "tumor_nsd_present",
+            "tumor_found_pct",
+            "tumor_false_alarm_pct",
+            "labels_dsc_present",
+            "raw_labels_dsc_present",
+            "train_minutes",
+        ):
             if col not in group:  # rows written before the column existed
                 continue
             rec[f"{col}_mean"] = float(group[col].mean())

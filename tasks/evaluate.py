@@ -10,13 +10,20 @@ from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
-
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.geometry import compare_grids
 from hybridlabel.models.metrics import MetricRules, score_case
 from hybridlabel.tasks.files.atomic import atomic_write_text
-from hybridlabel.tasks.files.imageio import IMAGE_SUFFIXES, ImageReadError, grid_of, image_suffix, read_image, resample_label_onto, \
-    spacing_zyx, strip_suffix
+from hybridlabel.tasks.files.imageio import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    grid_of,
+    image_suffix,
+    read_image,
+    resample_label_onto,
+    spacing_zyx,
+    strip_suffix,
+)
 
 CSV_COLUMNS = ["case_id", "class_id", "class", "dsc", "nsd", "gt_present"]
 
@@ -54,10 +61,12 @@ def evaluate_files(pred_path: Path, gt_path: Path, rules: MetricRules, classes: 
     pred = sitk.GetArrayViewFromImage(pred_img)
     for what, array in (("ground truth", gt), ("prediction", pred)):
         if not np.issubdtype(array.dtype, np.integer):
-            raise EvaluationInputError(f"{what} {Path(gt_path if what == 'ground truth' else pred_path).name} "
-                                       "is not an integer label map")
-    return score_case(np.asarray(pred, dtype=np.uint8), np.asarray(gt, dtype=np.uint8), spacing_zyx(gt_img),
-                      rules, classes)
+            raise EvaluationInputError(
+                f"{what} {Path(gt_path if what == 'ground truth' else pred_path).name} is not an integer label map"
+            )
+    return score_case(
+        np.asarray(pred, dtype=np.uint8), np.asarray(gt, dtype=np.uint8), spacing_zyx(gt_img), rules, classes
+    )
 
 
 def _label_files(folder: Path) -> dict[str, Path]:
@@ -82,8 +91,10 @@ def pair_files(pred: Path, gt: Path) -> list[tuple[str, Path | None, Path]]:
     if not gts:
         raise EvaluationInputError(f"--gt folder {gt} holds no label files ({', '.join(IMAGE_SUFFIXES)})")
     if not set(gts) & set(preds):
-        raise EvaluationInputError(f"no prediction in {pred} has the name of a ground truth in {gt} "
-                                   f"(e.g. {next(iter(gts))}); name predictions after their case")
+        raise EvaluationInputError(
+            f"no prediction in {pred} has the name of a ground truth in {gt} "
+            f"(e.g. {next(iter(gts))}); name predictions after their case"
+        )
     return [(case, preds.get(case), path) for case, path in gts.items()]
 
 
@@ -93,8 +104,9 @@ class Evaluation:
     problems: dict[str, str]  # case id -> one-line reason it could not be scored
 
 
-def evaluate_pairs(pairs: list[tuple[str, Path | None, Path]], rules: MetricRules,
-                   on_case: Callable[[str], None] | None = None) -> Evaluation:
+def evaluate_pairs(
+    pairs: list[tuple[str, Path | None, Path]], rules: MetricRules, on_case: Callable[[str], None] | None = None
+) -> Evaluation:
     """Every pair scored; a missing prediction scores as an empty one (FLARE counts it
     as a failure), an unreadable pair is reported and the rest go on."""
     records, problems = [], {}
@@ -122,6 +134,14 @@ def write_metrics_csv(records: list[dict], out: Path) -> Path:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in records:
-        writer.writerow([r["case_id"], r["class_id"], r["class_name"], f"{r['dsc']:.6f}", f"{r['nsd']:.6f}",
-                         int(bool(r.get("gt_present", True)))])
+        writer.writerow(
+            [
+                r["case_id"],
+                r["class_id"],
+                r["class_name"],
+                f"{r['dsc']:.6f}",
+                f"{r['nsd']:.6f}",
+                int(bool(r.get("gt_present", True))),
+            ]
+        )
     return atomic_write_text(Path(out), buf.getvalue())

@@ -20,8 +20,10 @@ def round_problems(workdir: Path, round_no: int, hashes: bool = True) -> list[st
         return [f"round {round_no} is not in the registry"]
     if not reg.is_complete(round_no):
         if row["status"] == "completed":  # its rows are committed, its cases partition is gone
-            return [f"round {round_no} is marked completed but its cases partition is missing from {reg.root}; "
-                    f"redo it with `hybridlabel resume --round {round_no}`"]
+            return [
+                f"round {round_no} is marked completed but its cases partition is missing from {reg.root}; "
+                f"redo it with `hybridlabel resume --round {round_no}`"
+            ]
         return [f"round {round_no} is {row['status']}, not completed"]
     problems = []
     model = row.get("model_dir")
@@ -48,6 +50,8 @@ def completed_rounds_problems(workdir: Path, before: int, hashes: bool = True) -
             problems = round_problems(workdir, r, hashes)
             if problems:
                 more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-                out.append(f"round {r} is no longer intact: {problems[0]}{more}; "
-                           f"redo it with `hybridlabel resume --round {r} --workdir {workdir}`")
+                out.append(
+                    f"round {r} is no longer intact: {problems[0]}{more}; "
+                    f"redo it with `hybridlabel resume --round {r} --workdir {workdir}`"
+                )
     return out

@@ -9,14 +9,20 @@ from pathlib import Path
 import fastremap
 import numpy as np
 import SimpleITK as sitk
-
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.geometry import compare_grids
 from hybridlabel.models.merge import merge_case
 from hybridlabel.models.pseudo_trust import class_overlap
 from hybridlabel.models.uncertainty import entropy_scores
 from hybridlabel.tasks.files.atomic import atomic_write_text
-from hybridlabel.tasks.files.imageio import array_to_image, grid_of, read_image, resample_label_onto, spacing_zyx, write_image
+from hybridlabel.tasks.files.imageio import (
+    array_to_image,
+    grid_of,
+    read_image,
+    resample_label_onto,
+    spacing_zyx,
+    write_image,
+)
 
 
 class MergeInputError(ValueError):
@@ -44,9 +50,16 @@ def load_probabilities(path: Path) -> np.ndarray:
         return data[key]
 
 
-def merge_case_files(pred_path: Path, out_path: Path, config: PipelineConfig, label_path: Path | None = None,
-                     probs_path: Path | None = None, annotated: list[int] | None = None,
-                     tumor_selected: bool = True, withhold: list[int] | None = None) -> tuple[Path, Path, dict]:
+def merge_case_files(
+    pred_path: Path,
+    out_path: Path,
+    config: PipelineConfig,
+    label_path: Path | None = None,
+    probs_path: Path | None = None,
+    annotated: list[int] | None = None,
+    tumor_selected: bool = True,
+    withhold: list[int] | None = None,
+) -> tuple[Path, Path, dict]:
     """Merge one case's files: the hybrid label at `out_path`, its record beside it
     (`OUT.json`: annotated and withheld classes, sources, tumours, counts, overlap), and
     the record returned."""
@@ -69,17 +82,31 @@ def merge_case_files(pred_path: Path, out_path: Path, config: PipelineConfig, la
         annotated = [c for c in annotated if c not in set(withhold)]
     probs = load_probabilities(probs_path) if probs_path else None
     if probs is not None and probs.shape[1:] != pred.shape:
-        raise MergeInputError(f"probabilities have shape {probs.shape[1:]} but the prediction {pred.shape}; "
-                              "write them on the prediction's grid")
+        raise MergeInputError(
+            f"probabilities have shape {probs.shape[1:]} but the prediction {pred.shape}; "
+            "write them on the prediction's grid"
+        )
     max_prob = probs.max(axis=0) if probs is not None and config.merge.min_voxel_confidence is not None else None
-    result = merge_case(gt, annotated, pred, spacing_zyx(reference), config.merge, config.label_map,
-                        max_prob=max_prob, tumor_selected=tumor_selected)
+    result = merge_case(
+        gt,
+        annotated,
+        pred,
+        spacing_zyx(reference),
+        config.merge,
+        config.label_map,
+        max_prob=max_prob,
+        tumor_selected=tumor_selected,
+    )
     write_image(array_to_image(result.hybrid, reference), out_path)
-    record = {"annotated": sorted(int(c) for c in annotated), "withheld": sorted(int(c) for c in withhold or []),
-              "sources": {str(k): v for k, v in result.sources.items()},
-              "tumors": result.tumors, "counts": result.counts,
-              # how far the parent's prediction agrees with this case's annotations (pseudo_trust)
-              "overlap": {str(c): v for c, v in class_overlap(gt, pred, annotated).items()} if gt is not None else {}}
+    record = {
+        "annotated": sorted(int(c) for c in annotated),
+        "withheld": sorted(int(c) for c in withhold or []),
+        "sources": {str(k): v for k, v in result.sources.items()},
+        "tumors": result.tumors,
+        "counts": result.counts,
+        # how far the parent's prediction agrees with this case's annotations (pseudo_trust)
+        "overlap": {str(c): v for c, v in class_overlap(gt, pred, annotated).items()} if gt is not None else {},
+    }
     if probs is not None:
         record["scores"] = entropy_scores(probs, pred, config.label_map)
     json_path = Path(str(out_path) + ".json")

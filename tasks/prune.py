@@ -32,8 +32,11 @@ def _size(path: Path) -> int:
 
 def leftovers(workdir: Path) -> list[Leftover]:
     layout = Layout(Path(workdir))
-    found = [Leftover(p, _size(p), "model of a superseded training")
-             for p in sorted((layout.nnunet / "results").glob("*/*.superseded-*")) if p.is_dir()]
+    found = [
+        Leftover(p, _size(p), "model of a superseded training")
+        for p in sorted((layout.nnunet / "results").glob("*/*.superseded-*"))
+        if p.is_dir()
+    ]
     found += [Leftover(p, p.stat().st_size, "stored label no round links to") for p in unreferenced(layout.store)]
     return found
 

@@ -18,11 +18,15 @@ def parent_model(workdir: Path, round_no: int) -> str:
     reg = Registry(Path(workdir))
     row = reg.round_row(round_no)
     if not reg.is_complete(round_no) or not row or not row.get("model_dir"):
-        raise RoundError(f"round {round_no} is not complete with a model in {workdir}; resume from it or an "
-                         f"earlier round (`hybridlabel status --workdir {workdir}`, then "
-                         f"`hybridlabel resume --round {round_no} --workdir {workdir}`)")
+        raise RoundError(
+            f"round {round_no} is not complete with a model in {workdir}; resume from it or an "
+            f"earlier round (`hybridlabel status --workdir {workdir}`, then "
+            f"`hybridlabel resume --round {round_no} --workdir {workdir}`)"
+        )
     checkpoint = checkpoint_path(row["model_dir"])
     if not checkpoint.exists():
-        raise RoundError(f"round {round_no}'s model {checkpoint} is missing; redo it with "
-                         f"`hybridlabel resume --round {round_no} --workdir {workdir}`")
+        raise RoundError(
+            f"round {round_no}'s model {checkpoint} is missing; redo it with "
+            f"`hybridlabel resume --round {round_no} --workdir {workdir}`"
+        )
     return row["model_dir"]

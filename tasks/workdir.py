@@ -94,8 +94,12 @@ class WorkdirLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = self._acquire()
             os.ftruncate(fd, 0)
-            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                     "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+            os.write(
+                fd,
+                json.dumps(
+                    {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+                ).encode(),
+            )
             self._held[key] = (fd, 1)
         return self
 
@@ -110,7 +114,8 @@ class WorkdirLock:
                 raise WorkdirBusy(
                     f"workdir {self.path.parent} is in use by pid {holder.get('pid', '?')} on "
                     f"{holder.get('host', '?')} since {holder.get('since', '?')}; wait for it to end, or stop "
-                    "it (Ctrl-C); the lock is freed when its process ends") from None
+                    "it (Ctrl-C); the lock is freed when its process ends"
+                ) from None
             try:  # the file we locked may have been unlinked by its last holder meanwhile
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -159,8 +164,9 @@ def read_journal(step_dir: Path, case_id: str, inputs: str) -> dict | None:
 
 def write_journal(step_dir: Path, case_id: str, inputs: str, record: dict) -> dict:
     # where it ran: a per-case step may run on any Dask worker of any machine
-    record = dict(record, inputs=inputs, sha256=sha256_path(Path(record["path"])),
-                  host=socket.gethostname(), pid=os.getpid())
+    record = dict(
+        record, inputs=inputs, sha256=sha256_path(Path(record["path"])), host=socket.gethostname(), pid=os.getpid()
+    )
     atomic_write_text(journal_path(step_dir, case_id), json.dumps(record, sort_keys=True))
     return record
 

@@ -56,8 +56,10 @@ def finished(phantom_cohort, tmp_path_factory, prefect_harness):
     rows = (phantom_cohort / "manifest.csv").read_text().replace(",imagesTr/", f",{phantom_cohort}/imagesTr/")
     rows = rows.replace(",labelsTr/", f",{phantom_cohort}/labelsTr/")
     manifest.write_text(rows + f"{DUPLICATED},{phantom_cohort}/imagesTr/{DUPLICATED}_0000.nii.gz,,,\n")
-    config.write_text(tiny_config_yaml(phantom_cohort) + f"manifest: {manifest}\n"
-                      "evaluation: {holdout_fraction: 0.34, holdout_seed: 1}\n")
+    config.write_text(
+        tiny_config_yaml(phantom_cohort) + f"manifest: {manifest}\n"
+        "evaluation: {holdout_fraction: 0.34, holdout_seed: 1}\n"
+    )
     result = pipeline(str(config), str(work), 0, True)
     return {"work": work, "config": config, "result": result}
 
@@ -69,8 +71,11 @@ def tiny_config_yaml(dataset, rounds: int = 3, name: str = "t", dataset_id: int 
     trains with CutMix."""
     budget = "{network: tiny, epochs: 1, iterations_per_epoch: 2, val_iterations: 1, device: cpu, seed: 3}"
     # the tumour round pastes tumours into every patch of a case without a tumour label (CutMix)
-    budget_2d = budget.replace("{", "{configuration: 2d, cutmix: {probability: 1.0, margins: [[0, 10], [4, 12]], "
-                                     "placement: any_organ, min_voxels: 1}, ")
+    budget_2d = budget.replace(
+        "{",
+        "{configuration: 2d, cutmix: {probability: 1.0, margins: [[0, 10], [4, 12]], "
+        "placement: any_organ, min_voxels: 1}, ",
+    )
     specs = [
         f"  - {{name: teacher, kind: teacher, predict_roles: [], train_roles: [strong], training: {budget}}}",
         f"  - {{name: organs, predict_roles: [partial, tumor_only], train_roles: [strong, partial, tumor_only], "
@@ -78,5 +83,7 @@ def tiny_config_yaml(dataset, rounds: int = 3, name: str = "t", dataset_id: int 
         f"  - {{name: tumours, predict_roles: [strong, partial, tumor_only, unlabeled], "
         f"train_roles: [strong, partial, tumor_only, unlabeled], targets: organs+tumor, training: {budget_2d}}}",
     ][:rounds]
-    return (f"name: {name}\nnnunet_dataset_id: {dataset_id}\ndataset: {dataset}\nworkers: 2\n"
-            f"selection: {{organ_keep: 0.67, tumor_keep: 1}}\nrounds:\n" + "\n".join(specs) + "\n")
+    return (
+        f"name: {name}\nnnunet_dataset_id: {dataset_id}\ndataset: {dataset}\nworkers: 2\n"
+        f"selection: {{organ_keep: 0.67, tumor_keep: 1}}\nrounds:\n" + "\n".join(specs) + "\n"
+    )

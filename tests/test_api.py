@@ -11,10 +11,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-import hybridlabel
 from hybridlabel.data_registry.store import RegistryError
 
+import hybridlabel
 from tests.realct import read_flare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,9 +26,28 @@ def test_a_wheel_installs_one_namespace_and_no_generic_top_level_packages(tmp_pa
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "hybridlabel", "models", "tasks", "flows", "data_registry"):
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
-        copy(REPO / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True, timeout=300)
+        copy(
+            REPO / name,
+            src / name,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}),
+        )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheel = next((tmp_path / "dist").glob("hybridlabel-*.whl"))
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"hybridlabel"}
@@ -37,24 +55,38 @@ def test_a_wheel_installs_one_namespace_and_no_generic_top_level_packages(tmp_pa
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     # the dependencies come from this environment; hybridlabel itself only from the new venv
     env = {"PYTHONPATH": sysconfig.get_paths()["purelib"], "PATH": "/usr/bin:/bin"}
-    probe = ("import importlib.util as u, hybridlabel, hybridlabel.flows.cli, hybridlabel.models.nnunet.trainers;"
-             "print(hybridlabel.__file__);"
-             "print([m for m in ('models', 'tasks', 'flows', 'data_registry') if u.find_spec(m)])")
-    out = subprocess.run([str(python), "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=300)
+    probe = (
+        "import importlib.util as u, hybridlabel, hybridlabel.flows.cli, hybridlabel.models.nnunet.trainers;"
+        "print(hybridlabel.__file__);"
+        "print([m for m in ('models', 'tasks', 'flows', 'data_registry') if u.find_spec(m)])"
+    )
+    out = subprocess.run([str(python), "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     where, generic = out.stdout.split("\n")[:2]
     assert where.startswith(str(venv)) and generic == "[]"
 
 
 def test_importing_the_package_loads_nothing_heavy():
-    out = subprocess.run([sys.executable, "-c", "import sys, hybridlabel; "
-                          "print(sorted(m for m in ('prefect', 'torch', 'nnunetv2', 'pandas') if m in sys.modules))"],
-                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, hybridlabel; "
+            "print(sorted(m for m in ('prefect', 'torch', 'nnunetv2', 'pandas') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert out.stdout.strip() == "[]", out.stderr[-2000:]
 
 

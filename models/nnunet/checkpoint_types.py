@@ -11,7 +11,10 @@ def allow_numpy_values() -> None:
     import numpy as np
     import torch
 
-    dtypes = [type(np.dtype(t)) for t in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
-                                          "float16", "float32", "float64")]
-    torch.serialization.add_safe_globals([np._core.multiarray.scalar, np._core.multiarray._reconstruct,
-                                          np.ndarray, np.dtype, *dtypes])
+    dtypes = [
+        type(np.dtype(t))
+        for t in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "float16", "float32", "float64")
+    ]
+    torch.serialization.add_safe_globals(
+        [np._core.multiarray.scalar, np._core.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from hybridlabel.models.config import LabelMapConfig
 
 
-def dataset_json(labels: LabelMapConfig, n_training: int, with_ignore: bool = False,
-                 file_ending: str = ".nii.gz", tumor: bool = True) -> dict:
+def dataset_json(
+    labels: LabelMapConfig, n_training: int, with_ignore: bool = False, file_ending: str = ".nii.gz", tumor: bool = True
+) -> dict:
     """nnU-Net v2's dataset.json: CT channel, the label map (names -> ids) and, when the
     hybrid labels use it, the `ignore` label (the id after the last class)."""
     names = {name: int(i) for i, name in sorted(labels.labels.items()) if tumor or i != labels.tumor_id}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from hybridlabel.models.nnunet.predictor import ModelBundle, Segmenter
 
 BODY_HU = -500.0
@@ -27,7 +26,7 @@ def body_box(image: np.ndarray, spacing_zyx, margin_mm: float = 10.0) -> tuple[s
     import cc3d
 
     step = tuple(max(1, int(round(4.0 / max(s, 1e-3)))) for s in spacing_zyx)  # ~4 mm grid
-    coarse = np.ascontiguousarray(image[::step[0], ::step[1], ::step[2]] > BODY_HU)
+    coarse = np.ascontiguousarray(image[:: step[0], :: step[1], :: step[2]] > BODY_HU)
     if not coarse.any():
         return tuple(slice(0, n) for n in image.shape)
     body = cc3d.largest_k(coarse, k=1, connectivity=6) > 0
@@ -73,8 +72,9 @@ def logits_to_labels(logits: torch.Tensor, shape: tuple[int, int, int]) -> np.nd
 class FastSegmenter(Segmenter):
     """`predict_label(image, spacing)` -> uint8 label map on the input grid."""
 
-    def __init__(self, bundle: ModelBundle, device: str = "auto", tta: str = "none", fast: bool = True,
-                 body_crop: bool = True):
+    def __init__(
+        self, bundle: ModelBundle, device: str = "auto", tta: str = "none", fast: bool = True, body_crop: bool = True
+    ):
         super().__init__(bundle, device=device, tta="mirror8" if tta == "mirror" else tta)
         self.fast, self.body_crop = fast, body_crop  # body_crop=False: to measure that shortcut alone
         self.bundle = bundle
@@ -82,8 +82,9 @@ class FastSegmenter(Segmenter):
     def predict_label(self, image: np.ndarray, spacing_zyx) -> np.ndarray:
         if not self.fast:
             data = np.asarray(image, dtype=np.float32)[None]
-            seg = self.predictor.predict_single_npy_array(data, {"spacing": [float(s) for s in spacing_zyx]},
-                                                          None, None, False)
+            seg = self.predictor.predict_single_npy_array(
+                data, {"spacing": [float(s) for s in spacing_zyx]}, None, None, False
+            )
             return np.asarray(seg, dtype=np.uint8)
         from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 
@@ -91,8 +92,13 @@ class FastSegmenter(Segmenter):
         box = body_box(image, spacing_zyx) if self.body_crop else tuple(slice(0, n) for n in image.shape)
         crop = np.asarray(image[box], dtype=np.float32)[None]
         data, _, props = DefaultPreprocessor(verbose=False).run_case_npy(
-            crop, None, {"spacing": [float(s) for s in spacing_zyx]}, p.plans_manager, p.configuration_manager,
-            p.dataset_json)
+            crop,
+            None,
+            {"spacing": [float(s) for s in spacing_zyx]},
+            p.plans_manager,
+            p.configuration_manager,
+            p.dataset_json,
+        )
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
             logits = p.predict_logits_from_preprocessed_data(torch.from_numpy(data)).to(self.device)
             if self.device.type == "cuda":

@@ -20,10 +20,10 @@ def checkpoint_path(model_folder: Path | str, name: str = FINAL) -> Path:
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    root: Path          # the workdir's nnU-Net root (raw/, preprocessed/, results/)
+    root: Path  # the workdir's nnU-Net root (raw/, preprocessed/, results/)
     dataset_id: int
-    dataset: str        # DatasetNNN_name
-    plans: str          # plans identifier (network variant)
+    dataset: str  # DatasetNNN_name
+    plans: str  # plans identifier (network variant)
     configuration: str  # 2d | 3d_fullres | 3d_lowres
     trainer: str = TRAINER_NAME
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from torch import nn
-
 from hybridlabel.models.cutmix import PASTED
+from torch import nn
 
 Mode = Literal["target_adaptive", "merge_max"]
 
@@ -27,8 +26,7 @@ def _expand(mask: torch.Tensor, ndim: int) -> torch.Tensor:
     return mask if mask.ndim == ndim else mask.reshape(mask.shape + (1,) * (ndim - 2))
 
 
-def pasted_target(target: torch.Tensor, annotated: torch.Tensor, tumor_id: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def pasted_target(target: torch.Tensor, annotated: torch.Tensor, tumor_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A training target with CutMix boxes (values label + PASTED) decoded, and the mask
     made voxel-wise with the tumour class annotated inside the boxes; unchanged when
     nothing was pasted."""
@@ -36,8 +34,9 @@ def pasted_target(target: torch.Tensor, annotated: torch.Tensor, tumor_id: int
     if not bool(box.any()):
         return target, annotated
     target = torch.where(box, target - PASTED, target)
-    voxel = _expand(annotated.bool(), target.ndim).expand(target.shape[0], annotated.shape[1],
-                                                          *target.shape[2:]).clone()
+    voxel = (
+        _expand(annotated.bool(), target.ndim).expand(target.shape[0], annotated.shape[1], *target.shape[2:]).clone()
+    )
     voxel[:, tumor_id] |= box[:, 0]
     return target, voxel
 
@@ -77,7 +76,9 @@ class PartialLabelLoss(nn.Module):
         super().__init__()
         self.mode, self.ignore_label, self.smooth, self.batch_dice = mode, ignore_label, smooth, batch_dice
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b, c = logits.shape[:2]
         if annotated is None:
             annotated = torch.ones((b, c), dtype=torch.bool, device=logits.device)

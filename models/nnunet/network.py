@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-def build_network(plans: dict, dataset_json: dict, configuration: str, deep_supervision: bool = False,
-                  allow_init: bool = True):
+
+def build_network(
+    plans: dict, dataset_json: dict, configuration: str, deep_supervision: bool = False, allow_init: bool = True
+):
     # nnU-Net's trainer builds its network with this call (nnUNetTrainer.build_network_architecture,
     # which our trainer keeps); calling it directly spares `predict` importing the training
     # stack (matplotlib, seaborn, the data loaders): ~1.7 s of every start-up
@@ -15,9 +17,15 @@ def build_network(plans: dict, dataset_json: dict, configuration: str, deep_supe
     config = pm.get_configuration(configuration)
     n_in = determine_num_input_channels(pm, config, dataset_json)
     n_out = pm.get_label_manager(dataset_json).num_segmentation_heads
-    return get_network_from_plans(config.network_arch_class_name, config.network_arch_init_kwargs,
-                                  config.network_arch_init_kwargs_req_import, n_in, n_out, allow_init=allow_init,
-                                  deep_supervision=deep_supervision)
+    return get_network_from_plans(
+        config.network_arch_class_name,
+        config.network_arch_init_kwargs,
+        config.network_arch_init_kwargs_req_import,
+        n_in,
+        n_out,
+        allow_init=allow_init,
+        deep_supervision=deep_supervision,
+    )
 
 
 def count_parameters(plans: dict, dataset_json: dict, configuration: str) -> int:

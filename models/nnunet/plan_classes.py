@@ -105,19 +105,23 @@ def shape_problem(expected: dict, weights: dict) -> str | None:
     missing = [k for k in expected if k not in weights]
     extra = [k for k in weights if k not in expected]
     if missing or extra:
-        return (f"the weights do not fit the network the plans describe ({len(missing)} tensor(s) missing, "
-                f"e.g. {missing[:1]}; {len(extra)} unexpected, e.g. {extra[:1]})")
+        return (
+            f"the weights do not fit the network the plans describe ({len(missing)} tensor(s) missing, "
+            f"e.g. {missing[:1]}; {len(extra)} unexpected, e.g. {extra[:1]})"
+        )
     for key, shape in expected.items():
         have = tuple(getattr(weights[key], "shape", ()))
         if have != tuple(shape):
-            return f"the weights do not fit the network the plans describe ({key}: {have} in the checkpoint, {tuple(shape)} in the plans)"
+            return (
+                f"the weights do not fit the network the plans describe ({key}: {have} in the checkpoint, "
+                f"{tuple(shape)} in the plans)"
+            )
     return None
 
 
 def network_state_shapes(plans: dict, dataset_json: dict, configuration: str) -> dict[str, tuple[int, ...]]:
     """The state-dict shapes of the network, built on the meta device (no memory allocated)."""
     import torch
-
     from hybridlabel.models.nnunet.network import build_network
 
     with torch.device("meta"):

@@ -30,13 +30,20 @@ def configuration_problem(plans: dict, configuration: str) -> str | None:
     """Why `configuration` cannot be trained with these plans, or None."""
     available = sorted(c for c, v in plans.get("configurations", {}).items() if "architecture" in v)
     if configuration not in available:
-        return (f"nnU-Net's planner wrote no {configuration!r} configuration for this dataset (it has "
-                f"{', '.join(available)}); choose one of those in training.configuration")
+        return (
+            f"nnU-Net's planner wrote no {configuration!r} configuration for this dataset (it has "
+            f"{', '.join(available)}); choose one of those in training.configuration"
+        )
     return None
 
 
-def plans_variant(plans: dict, network: str, batch_size: int | None = None,
-                  dataset_name: str | None = None, configuration: str = DEFAULT_CONFIGURATION) -> dict:
+def plans_variant(
+    plans: dict,
+    network: str,
+    batch_size: int | None = None,
+    dataset_name: str | None = None,
+    configuration: str = DEFAULT_CONFIGURATION,
+) -> dict:
     """A copy of `plans` with the network of `network` in `configuration` and, optionally,
     a batch size."""
     if network != "default" and network not in NETWORKS:
@@ -55,7 +62,7 @@ def plans_variant(plans: dict, network: str, batch_size: int | None = None,
     base, cap, n_enc, n_dec = NETWORKS[network]
     kwargs = config["architecture"]["arch_kwargs"]
     stages = int(kwargs["n_stages"])
-    kwargs["features_per_stage"] = [min(base * 2 ** i, cap) for i in range(stages)]
+    kwargs["features_per_stage"] = [min(base * 2**i, cap) for i in range(stages)]
     kwargs["n_conv_per_stage"] = [n_enc] * stages
     kwargs["n_conv_per_stage_decoder"] = [n_dec] * (stages - 1)
     return out

@@ -24,6 +24,7 @@ Tta = Literal["none", "flip4", "mirror8"]
 @dataclass
 class ModelBundle:
     """What a trained model folder holds, loaded: everything prediction needs."""
+
     plans: dict
     dataset_json: dict
     configuration: str
@@ -59,11 +60,9 @@ def pick_device(device: str) -> torch.device:
 
 
 class Segmenter:
-    def __init__(self, bundle: ModelBundle, device: str = "auto", tta: Tta = "none",
-                 tile_step_size: float = 0.5):
-        from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
+    def __init__(self, bundle: ModelBundle, device: str = "auto", tta: Tta = "none", tile_step_size: float = 0.5):
         from hybridlabel.models.nnunet.network import build_network
+        from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
         self.device = pick_device(device)
         plans_manager = PlansManager(bundle.plans)
@@ -75,12 +74,25 @@ class Segmenter:
         # even when it is off; it would land in every `predict` run and round log
         with contextlib.redirect_stdout(io.StringIO()):
             predictor = _predictor_class()(
-                tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=tta != "none",
-                perform_everything_on_device=self.device.type == "cuda", device=self.device,
-                verbose=False, verbose_preprocessing=False, allow_tqdm=False)
+                tile_step_size=tile_step_size,
+                use_gaussian=True,
+                use_mirroring=tta != "none",
+                perform_everything_on_device=self.device.type == "cuda",
+                device=self.device,
+                verbose=False,
+                verbose_preprocessing=False,
+                allow_tqdm=False,
+            )
         predictor.tta = tta
-        predictor.manual_initialization(network, plans_manager, config, [bundle.weights], bundle.dataset_json,
-                                        "HybridLabelTrainer", bundle.mirror_axes or (0, 1, 2))
+        predictor.manual_initialization(
+            network,
+            plans_manager,
+            config,
+            [bundle.weights],
+            bundle.dataset_json,
+            "HybridLabelTrainer",
+            bundle.mirror_axes or (0, 1, 2),
+        )
         self.predictor = predictor
         self.n_classes = n_out
         self.n_parameters = sum(p.numel() for p in network.parameters())
@@ -89,5 +101,6 @@ class Segmenter:
         """(z, y, x) CT -> (uint8 label map, float16 probabilities (C, z, y, x)) on the input grid."""
         data = np.asarray(image, dtype=np.float32)[None]
         seg, probs = self.predictor.predict_single_npy_array(
-            data, {"spacing": [float(s) for s in spacing_zyx]}, None, None, True)
+            data, {"spacing": [float(s) for s in spacing_zyx]}, None, None, True
+        )
         return np.asarray(seg, dtype=np.uint8), np.asarray(probs, dtype=np.float16)

@@ -28,16 +28,27 @@ class TrainingSpec:
     cutmix_pool: str | None = None  # the round's tumour objects (models.cutmix), when training.cutmix is set
 
     def to_json(self) -> str:
-        return json.dumps({"training": self.training.model_dump(mode="json"), "annotated": self.annotated,
-                           "final_validation": self.final_validation,
-                           "parent_checkpoint": self.parent_checkpoint, "cutmix_pool": self.cutmix_pool},
-                          sort_keys=True)
+        return json.dumps(
+            {
+                "training": self.training.model_dump(mode="json"),
+                "annotated": self.annotated,
+                "final_validation": self.final_validation,
+                "parent_checkpoint": self.parent_checkpoint,
+                "cutmix_pool": self.cutmix_pool,
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "TrainingSpec":
         data = json.loads(text)
-        return cls(TrainingConfig.model_validate(data["training"]), data.get("annotated", {}),
-                   data.get("final_validation", False), data.get("parent_checkpoint"), data.get("cutmix_pool"))
+        return cls(
+            TrainingConfig.model_validate(data["training"]),
+            data.get("annotated", {}),
+            data.get("final_validation", False),
+            data.get("parent_checkpoint"),
+            data.get("cutmix_pool"),
+        )
 
 
 def spec_from_environment() -> TrainingSpec | None:

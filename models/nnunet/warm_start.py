@@ -18,8 +18,9 @@ import torch
 HEAD = ".seg_layers."
 
 
-def warm_start_state(student: Mapping[str, torch.Tensor], parent: Mapping[str, torch.Tensor]
-                     ) -> tuple[dict[str, torch.Tensor], list[str]]:
+def warm_start_state(
+    student: Mapping[str, torch.Tensor], parent: Mapping[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The student's state with the parent's weights carried in, and the names of the
     heads only partly carried. Raises ValueError when the bodies differ (another network)."""
     out, partial = {}, []
@@ -36,7 +37,9 @@ def warm_start_state(student: Mapping[str, torch.Tensor], parent: Mapping[str, t
             out[name] = mine
         else:
             found = "missing" if theirs is None else f"{tuple(theirs.shape)} in the parent"
-            raise ValueError(f"the parent model's network differs from the student's at {name} "
-                             f"({tuple(mine.shape)} here, {found}); a student starts from a parent of the "
-                             f"same network and configuration, or set init_from_parent: false")
+            raise ValueError(
+                f"the parent model's network differs from the student's at {name} "
+                f"({tuple(mine.shape)} here, {found}); a student starts from a parent of the "
+                f"same network and configuration, or set init_from_parent: false"
+            )
     return out, partial

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hybridlabel.tasks.files.imageio import sha256_path
 
+
 def _suffix(path: Path) -> str:
     name = path.name
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix

@@ -33,10 +33,14 @@ def named_disk_full(path: Path, needed_bytes: int | None = None) -> Iterator[Non
     try:
         yield
     except (OSError, RuntimeError) as exc:
-        full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or \
-            (isinstance(exc, RuntimeError) and any(s in str(exc) for s in TORCH_SHORT_WRITE))
+        full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or (
+            isinstance(exc, RuntimeError) and any(s in str(exc) for s in TORCH_SHORT_WRITE)
+        )
         if not full:
             raise
         needed = f", about {needed_bytes / 2**20:,.0f} MB needed" if needed_bytes else ""
-        raise DiskFullError(errno.ENOSPC, f"no space left on the device writing {path} ({_free_mb(path)} free "
-                                          f"there{needed}); free disk space and run the command again") from None
+        raise DiskFullError(
+            errno.ENOSPC,
+            f"no space left on the device writing {path} ({_free_mb(path)} free "
+            f"there{needed}); free disk space and run the command again",
+        ) from None

@@ -15,7 +15,6 @@ import struct
 from pathlib import Path
 
 import SimpleITK as sitk
-
 from hybridlabel.models.geometry import geometry_problem, voxel_count_problem
 from hybridlabel.tasks.files.nifti_check import declared_bytes
 
@@ -32,20 +31,25 @@ def header_problem(path: Path, reader: sitk.ImageFileReader) -> str | None:
     raw = raw_spacing(path)
     if raw is not None and not all(math.isfinite(s) and s > 0 for s in raw):
         shown = ", ".join(f"{s:g}" for s in raw)
-        return (f"header voxel size ({shown}) is zero, negative or not a number (ITK would read it as "
-                "1 mm or drop its sign); fix the conversion that wrote it")
+        return (
+            f"header voxel size ({shown}) is zero, negative or not a number (ITK would read it as "
+            "1 mm or drop its sign); fix the conversion that wrote it"
+        )
     origin = _meta_origin(path)  # MetaImage's reader turns an unparsable Offset (nan) into 0
     if origin is not None and not all(math.isfinite(v) for v in origin):
         return f"header origin ({', '.join(f'{v:g}' for v in origin)}) is not finite; the header is damaged"
     if problem := geometry_problem(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection()):
         return problem
     nifti = Path(path).name.lower().endswith((".nii", ".nii.gz"))
-    declared = (declared_bytes(path) if nifti else None) or \
-        math.prod(size) * reader.GetNumberOfComponents() * _bytes_per_component(reader)
+    declared = (declared_bytes(path) if nifti else None) or math.prod(
+        size
+    ) * reader.GetNumberOfComponents() * _bytes_per_component(reader)
     stored, compressed = _stored_bytes(Path(path))
     if stored is not None and declared > stored * (MAX_DEFLATE_RATIO if compressed else 1):
-        return (f"header declares {'x'.join(map(str, size))} voxels ({declared / 2**20:,.1f} MiB) but the file "
-                f"holds {stored / 2**10:,.0f} KiB{' compressed' if compressed else ''}: truncated, or the header is wrong")
+        return (
+            f"header declares {'x'.join(map(str, size))} voxels ({declared / 2**20:,.1f} MiB) but the file "
+            f"holds {stored / 2**10:,.0f} KiB{' compressed' if compressed else ''}: truncated, or the header is wrong"
+        )
     return None
 
 
@@ -98,7 +102,7 @@ def _nifti_pixdim(path: Path) -> tuple[float, ...] | None:
             break
     else:
         return None
-    return tuple(float(p) for p in pixdim[1:1 + min(max(ndim, 1), 3)])
+    return tuple(float(p) for p in pixdim[1 : 1 + min(max(ndim, 1), 3)])
 
 
 def _meta_fields(path: Path) -> dict[str, str]:
@@ -131,4 +135,3 @@ def _stored_bytes(path: Path) -> tuple[int | None, bool]:
     if name.endswith(".nrrd"):
         return path.stat().st_size, True  # gzip or raw: the looser bound
     return None, False
-

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from hybridlabel.models.geometry import Grid, geometry_problem, slice_gap_problem, voxel_count_problem
 from hybridlabel.tasks.files.header_check import header_problem
 from hybridlabel.tasks.files.nifti_check import nifti_problem
@@ -52,8 +51,11 @@ def _one_line(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     cause = next((ln.split("ERROR:", 1)[1].strip() for ln in lines if "ERROR:" in ln), None)
     if cause is None:
-        plain = [ln for ln in lines if not re.search(r"\.(cxx|cpp|h|hxx):\d+:?$", ln)
-                 and not ln.startswith("Exception thrown in")]
+        plain = [
+            ln
+            for ln in lines
+            if not re.search(r"\.(cxx|cpp|h|hxx):\d+:?$", ln) and not ln.startswith("Exception thrown in")
+        ]
         cause = plain[-1] if plain else type(exc).__name__
     return cause[:200]
 
@@ -137,8 +139,9 @@ def _slice_positions(files) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
 
 
 def grid_of(image: sitk.Image) -> Grid:
-    return Grid(tuple(image.GetSize()), tuple(image.GetSpacing()), tuple(image.GetOrigin()),
-                tuple(image.GetDirection()))
+    return Grid(
+        tuple(image.GetSize()), tuple(image.GetSpacing()), tuple(image.GetOrigin()), tuple(image.GetDirection())
+    )
 
 
 def spacing_zyx(image: sitk.Image) -> tuple[float, float, float]:

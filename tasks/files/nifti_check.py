@@ -81,7 +81,7 @@ def _complete_by_size(path: Path, gz: bool, opener) -> bool:
         with open(path, "rb") as raw:
             raw.seek(-4, 2)
             isize = struct.unpack("<I", raw.read(4))[0]
-        return isize == info[0] % 2 ** 32
+        return isize == info[0] % 2**32
     except (EOFError, OSError, zlib.error, struct.error):
         return False
 
@@ -114,4 +114,4 @@ def _header_info(header: bytes) -> tuple[int, int, str, int] | None:
     if not 1 <= ndim <= 7 or bitpix <= 0:
         return None
     offset = max(offset, 348)
-    return offset + prod(max(1, d) for d in dims[1:ndim + 1]) * bitpix // 8, offset, endian, datatype
+    return offset + prod(max(1, d) for d in dims[1 : ndim + 1]) * bitpix // 8, offset, endian, datatype

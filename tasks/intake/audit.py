@@ -15,17 +15,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-
 from hybridlabel.data_registry.frames import dumps, from_arrow, to_arrow
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.models.geometry import compare_grids
 from hybridlabel.models.intake import (
-    check_case_id, check_intensities, check_label_values, infer_role, label_range_problem, parse_annotated,
-    resolve_annotated, voxel_counts,
+    check_case_id,
+    check_intensities,
+    check_label_values,
+    infer_role,
+    label_range_problem,
+    parse_annotated,
+    resolve_annotated,
+    voxel_counts,
 )
 from hybridlabel.tasks.files.imageio import (
-    ImageHeaderError, ImageReadError, NonFiniteImageError, grid_of, image_suffix, read_image, resample_label_onto, sha256_path,
-    strip_suffix, write_image,
+    ImageHeaderError,
+    ImageReadError,
+    NonFiniteImageError,
+    grid_of,
+    image_suffix,
+    read_image,
+    resample_label_onto,
+    sha256_path,
+    strip_suffix,
+    write_image,
 )
 
 MANIFEST_COLUMNS = ("case_id", "image", "label", "annotated", "role")
@@ -43,7 +56,7 @@ class CaseInput:
     annotated: tuple[int, ...] | None = None
     role: str | None = None
     duplicate_of: str | None = None  # where the same case id was first seen
-    problem: str | None = None       # found before reading: an ambiguous or out-of-bounds file
+    problem: str | None = None  # found before reading: an ambiguous or out-of-bounds file
 
 
 def default_manifest(dataset_dir: Path) -> Path | None:
@@ -51,8 +64,7 @@ def default_manifest(dataset_dir: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def discover_cases(dataset_dir: Path, manifest: Path | None = None,
-                   allow_outside: bool = False) -> list[CaseInput]:
+def discover_cases(dataset_dir: Path, manifest: Path | None = None, allow_outside: bool = False) -> list[CaseInput]:
     """The cases of a dataset. Manifest paths must lie inside the dataset folder or the
     manifest's folder (symlinks resolved) unless `allow_outside`: a manifest from elsewhere
     must not make the pipeline read, and copy into its outputs, any file on the machine."""
@@ -81,9 +93,15 @@ def discover_cases(dataset_dir: Path, manifest: Path | None = None,
 def _bounded(case: CaseInput, roots: tuple[Path, ...]) -> CaseInput:
     for kind, path in (("image", case.image), ("label", case.label)):
         if path is not None and not any(path.resolve().is_relative_to(root) for root in roots):
-            return CaseInput(**{**case.__dict__, "problem": (
-                f"{kind} {path} lies outside the dataset folder {roots[0]}; move it inside, or allow it with "
-                "`allow_paths_outside_dataset: true` in the config (audit: --allow-outside)")})
+            return CaseInput(
+                **{
+                    **case.__dict__,
+                    "problem": (
+                        f"{kind} {path} lies outside the dataset folder {roots[0]}; move it inside, or allow it with "
+                        "`allow_paths_outside_dataset: true` in the config (audit: --allow-outside)"
+                    ),
+                }
+            )
     return case
 
 
@@ -94,8 +112,10 @@ def _by_stem(paths: list[Path], kind: str) -> tuple[dict[str, Path], dict[str, s
     for p in paths:
         stem = strip_suffix(p)
         if stem in found:
-            ambiguous[stem] = (f"two {kind} files for one case ({found[stem].name}, {p.name}); "
-                               "keep one and move the other out of the folder")
+            ambiguous[stem] = (
+                f"two {kind} files for one case ({found[stem].name}, {p.name}); "
+                "keep one and move the other out of the folder"
+            )
         else:
             found[stem] = p
     return found, ambiguous
@@ -116,13 +136,19 @@ def _from_raw_layout(dataset_dir: Path) -> list[CaseInput]:
     images, bad_images = _by_stem(first_channel, "image")
     images = {(s[:-5] if s[-5:] == "_0000" else s): p for s, p in images.items()}
     bad_images = {(s[:-5] if s[-5:] == "_0000" else s): why for s, why in bad_images.items()}
-    label_files = sorted(p for p in labels_dir.iterdir() if not p.name.startswith(".") and image_suffix(p)) \
-        if labels_dir.is_dir() else []
+    label_files = (
+        sorted(p for p in labels_dir.iterdir() if not p.name.startswith(".") and image_suffix(p))
+        if labels_dir.is_dir()
+        else []
+    )
     labels, bad_labels = _by_stem(label_files, "label")
-    cases = [CaseInput(cid, path, labels.get(cid), problem=bad_images.get(cid) or bad_labels.get(cid))
-             for cid, path in images.items()]
-    cases += [CaseInput(cid, None, lab, problem=bad_labels.get(cid)) for cid, lab in labels.items()
-              if cid not in images]
+    cases = [
+        CaseInput(cid, path, labels.get(cid), problem=bad_images.get(cid) or bad_labels.get(cid))
+        for cid, path in images.items()
+    ]
+    cases += [
+        CaseInput(cid, None, lab, problem=bad_labels.get(cid)) for cid, lab in labels.items() if cid not in images
+    ]
     return cases
 
 
@@ -136,7 +162,8 @@ def _from_manifest(manifest: Path) -> list[CaseInput]:
     missing = [c for c in ("case_id", "image") if c not in table.columns]
     if missing:
         raise DatasetError(
-            f"manifest {manifest} lacks column(s) {missing}; expected the header {','.join(MANIFEST_COLUMNS)}")
+            f"manifest {manifest} lacks column(s) {missing}; expected the header {','.join(MANIFEST_COLUMNS)}"
+        )
     base = manifest.resolve().parent
     cases = []
     for i, row in enumerate(table.to_dict("records")):
@@ -146,20 +173,28 @@ def _from_manifest(manifest: Path) -> list[CaseInput]:
             raise DatasetError(f"manifest {manifest} row {i + 2}: {exc}") from None
         image = row["image"].strip()
         label = str(row.get("label", "") or "").strip()
-        cases.append(CaseInput(
-            case_id=row["case_id"], image=(base / image) if image else None,
-            label=(base / label) if label else None, annotated=annotated,
-            role=(str(row.get("role", "") or "").strip() or None),
-        ))
+        cases.append(
+            CaseInput(
+                case_id=row["case_id"],
+                image=(base / image) if image else None,
+                label=(base / label) if label else None,
+                annotated=annotated,
+                role=(str(row.get("role", "") or "").strip() or None),
+            )
+        )
     return cases
 
 
 def _row(case: CaseInput) -> dict:
     return {
-        "case_id": case.case_id, "round": 0, "role": "quarantined", "annotated_classes": [],
+        "case_id": case.case_id,
+        "round": 0,
+        "role": "quarantined",
+        "annotated_classes": [],
         "image_path": str(case.image) if case.image else None,
         "input_label_path": str(case.label) if case.label else None,
-        "label_resampled": False, "quarantine_reason": None,
+        "label_resampled": False,
+        "quarantine_reason": None,
     }
 
 
@@ -180,7 +215,8 @@ def _audit_into(row: dict, case: CaseInput, label_map: LabelMapConfig, resample_
     if case.problem:
         return case.problem
     if case.image is None:
-        return f"label {case.label.name if case.label else ''} has no image; add imagesTr/{case.case_id}_0000 or remove the label"
+        name = case.label.name if case.label else ""
+        return f"label {name} has no image; add imagesTr/{case.case_id}_0000 or remove the label"
     try:
         image = read_image(case.image)
     except NonFiniteImageError as exc:
@@ -232,9 +268,14 @@ def _audit_into(row: dict, case: CaseInput, label_map: LabelMapConfig, resample_
     return why
 
 
-def audit_dataset(dataset_dir: Path, label_map: LabelMapConfig, manifest: Path | None = None,
-                  resample_dir: Path | None = None, on_case: Callable[[dict], None] | None = None,
-                  allow_outside: bool = False) -> pd.DataFrame:
+def audit_dataset(
+    dataset_dir: Path,
+    label_map: LabelMapConfig,
+    manifest: Path | None = None,
+    resample_dir: Path | None = None,
+    on_case: Callable[[dict], None] | None = None,
+    allow_outside: bool = False,
+) -> pd.DataFrame:
     """Audit every case; returns a frame in the registry's `cases` schema (round 0)."""
     manifest = manifest or default_manifest(dataset_dir)
     rows = []
@@ -248,6 +289,9 @@ def audit_dataset(dataset_dir: Path, label_map: LabelMapConfig, manifest: Path |
 
 def summarize(cases: pd.DataFrame) -> dict:
     reasons = Counter(r for r in cases["quarantine_reason"] if isinstance(r, str))
-    return {"cases": int(len(cases)), "roles": dict(Counter(cases["role"])),
-            "quarantined": int(sum(reasons.values())),
-            "resampled": int(cases["label_resampled"].fillna(False).sum())}
+    return {
+        "cases": int(len(cases)),
+        "roles": dict(Counter(cases["role"])),
+        "quarantined": int(sum(reasons.values())),
+        "resampled": int(cases["label_resampled"].fillna(False).sum()),
+    }

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from hybridlabel.models.partiality import assign_roles
 from hybridlabel.models.phantom import generate_phantom, phantom_partial_label
 from hybridlabel.models.phantom_sites import assign_sites, site_profile
@@ -27,8 +26,14 @@ def _to_image(array: np.ndarray, spacing_zyx) -> sitk.Image:
     return image
 
 
-def write_phantom_cohort(out_dir: Path, n_cases: int, seed: int, size: str = "small",
-                         on_case: Callable[[str], None] | None = None, sites: int = 1) -> Path:
+def write_phantom_cohort(
+    out_dir: Path,
+    n_cases: int,
+    seed: int,
+    size: str = "small",
+    on_case: Callable[[str], None] | None = None,
+    sites: int = 1,
+) -> Path:
     """Write `n_cases` phantoms scanned at `sites` sites (models/phantom_sites.py: strong
     cases from site 0, partial patterns from their own sites, the last site unseen by any
     labelled case); returns the manifest path."""
@@ -51,20 +56,37 @@ def write_phantom_cohort(out_dir: Path, n_cases: int, seed: int, size: str = "sm
         if annotated is not None:
             label_rel = f"labelsTr/{case_id}.nii.gz"
             write_image(_to_image(phantom_partial_label(case, annotated), case.spacing), out_dir / label_rel)
-        manifest_rows.append({
-            "case_id": case_id, "image": f"imagesTr/{case_id}_0000.nii.gz", "label": label_rel,
-            "annotated": " ".join(str(c) for c in annotated) if annotated else "",
-            "role": "val" if role == "val" else "", "site": site,
-        })
+        manifest_rows.append(
+            {
+                "case_id": case_id,
+                "image": f"imagesTr/{case_id}_0000.nii.gz",
+                "label": label_rel,
+                "annotated": " ".join(str(c) for c in annotated) if annotated else "",
+                "role": "val" if role == "val" else "",
+                "site": site,
+            }
+        )
         truth[case_id] = {"role": role, "annotated": list(annotated or []), "tumors": case.tumors, "site": site}
         if on_case:
             on_case(case_id)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["case_id", "image", "label", "annotated", "role", "site"], lineterminator="\n")
+    writer = csv.DictWriter(
+        buf, fieldnames=["case_id", "image", "label", "annotated", "role", "site"], lineterminator="\n"
+    )
     writer.writeheader()
     writer.writerows(manifest_rows)
     manifest = atomic_write_text(out_dir / "manifest.csv", buf.getvalue())
-    atomic_write_text(out_dir / "phantom.json", json.dumps(
-        {"seed": seed, "size": size, "cases": truth,
-         "sites": {k: site_profile(k).describe() for k in range(sites)}}, indent=1, sort_keys=True))
+    atomic_write_text(
+        out_dir / "phantom.json",
+        json.dumps(
+            {
+                "seed": seed,
+                "size": size,
+                "cases": truth,
+                "sites": {k: site_profile(k).describe() for k in range(sites)},
+            },
+            indent=1,
+            sort_keys=True,
+        ),
+    )
     return manifest

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.models.partiality import assign_roles, partial_label, tumor_as_organ
-from hybridlabel.tasks.intake.audit import DatasetError, discover_cases
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.files.imageio import ImageReadError, array_to_image, image_suffix, read_image, write_image
+from hybridlabel.tasks.intake.audit import DatasetError, discover_cases
 
 
 def _place(source: Path, target: Path) -> None:
@@ -33,8 +32,9 @@ def _place(source: Path, target: Path) -> None:
         shutil.copyfile(Path(source).resolve(), target)
 
 
-def simulate_partial(full: Path, out: Path, seed: int, labels: LabelMapConfig,
-                     on_case: Callable[[str], None] | None = None) -> Path:
+def simulate_partial(
+    full: Path, out: Path, seed: int, labels: LabelMapConfig, on_case: Callable[[str], None] | None = None
+) -> Path:
     """Write OUT/{imagesTr,labelsTr,groundTruth}, manifest.csv and simulation.json."""
     cases = [c for c in discover_cases(Path(full)) if c.image is not None and c.label is not None]
     if len(cases) < 5:
@@ -60,11 +60,18 @@ def simulate_partial(full: Path, out: Path, seed: int, labels: LabelMapConfig,
         if annotated is not None:
             organs = tumor_as_organ(full_label, labels.tumor_id)
             label_rel = f"labelsTr/{case.case_id}.nii.gz"
-            write_image(array_to_image(partial_label(full_label, organs, annotated, labels.tumor_id), truth),
-                        out / label_rel)
-        rows.append({"case_id": case.case_id, "image": image_rel, "label": label_rel,
-                     "annotated": " ".join(str(c) for c in annotated) if annotated else "",
-                     "role": "val" if role == "val" else ""})
+            write_image(
+                array_to_image(partial_label(full_label, organs, annotated, labels.tumor_id), truth), out / label_rel
+            )
+        rows.append(
+            {
+                "case_id": case.case_id,
+                "image": image_rel,
+                "label": label_rel,
+                "annotated": " ".join(str(c) for c in annotated) if annotated else "",
+                "role": "val" if role == "val" else "",
+            }
+        )
         record[case.case_id] = {"role": role, "annotated": list(annotated or [])}
         if on_case:
             on_case(case.case_id)
@@ -73,6 +80,10 @@ def simulate_partial(full: Path, out: Path, seed: int, labels: LabelMapConfig,
     writer.writeheader()
     writer.writerows(rows)
     manifest = atomic_write_text(out / "manifest.csv", buf.getvalue())
-    atomic_write_text(out / "simulation.json", json.dumps({"source": str(Path(full).resolve()), "seed": seed,
-                                                          "pattern": "flare23", "cases": record}, indent=1))
+    atomic_write_text(
+        out / "simulation.json",
+        json.dumps(
+            {"source": str(Path(full).resolve()), "seed": seed, "pattern": "flare23", "cases": record}, indent=1
+        ),
+    )
     return manifest

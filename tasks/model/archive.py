@@ -19,7 +19,13 @@ import zipfile
 from pathlib import Path
 
 from hybridlabel.models.archive_manifest import (
-    MANIFEST, MEMBERS, SIZE_LIMITS, dataset_problem, mirror_axes_problem, oversized_member, parse_manifest,
+    MANIFEST,
+    MEMBERS,
+    SIZE_LIMITS,
+    dataset_problem,
+    mirror_axes_problem,
+    oversized_member,
+    parse_manifest,
     plans_problem,
 )
 from hybridlabel.models.nnunet.checkpoint_types import allow_numpy_values
@@ -68,8 +74,10 @@ def load_weights(source, what: str) -> dict:
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         if found:
-            raise ArchiveError(f"{what} holds objects other than weights ({found.group(1)}) and was refused; "
-                               "it cannot run code here, but do not use it elsewhere either") from None
+            raise ArchiveError(
+                f"{what} holds objects other than weights ({found.group(1)}) and was refused; "
+                "it cannot run code here, but do not use it elsewhere either"
+            ) from None
         raise ArchiveError(f"{what} is not a readable PyTorch checkpoint (UnpicklingError)") from None
     except (RuntimeError, EOFError, ValueError) as exc:
         raise ArchiveError(f"{what} is not a readable PyTorch checkpoint ({type(exc).__name__})") from None
@@ -88,25 +96,36 @@ def bundle_from(ckpt: dict, plans: dict, dataset_json: dict, what: str) -> Model
     describe (built on the meta device: nothing allocated) has the checkpoint's shapes."""
     configuration = checkpoint_configuration(ckpt)
     axes = ckpt.get("inference_allowed_mirroring_axes")
-    problem = plans_problem(plans, configuration) or dataset_problem(dataset_json) or mirror_axes_problem(axes) \
+    problem = (
+        plans_problem(plans, configuration)
+        or dataset_problem(dataset_json)
+        or mirror_axes_problem(axes)
         or network_problem(plans, dataset_json, configuration, ckpt["network_weights"])
+    )
     if problem:
         raise ArchiveError(f"{what}: {problem}")
     axes = axes or (0, 1, 2)
-    return ModelBundle(plans=plans, dataset_json=dataset_json, configuration=configuration,
-                       weights=ckpt["network_weights"], mirror_axes=tuple(int(a) for a in axes))
+    return ModelBundle(
+        plans=plans,
+        dataset_json=dataset_json,
+        configuration=configuration,
+        weights=ckpt["network_weights"],
+        mirror_axes=tuple(int(a) for a in axes),
+    )
 
 
 def network_problem(plans: dict, dataset_json: dict, configuration: str, weights: dict) -> str | None:
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
     from hybridlabel.models.nnunet.plan_classes import architecture_problem, network_state_shapes, shape_problem
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     try:  # nnU-Net prints its defaults ("No label manager specified") to stdout
         with contextlib.redirect_stdout(io.StringIO()):
             config = PlansManager(plans).get_configuration(configuration)
-        arch = (config.network_arch_class_name, config.network_arch_init_kwargs,
-                config.network_arch_init_kwargs_req_import)
+        arch = (
+            config.network_arch_class_name,
+            config.network_arch_init_kwargs,
+            config.network_arch_init_kwargs_req_import,
+        )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         return f"plans.json configuration {configuration!r} is malformed ({type(exc).__name__}: {str(exc)[:80]})"
     if problem := architecture_problem(*arch):
@@ -125,14 +144,18 @@ def read_archive(path: Path, expect_sha256: str | None = None) -> tuple[ModelBun
     if not path.is_file():
         raise ArchiveError(f"model archive {path} not found; export one with `hybridlabel run` (its last step)")
     if expect_sha256 and (actual := sha256_file(path)) != expect_sha256.lower():
-        raise ArchiveError(f"{path.name} has sha256 {actual}, not the {expect_sha256} you expected; "
-                           "do not use it, get the archive again from its publisher")
+        raise ArchiveError(
+            f"{path.name} has sha256 {actual}, not the {expect_sha256} you expected; "
+            "do not use it, get the archive again from its publisher"
+        )
     try:
         with zipfile.ZipFile(path) as zf:
             sizes = {i.filename: i.file_size for i in zf.infolist()}
             if MANIFEST not in sizes:
-                raise ArchiveError(f"{path.name} is a zip file but not a hybridlabel model archive "
-                                   f"(no {MANIFEST}); pass the .hlmodel.zip the export wrote")
+                raise ArchiveError(
+                    f"{path.name} is a zip file but not a hybridlabel model archive "
+                    f"(no {MANIFEST}); pass the .hlmodel.zip the export wrote"
+                )
             if reason := oversized_member(sizes):
                 raise ArchiveError(f"{path.name} refused: {reason}")
             manifest, why = parse_manifest(_json(_read_member(zf, MANIFEST)[0], MANIFEST, path.name))
@@ -148,9 +171,15 @@ def read_archive(path: Path, expect_sha256: str | None = None) -> tuple[ModelBun
     # BadZipFile: truncated, or a member that does not inflate to its declared size and CRC;
     # NotImplementedError: a compression method zipfile cannot inflate (tested)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, NotImplementedError, EOFError) as exc:
-        raise ArchiveError(f"{path.name} is not a readable model archive ({type(exc).__name__}); "
-                           "pass the .hlmodel.zip the export wrote") from None
+        raise ArchiveError(
+            f"{path.name} is not a readable model archive ({type(exc).__name__}); "
+            "pass the .hlmodel.zip the export wrote"
+        ) from None
     ckpt = load_weights(io.BytesIO(data["weights.pth"]), f"{path.name}: weights.pth")
-    bundle = bundle_from(ckpt, _json(data["plans.json"], "plans.json", path.name),
-                         _json(data["dataset.json"], "dataset.json", path.name), path.name)
+    bundle = bundle_from(
+        ckpt,
+        _json(data["plans.json"], "plans.json", path.name),
+        _json(data["dataset.json"], "dataset.json", path.name),
+        path.name,
+    )
     return bundle, manifest.model_dump()

@@ -74,7 +74,11 @@ class MemorySampler:
         self.wall_s = time.perf_counter() - self.started
 
     def record(self) -> dict:
-        return {"wall_time_s": round(self.wall_s, 3), "peak_ram_mb": round(max(self.ram_mb), 1),
-                "peak_gpu_mb": round(max(self.gpu_mb), 1) if self.gpu_mb else 0.0,
-                "gpu_memory_time_area_mb_s": round(memory_time_area(self.gpu_mb, self.interval), 1),
-                "sample_interval_s": self.interval, "samples": len(self.ram_mb)}
+        return {
+            "wall_time_s": round(self.wall_s, 3),
+            "peak_ram_mb": round(max(self.ram_mb), 1),
+            "peak_gpu_mb": round(max(self.gpu_mb), 1) if self.gpu_mb else 0.0,
+            "gpu_memory_time_area_mb_s": round(memory_time_area(self.gpu_mb, self.interval), 1),
+            "sample_interval_s": self.interval,
+            "samples": len(self.ram_mb),
+        }

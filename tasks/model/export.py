@@ -23,18 +23,25 @@ from hybridlabel.tasks.registry import code_version
 def _preprocessing(plans: dict, configuration: str) -> dict:
     """What inference must do to an image before the network sees it (from the plans)."""
     conf = plans["configurations"][configuration]
-    return {"target_spacing_zyx": conf["spacing"], "transpose_forward": plans["transpose_forward"],
-            "normalization_schemes": conf["normalization_schemes"], "patch_size": conf["patch_size"],
-            "intensity_properties": plans.get("foreground_intensity_properties_per_channel", {})}
+    return {
+        "target_spacing_zyx": conf["spacing"],
+        "transpose_forward": plans["transpose_forward"],
+        "normalization_schemes": conf["normalization_schemes"],
+        "patch_size": conf["patch_size"],
+        "intensity_properties": plans.get("foreground_intensity_properties_per_channel", {}),
+    }
 
 
 def _slim_checkpoint(ckpt: dict, trainer_name: str) -> dict:
     """Weights and what inference needs, as plain types (no optimiser state, no logs)."""
     from hybridlabel.tasks.model.archive import checkpoint_configuration
 
-    return {"network_weights": ckpt["network_weights"],
-            "init_args": {"configuration": checkpoint_configuration(ckpt)}, "trainer_name": trainer_name,
-            "inference_allowed_mirroring_axes": [int(a) for a in ckpt.get("inference_allowed_mirroring_axes") or ()]}
+    return {
+        "network_weights": ckpt["network_weights"],
+        "init_args": {"configuration": checkpoint_configuration(ckpt)},
+        "trainer_name": trainer_name,
+        "inference_allowed_mirroring_axes": [int(a) for a in ckpt.get("inference_allowed_mirroring_axes") or ()],
+    }
 
 
 def _weight_bytes(ckpt: dict) -> int:
@@ -48,7 +55,6 @@ def write_nnunet_folder(model_dir: Path, out_folder: Path) -> Path:
     hybridlabel's trainer changes how a model learns, not the network (the plans build it),
     so nnU-Net's trainer class builds the same network. Replaced whole, atomically."""
     import torch
-
     from hybridlabel.models.nnunet.identity import checkpoint_path
     from hybridlabel.tasks.model.archive import load_weights
 
@@ -72,13 +78,19 @@ def write_nnunet_folder(model_dir: Path, out_folder: Path) -> Path:
     return out_folder
 
 
-def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, round_no: int, network: str,
-                        val_metrics: dict | None = None, source: str = "",
-                        label_qc: dict | None = None) -> tuple[Path, dict]:
+def write_model_archive(
+    model_dir: Path,
+    out_dir: Path,
+    config: PipelineConfig,
+    round_no: int,
+    network: str,
+    val_metrics: dict | None = None,
+    source: str = "",
+    label_qc: dict | None = None,
+) -> tuple[Path, dict]:
     """The model of `model_dir` (trained with `network`) as one archive, atomically;
     `label_qc`: the training labels' ranges that `predict` checks outputs against."""
     import torch
-
     from hybridlabel.models.nnunet.identity import checkpoint_path
     from hybridlabel.models.nnunet.network import count_parameters
 
@@ -97,21 +109,30 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
         "dataset.json": json.dumps(dataset, indent=1).encode(),
         "config.json": config.model_dump_json(indent=1).encode(),
     }
-    info = {"format": ARCHIVE_FORMAT, "code_version": code_version(), "round": round_no, "source": source,
-            "configuration": configuration,
-            "network": network,
-            "parameters": count_parameters(plans, dataset, configuration),
-            "labels": dataset["labels"], "fast": config.export.fast,
-            "preprocessing": _preprocessing(plans, configuration), "val_metrics": val_metrics or {},
-            "label_qc": label_qc or {},
-            "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}}
+    info = {
+        "format": ARCHIVE_FORMAT,
+        "code_version": code_version(),
+        "round": round_no,
+        "source": source,
+        "configuration": configuration,
+        "network": network,
+        "parameters": count_parameters(plans, dataset, configuration),
+        "labels": dataset["labels"],
+        "fast": config.export.fast,
+        "preprocessing": _preprocessing(plans, configuration),
+        "val_metrics": val_metrics or {},
+        "label_qc": label_qc or {},
+        "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
+    }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     archive = out_dir / f"{config.name}_round{round_no}.hlmodel.zip"
     tmp = out_dir / f".tmp-{uuid.uuid4().hex[:8]}-{archive.name}"
     try:
-        with named_disk_full(archive, sum(map(len, members.values()))), \
-                zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with (
+            named_disk_full(archive, sum(map(len, members.values()))),
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+        ):
             zf.writestr(MANIFEST, json.dumps(info, indent=1))
             for name, data in members.items():
                 zf.writestr(name, data)
@@ -119,5 +140,9 @@ def write_model_archive(model_dir: Path, out_dir: Path, config: PipelineConfig, 
     finally:
         tmp.unlink(missing_ok=True)
     info["size_bytes"] = archive.stat().st_size
-    return archive, {"parameters": info["parameters"], "size_bytes": info["size_bytes"], "archive": str(archive),
-                     "network": info["network"]}
+    return archive, {
+        "parameters": info["parameters"],
+        "size_bytes": info["size_bytes"],
+        "archive": str(archive),
+        "network": info["network"],
+    }

@@ -11,15 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from hybridlabel.models.intake import check_intensities
 from hybridlabel.models.label_qc import label_stats, qc_flags
-from hybridlabel.tasks.model.efficiency import MemorySampler, gpu_memory_reader
 from hybridlabel.tasks.files.atomic import atomic_write_text
-from hybridlabel.tasks.files.imageio import ImageReadError, array_to_image, image_suffix, read_image, spacing_zyx, strip_suffix, \
-    write_image
+from hybridlabel.tasks.files.imageio import (
+    ImageReadError,
+    array_to_image,
+    image_suffix,
+    read_image,
+    spacing_zyx,
+    strip_suffix,
+    write_image,
+)
 from hybridlabel.tasks.model.archive import read_archive
-
+from hybridlabel.tasks.model.efficiency import MemorySampler, gpu_memory_reader
 
 log = logging.getLogger("hybridlabel.predict")
 
@@ -31,8 +36,8 @@ class PredictInputError(ValueError):
 @dataclass(frozen=True)
 class Job:
     case_id: str
-    source: Path       # image file or DICOM series folder
-    output: Path       # label map (.nii.gz)
+    source: Path  # image file or DICOM series folder
+    output: Path  # label map (.nii.gz)
 
     @property
     def record_path(self) -> Path:
@@ -60,8 +65,13 @@ def plan_jobs(source: Path, output: Path) -> list[Job]:
         if path.name.startswith("."):
             continue
         if path.is_file() and image_suffix(path):
-            jobs.append(Job(strip_suffix(path).removesuffix("_0000"), path,
-                            output / f"{strip_suffix(path).removesuffix('_0000')}.nii.gz"))
+            jobs.append(
+                Job(
+                    strip_suffix(path).removesuffix("_0000"),
+                    path,
+                    output / f"{strip_suffix(path).removesuffix('_0000')}.nii.gz",
+                )
+            )
         elif path.is_dir() and _is_dicom_folder(path):
             jobs.append(Job(path.name, path, output / f"{path.name}.nii.gz"))
     if not jobs:
@@ -73,13 +83,23 @@ def _qc(seg: np.ndarray, spacing: tuple, reference: dict, names: dict[int, str])
     """Per class volume and components of the output, and what is implausible against the
     training labels' ranges (none recorded in archives exported before them)."""
     stats = label_stats(seg, spacing)
-    return {"classes": {str(c): s for c, s in stats.items()}, "checked": bool(reference),
-            "flags": qc_flags(stats, reference, names) if reference else []}
+    return {
+        "classes": {str(c): s for c, s in stats.items()},
+        "checked": bool(reference),
+        "flags": qc_flags(stats, reference, names) if reference else [],
+    }
 
 
-def predict_files(archive: Path, source: Path, output: Path, device: str = "auto", tta: str = "none",
-                  fast: bool | None = None, on_case: Callable[[str], None] | None = None,
-                  loaded: tuple | None = None) -> list[dict]:
+def predict_files(
+    archive: Path,
+    source: Path,
+    output: Path,
+    device: str = "auto",
+    tta: str = "none",
+    fast: bool | None = None,
+    on_case: Callable[[str], None] | None = None,
+    loaded: tuple | None = None,
+) -> list[dict]:
     """Segment every input; returns the efficiency records (failures carry `error`)."""
     from hybridlabel.models.nnunet.fast_predictor import FastSegmenter
     from hybridlabel.tasks.registry import code_version
@@ -93,9 +113,16 @@ def predict_files(archive: Path, source: Path, output: Path, device: str = "auto
     reference = info.get("label_qc") or {}
     records = []
     for job in jobs:
-        record = {"case_id": job.case_id, "input": str(job.source), "output": str(job.output),
-                  "device": str(segmenter.device), "fast": use_fast, "tta": tta, "model": Path(archive).name,
-                  "code_version": code_version()}
+        record = {
+            "case_id": job.case_id,
+            "input": str(job.source),
+            "output": str(job.output),
+            "device": str(segmenter.device),
+            "fast": use_fast,
+            "tta": tta,
+            "model": Path(archive).name,
+            "code_version": code_version(),
+        }
         try:
             with MemorySampler(gpu_memory_reader(segmenter.device.type)) as sampler:
                 image = read_image(job.source)

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import SimpleITK as sitk
-
 from hybridlabel.models.label_qc import label_stats, qc_reference
 from hybridlabel.tasks.files.imageio import read_image, spacing_zyx
 

@@ -52,8 +52,15 @@ def nifti_image(root: Path, case_id: str, image: Path) -> Path:
     return converted
 
 
-def write_round_dataset(root: Path, dataset_id: int, name: str, cases: list[TrainingCase],
-                        labels: LabelMapConfig, with_ignore: bool = False, tumor: bool = True) -> Path:
+def write_round_dataset(
+    root: Path,
+    dataset_id: int,
+    name: str,
+    cases: list[TrainingCase],
+    labels: LabelMapConfig,
+    with_ignore: bool = False,
+    tumor: bool = True,
+) -> Path:
     """(Re)write the raw dataset of a round; returns its folder."""
     folder = Path(root) / "raw" / dataset_name(dataset_id, name)
     for sub in ("imagesTr", "labelsTr"):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.models.nnunet.identity import FINAL, checkpoint_path
 from hybridlabel.models.nnunet.predictor import ModelBundle, Segmenter
@@ -22,12 +21,22 @@ def load_bundle(model_folder: Path, checkpoint: str = FINAL) -> ModelBundle:
 
     folder = Path(model_folder)
     ckpt = load_weights(checkpoint_path(folder, checkpoint), f"model {folder}")
-    return bundle_from(ckpt, json.loads((folder / "plans.json").read_text()),
-                       json.loads((folder / "dataset.json").read_text()), f"model {folder}")
+    return bundle_from(
+        ckpt,
+        json.loads((folder / "plans.json").read_text()),
+        json.loads((folder / "dataset.json").read_text()),
+        f"model {folder}",
+    )
 
 
-def predict_case(segmenter: Segmenter, image_path: Path, out_path: Path, labels: LabelMapConfig,
-                 scorers: tuple[str, ...] = ("entropy",), reference: Path | None = None) -> tuple[Path, dict]:
+def predict_case(
+    segmenter: Segmenter,
+    image_path: Path,
+    out_path: Path,
+    labels: LabelMapConfig,
+    scorers: tuple[str, ...] = ("entropy",),
+    reference: Path | None = None,
+) -> tuple[Path, dict]:
     """Write the label map of one image (file or DICOM folder); return it and its scores.
     A scorer that compares two predictions compares with `reference` (a label map of the
     same case on the same grid, e.g. the previous round's) or else with a mirrored pass."""
@@ -39,7 +48,9 @@ def predict_case(segmenter: Segmenter, image_path: Path, out_path: Path, labels:
         if reference is not None and Path(reference).is_file():
             other = sitk.GetArrayFromImage(read_image(Path(reference)))
         else:  # mirrored along x, predicted, mirrored back
-            other = np.ascontiguousarray(segmenter.predict(np.ascontiguousarray(array[:, :, ::-1]), spacing)[0][:, :, ::-1])
+            other = np.ascontiguousarray(
+                segmenter.predict(np.ascontiguousarray(array[:, :, ::-1]), spacing)[0][:, :, ::-1]
+            )
         if other.shape != seg.shape:
             raise ValueError(f"{reference}: shape {other.shape} differs from the prediction's {seg.shape}")
     scores = case_scores(ScoreInputs(seg, probs, other), labels, scorers)

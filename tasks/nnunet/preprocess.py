@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from hybridlabel.models.intake import check_intensities, fingerprint_problem
 from hybridlabel.models.nnunet.commands import nnunet_env, plan_command
 from hybridlabel.models.nnunet.plans import BASE_PLANS, DEFAULT_CONFIGURATION, configuration_problem
@@ -42,8 +41,9 @@ class NnunetError(RuntimeError):
 def run_logged(cmd: list[str], env: dict[str, str], log: Callable[[str], None], cwd: Path | None = None) -> None:
     """Run a subprocess, stream its output line by line to `log`, raise on failure."""
     tail: list[str] = []
-    with subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, bufsize=1) as proc:
+    with subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             line = line.rstrip()
@@ -54,8 +54,9 @@ def run_logged(cmd: list[str], env: dict[str, str], log: Callable[[str], None], 
         raise NnunetError(f"{' '.join(cmd[:1] + cmd[-6:])} exited with {proc.returncode}: " + " | ".join(tail[-5:]))
 
 
-def plan_dataset(root: Path, dataset_id: int, log: Callable[[str], None] = print, n_proc: int = 2,
-                 gpu_memory_gb: float | None = None) -> Path:
+def plan_dataset(
+    root: Path, dataset_id: int, log: Callable[[str], None] = print, n_proc: int = 2, gpu_memory_gb: float | None = None
+) -> Path:
     """Fingerprint and plans of a raw dataset (no preprocessing), made once for the planner's
     GPU memory target (None: nnU-Net's), which is recorded beside them; returns the plans file."""
     name = next((Path(root) / "raw").glob(f"Dataset{dataset_id:03d}_*")).name
@@ -67,8 +68,10 @@ def plan_dataset(root: Path, dataset_id: int, log: Callable[[str], None] = print
         if made != gpu_memory_gb:
             # the cached images, patches and trained models all follow the plans: never re-plan under them
             said = ["null" if gb is None else gb for gb in (made, gpu_memory_gb)]
-            raise NnunetError(f"{plans_file} was planned for planner_gpu_memory_gb {said[0]}, the config asks "
-                              f"{said[1]}; set it back, or run in a new workdir")
+            raise NnunetError(
+                f"{plans_file} was planned for planner_gpu_memory_gb {said[0]}, the config asks "
+                f"{said[1]}; set it back, or run in a new workdir"
+            )
         check_fingerprint(Path(root), name)
         return plans_file
     run_logged(plan_command(dataset_id, n_proc, gpu_memory_gb), nnunet_env(root, dict(os.environ), n_proc=n_proc), log)
@@ -98,8 +101,10 @@ def check_fingerprint(root: Path, name: str) -> None:
     for made in (folder / f"{BASE_PLANS}.json", folder / "dataset_fingerprint.json"):
         made.unlink(missing_ok=True)
     named = f"; cases: {', '.join(culprits[:10])}" if culprits else ""
-    raise NnunetError(f"dataset {name}: {problem}{named}; fix or remove those images (the audit quarantines "
-                      "values outside the CT range) and run again")
+    raise NnunetError(
+        f"dataset {name}: {problem}{named}; fix or remove those images (the audit quarantines "
+        "values outside the CT range) and run again"
+    )
 
 
 def _managers(plans: dict, dataset: dict, configuration: str):
@@ -109,13 +114,12 @@ def _managers(plans: dict, dataset: dict, configuration: str):
     return pm, pm.get_configuration(configuration), pm.get_label_manager(dataset)
 
 
-def _cache_image(cache: Path, case: TrainingCase, image: Path, plans: dict, dataset: dict,
-                 configuration: str) -> None:
+def _cache_image(cache: Path, case: TrainingCase, image: Path, plans: dict, dataset: dict, configuration: str) -> None:
     """nnU-Net's image preprocessing of one case, done once: data, properties, mask."""
     from acvl_utils.cropping_and_padding.bounding_boxes import bounding_box_to_slice
     from nnunetv2.preprocessing.cropping.cropping import create_nonzero_mask
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
-    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2, comp_blosc2_params
+    from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 
     if (cache / f"{case.case_id}.pkl").exists():
         return
@@ -129,8 +133,9 @@ def _cache_image(cache: Path, case: TrainingCase, image: Path, plans: dict, data
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f".tmp-{case.case_id}"
     seg = np.zeros((1,) + out.shape[1:], np.int16)  # placeholder; labels are written per round
-    nnUNetDatasetBlosc2.save_case(out.astype(np.float32, copy=False), seg, props, str(tmp),
-                                  chunks=chunks, blocks=blocks)
+    nnUNetDatasetBlosc2.save_case(
+        out.astype(np.float32, copy=False), seg, props, str(tmp), chunks=chunks, blocks=blocks
+    )
     os.replace(f"{tmp}.b2nd", cache / f"{case.case_id}.b2nd")
     os.remove(f"{tmp}_seg.b2nd")
     buf = np.packbits(mask.ravel())
@@ -145,8 +150,7 @@ def _load_mask(cache: Path, case_id: str) -> np.ndarray:
     return np.unpackbits(bits, count=int(np.prod(shape))).astype(bool).reshape(shape)
 
 
-def preprocess_label(label: Path, props: dict, mask: np.ndarray, plans: dict, dataset: dict,
-                     configuration: str):
+def preprocess_label(label: Path, props: dict, mask: np.ndarray, plans: dict, dataset: dict, configuration: str):
     """nnU-Net's label path of `run_case_npy`, without touching the image data."""
     from acvl_utils.cropping_and_padding.bounding_boxes import bounding_box_to_slice
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
@@ -174,7 +178,7 @@ def preprocess_label(label: Path, props: dict, mask: np.ndarray, plans: dict, da
 def _write_seg(seg: np.ndarray, path_truncated: Path, patch_size) -> None:
     """The `_seg.b2nd` exactly as nnU-Net's `run_case_save` writes it (int16, its chunking)."""
     import blosc2
-    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2, comp_blosc2_params
+    from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 
     seg = seg.astype(np.int16, copy=False)
     blocks, chunks = comp_blosc2_params(seg.shape, tuple(patch_size), seg.itemsize)
@@ -182,29 +186,46 @@ def _write_seg(seg: np.ndarray, path_truncated: Path, patch_size) -> None:
     filters = [nnUNetDatasetBlosc2._select_filter(seg, blocks, chunks, codec, clevel)]
     tmp = path_truncated.with_name(f".tmp-{path_truncated.name}_seg.b2nd")
     blosc2.set_nthreads(1)
-    blosc2.asarray(np.ascontiguousarray(seg), urlpath=str(tmp), chunks=chunks, blocks=blocks,
-                   cparams={"codec": codec, "filters": filters, "nthreads": 4, "clevel": clevel})
+    blosc2.asarray(
+        np.ascontiguousarray(seg),
+        urlpath=str(tmp),
+        chunks=chunks,
+        blocks=blocks,
+        cparams={"codec": codec, "filters": filters, "nthreads": 4, "clevel": clevel},
+    )
     os.replace(tmp, path_truncated.with_name(f"{path_truncated.name}_seg.b2nd"))
 
 
-def _preprocess_whole(data_dir: Path, case: TrainingCase, image: Path, label: Path, plans: dict, dataset: dict,
-                      configuration: str) -> None:
+def _preprocess_whole(
+    data_dir: Path, case: TrainingCase, image: Path, label: Path, plans: dict, dataset: dict, configuration: str
+) -> None:
     """nnU-Net's own preprocessing of image and label together (no reuse possible)."""
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 
     pm, cm, _ = _managers(plans, dataset, configuration)
-    for target in (data_dir / f"{case.case_id}.b2nd", data_dir / f"{case.case_id}_seg.b2nd",
-                   data_dir / f"{case.case_id}.pkl"):
+    for target in (
+        data_dir / f"{case.case_id}.b2nd",
+        data_dir / f"{case.case_id}_seg.b2nd",
+        data_dir / f"{case.case_id}.pkl",
+    ):
         # nnU-Net writes into existing files: drop a link into the image cache or the
         # content store first, so that the write cannot change what the link points to
         target.unlink(missing_ok=True)
-    DefaultPreprocessor(verbose=False).run_case_save(str(data_dir / case.case_id), [str(image)], str(label),
-                                                     pm, cm, dataset)
+    DefaultPreprocessor(verbose=False).run_case_save(
+        str(data_dir / case.case_id), [str(image)], str(label), pm, cm, dataset
+    )
 
 
-def preprocess_round(root: Path, plans_file: Path, dataset_id: int, name: str, cases: list[TrainingCase],
-                     on_case: Callable[[str], None] | None = None,
-                     configuration: str = DEFAULT_CONFIGURATION, store: Path | None = None) -> Path:
+def preprocess_round(
+    root: Path,
+    plans_file: Path,
+    dataset_id: int,
+    name: str,
+    cases: list[TrainingCase],
+    on_case: Callable[[str], None] | None = None,
+    configuration: str = DEFAULT_CONFIGURATION,
+    store: Path | None = None,
+) -> Path:
     """Preprocessed folder of a round's dataset in `configuration`, reusing every cached
     image (the cache is per configuration: each has its own spacing). With a content
     `store`, a case's label files are kept once across rounds when they did not change."""
@@ -236,16 +257,23 @@ def preprocess_round(root: Path, plans_file: Path, dataset_id: int, name: str, c
     for case in cases:
         image = raw / "imagesTr" / f"{case.case_id}_0000{FILE_ENDING}"
         if whole:
-            _preprocess_whole(data_dir, case, image, raw / "labelsTr" / f"{case.case_id}{FILE_ENDING}", plans, dataset,
-                              configuration)
+            _preprocess_whole(
+                data_dir, case, image, raw / "labelsTr" / f"{case.case_id}{FILE_ENDING}", plans, dataset, configuration
+            )
             if on_case:
                 on_case(case.case_id)
             continue
         _cache_image(cache, case, image, plans, dataset, configuration)
         with open(cache / f"{case.case_id}.pkl", "rb") as fh:
             props = pickle.load(fh)
-        seg, props = preprocess_label(raw / "labelsTr" / f"{case.case_id}{FILE_ENDING}", props,
-                                      _load_mask(cache, case.case_id), plans, dataset, configuration)
+        seg, props = preprocess_label(
+            raw / "labelsTr" / f"{case.case_id}{FILE_ENDING}",
+            props,
+            _load_mask(cache, case.case_id),
+            plans,
+            dataset,
+            configuration,
+        )
         _write_seg(seg, data_dir / case.case_id, config["patch_size"])
         _link(cache / f"{case.case_id}.b2nd", data_dir / f"{case.case_id}.b2nd")
         atomic_write_bytes(data_dir / f"{case.case_id}.pkl", pickle.dumps(props))

@@ -45,23 +45,40 @@ def model_identity(root: Path, dataset_id: int, dataset: str, training: Training
     return ModelIdentity(Path(root), dataset_id, dataset, plans, training.configuration)
 
 
-def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingConfig,
-                annotated: dict[str, list[int]] | None = None, log: Callable[[str], None] = print,
-                n_proc: int = 2, parent_model: Path | None = None, cutmix_pool: Path | None = None) -> Path:
+def train_model(
+    root: Path,
+    dataset_id: int,
+    dataset: str,
+    training: TrainingConfig,
+    annotated: dict[str, list[int]] | None = None,
+    log: Callable[[str], None] = print,
+    n_proc: int = 2,
+    parent_model: Path | None = None,
+    cutmix_pool: Path | None = None,
+) -> Path:
     """Train (or finish training) the round's model; returns its model folder."""
     from hybridlabel.models.nnunet.network import count_parameters
 
     model = model_identity(root, dataset_id, dataset, training)
     out = model.folder
-    n_params = count_parameters(json.loads(model.plans_file.read_text()),
-                                json.loads((model.preprocessed / "dataset.json").read_text()), model.configuration)
-    log(f"network {training.network} ({model.plans}, {model.configuration}): {n_params:,} parameters; budget "
-        f"{training.epochs} epochs x {training.iterations_per_epoch} iterations")
+    n_params = count_parameters(
+        json.loads(model.plans_file.read_text()),
+        json.loads((model.preprocessed / "dataset.json").read_text()),
+        model.configuration,
+    )
+    log(
+        f"network {training.network} ({model.plans}, {model.configuration}): {n_params:,} parameters; budget "
+        f"{training.epochs} epochs x {training.iterations_per_epoch} iterations"
+    )
     pretrained = None
     if training.init_from_parent and parent_model is not None:
         pretrained = checkpoint_path(parent_model)
-    spec = TrainingSpec(training, annotated=annotated or {}, parent_checkpoint=str(pretrained) if pretrained else None,
-                        cutmix_pool=str(cutmix_pool) if cutmix_pool else None)
+    spec = TrainingSpec(
+        training,
+        annotated=annotated or {},
+        parent_checkpoint=str(pretrained) if pretrained else None,
+        cutmix_pool=str(cutmix_pool) if cutmix_pool else None,
+    )
     inputs = _training_inputs(model, spec)
     stamp = out / "training_inputs.json"
     if out.exists() and (not stamp.exists() or stamp.read_text() != inputs):
@@ -71,11 +88,13 @@ def train_model(root: Path, dataset_id: int, dataset: str, training: TrainingCon
     if model.checkpoint().exists():
         log(f"model {out} is already trained on these inputs; reusing it")
         return out
-    spec_path = atomic_write_text(model.preprocessed / f"training_spec_{model.plans}_{model.configuration}.json",
-                                  spec.to_json())
+    spec_path = atomic_write_text(
+        model.preprocessed / f"training_spec_{model.plans}_{model.configuration}.json", spec.to_json()
+    )
     device = resolve_device(training.device)
-    env = nnunet_env(root, dict(os.environ), n_proc=n_proc, n_proc_da=0 if device == "cpu" else max(2, n_proc),
-                     spec_path=spec_path)
+    env = nnunet_env(
+        root, dict(os.environ), n_proc=n_proc, n_proc_da=0 if device == "cpu" else max(2, n_proc), spec_path=spec_path
+    )
     resume = model.checkpoint(LATEST).exists()
     run_logged(train_command(model, device, continue_training=resume), env, _with_epoch_events(log, training))
     if not model.checkpoint().exists():
@@ -95,8 +114,12 @@ def _with_epoch_events(log: Callable[[str], None], training: TrainingConfig) -> 
             loss["last"] = f"loss {float(line.rsplit(' ', 1)[-1]):.3f}"
         elif "Epoch time:" in line:
             seconds = float(line.split("Epoch time:")[1].split()[0])
-            emit("advance", stage="train", info=loss["last"],
-                 n=seconds if training.max_train_seconds is not None else training.iterations_per_epoch)
+            emit(
+                "advance",
+                stage="train",
+                info=loss["last"],
+                n=seconds if training.max_train_seconds is not None else training.iterations_per_epoch,
+            )
 
     return on_line
 
@@ -124,5 +147,6 @@ def _training_inputs(model: ModelIdentity, spec: TrainingSpec) -> str:
     data = model.preprocessed / json.loads(plans)["configurations"][model.configuration]["data_identifier"]
     labels = {p.name: label_array_sha256(p) for p in sorted(data.glob("*_seg.b2nd"))}
     label_set = json.loads((model.preprocessed / "dataset.json").read_text()).get("labels")
-    return json.dumps({"plans": plans, "spec": spec.to_json(), "label_set": label_set, "labels": labels},
-                      sort_keys=True)
+    return json.dumps(
+        {"plans": plans, "spec": spec.to_json(), "label_set": label_set, "labels": labels}, sort_keys=True
+    )

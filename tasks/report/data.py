@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
 from hybridlabel.data_registry.schema import JSON_COLUMNS
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.tasks.workdir import Layout
@@ -16,13 +15,13 @@ from hybridlabel.tasks.workdir import Layout
 @dataclass
 class ReportData:
     workdir: Path
-    rounds: pd.DataFrame        # active rounds rows (JSON columns parsed)
-    metrics: pd.DataFrame       # metrics rows of the active rounds
-    sources: pd.DataFrame       # round, class_id, source, cases
-    scores: pd.DataFrame        # round, case_id, organ_score, tumor_score, decision
-    tumors: pd.DataFrame        # round, organ, tumours
-    stages: pd.DataFrame        # round, stage, seconds
-    cases: pd.DataFrame         # the last round's cases
+    rounds: pd.DataFrame  # active rounds rows (JSON columns parsed)
+    metrics: pd.DataFrame  # metrics rows of the active rounds
+    sources: pd.DataFrame  # round, class_id, source, cases
+    scores: pd.DataFrame  # round, case_id, organ_score, tumor_score, decision
+    tumors: pd.DataFrame  # round, organ, tumours
+    stages: pd.DataFrame  # round, stage, seconds
+    cases: pd.DataFrame  # the last round's cases
     labels: dict[int, str]
     tumor_id: int
     scorer: str
@@ -76,24 +75,53 @@ def collect(workdir: Path) -> ReportData:
                     source_rows.append({"round": r, "class_id": int(cls), "source": src})
             scores = _json(row.get("scores"), {})
             if row.get("role") == "unlabeled" and f"organ_{scorer}" in scores:
-                score_rows.append({"round": r, "case_id": row["case_id"], "organ_score": scores[f"organ_{scorer}"],
-                                   "tumor_score": scores.get(f"tumor_{scorer}"), "decision": row.get("selection")})
+                score_rows.append(
+                    {
+                        "round": r,
+                        "case_id": row["case_id"],
+                        "organ_score": scores[f"organ_{scorer}"],
+                        "tumor_score": scores.get(f"tumor_{scorer}"),
+                        "decision": row.get("selection"),
+                    }
+                )
             for t in _json(row.get("tumors"), []):
                 if t.get("kept", True):
                     organ = t.get("organ")
-                    tumor_rows.append({"round": r, "organ": labels.get(organ, str(organ)) if isinstance(organ, int)
-                                       else str(organ)})
-    sources = (pd.DataFrame(source_rows).groupby(["round", "class_id", "source"]).size().rename("cases").reset_index()
-               if source_rows else pd.DataFrame(columns=["round", "class_id", "source", "cases"]))
-    tumors = (pd.DataFrame(tumor_rows).groupby(["round", "organ"]).size().rename("tumours").reset_index()
-              if tumor_rows else pd.DataFrame(columns=["round", "organ", "tumours"]))
-    stages = pd.DataFrame([{"round": int(row["round"]), "stage": stage, "seconds": float(sec)}
-                           for row in rounds.to_dict("records")
-                           for stage, sec in row["stage_seconds"].items()],
-                          columns=["round", "stage", "seconds"])
-    return ReportData(Path(workdir), rounds, metrics, sources,
-                      pd.DataFrame(score_rows, columns=["round", "case_id", "organ_score", "tumor_score", "decision"]),
-                      tumors, stages, last_cases, labels, tumor_id, scorer, floor)
+                    tumor_rows.append(
+                        {"round": r, "organ": labels.get(organ, str(organ)) if isinstance(organ, int) else str(organ)}
+                    )
+    sources = (
+        pd.DataFrame(source_rows).groupby(["round", "class_id", "source"]).size().rename("cases").reset_index()
+        if source_rows
+        else pd.DataFrame(columns=["round", "class_id", "source", "cases"])
+    )
+    tumors = (
+        pd.DataFrame(tumor_rows).groupby(["round", "organ"]).size().rename("tumours").reset_index()
+        if tumor_rows
+        else pd.DataFrame(columns=["round", "organ", "tumours"])
+    )
+    stages = pd.DataFrame(
+        [
+            {"round": int(row["round"]), "stage": stage, "seconds": float(sec)}
+            for row in rounds.to_dict("records")
+            for stage, sec in row["stage_seconds"].items()
+        ],
+        columns=["round", "stage", "seconds"],
+    )
+    return ReportData(
+        Path(workdir),
+        rounds,
+        metrics,
+        sources,
+        pd.DataFrame(score_rows, columns=["round", "case_id", "organ_score", "tumor_score", "decision"]),
+        tumors,
+        stages,
+        last_cases,
+        labels,
+        tumor_id,
+        scorer,
+        floor,
+    )
 
 
 def slice_cases(data: ReportData, n: int) -> list[tuple[int, str, Path, Path, Path]]:
@@ -113,7 +141,6 @@ def cutmix_examples(data: ReportData) -> list[tuple[str, list[dict]]]:
     """(round label, examples) of every round whose training kept CutMix patches (the
     image, the label and the pasted box as the network got them)."""
     import numpy as np
-
     from hybridlabel.models.cutmix import EXAMPLES_FILE
     from hybridlabel.models.nnunet.identity import checkpoint_path
 

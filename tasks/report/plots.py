@@ -6,7 +6,6 @@ import io
 
 import numpy as np
 import pandas as pd
-
 from hybridlabel.models.metric_summary import ORGAN_MEAN, ORGAN_MEAN_PRESENT, SUMMARY_ROWS, TUMOR
 
 SUMMARY_COLORS = {ORGAN_MEAN: "black", ORGAN_MEAN_PRESENT: "#555555", TUMOR: "#c62828"}
@@ -38,8 +37,15 @@ def metric_lines(table: pd.DataFrame, ylabel: str) -> bytes:
     cmap = plt.get_cmap("tab20")
     for i, col in enumerate(table.columns):
         bold = col in SUMMARY_ROWS
-        ax.plot(table.index, table[col], marker="o", lw=3 if bold else 1, alpha=1 if bold else 0.7, label=col,
-                color=SUMMARY_COLORS.get(col, cmap(i % 20)))
+        ax.plot(
+            table.index,
+            table[col],
+            marker="o",
+            lw=3 if bold else 1,
+            alpha=1 if bold else 0.7,
+            label=col,
+            color=SUMMARY_COLORS.get(col, cmap(i % 20)),
+        )
     ax.set_xlabel("round")
     ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)
@@ -55,8 +61,9 @@ def source_bars(sources: pd.DataFrame, labels: dict[int, str]) -> bytes:
     rounds = sorted(sources["round"].unique())
     fig, axes = plt.subplots(1, len(rounds), figsize=(4 * len(rounds), 3.5), sharey=True, squeeze=False)
     for ax, r in zip(axes[0], rounds):
-        frame = sources[sources["round"] == r].pivot_table(index="class_id", columns="source", values="cases",
-                                                            aggfunc="sum", fill_value=0)
+        frame = sources[sources["round"] == r].pivot_table(
+            index="class_id", columns="source", values="cases", aggfunc="sum", fill_value=0
+        )
         bottom = np.zeros(len(frame))
         for src in [s for s in SOURCE_COLOURS if s in frame.columns]:
             ax.bar(range(len(frame)), frame[src], bottom=bottom, color=SOURCE_COLOURS[src], label=src)
@@ -143,11 +150,25 @@ def arm_bars(table: pd.DataFrame) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 3.5))
     x = np.arange(len(table))
     present = "organ_dsc_present_mean" in table  # rows written before that column have FLARE's mean only
-    bars = ((-0.2, "organ_dsc_present" if present else "organ_dsc", "#1565c0",
-             "organ DSC, classes present" if present else "organ DSC"), (0.2, "tumor_dsc", "#c62828", "tumour DSC"))
+    bars = (
+        (
+            -0.2,
+            "organ_dsc_present" if present else "organ_dsc",
+            "#1565c0",
+            "organ DSC, classes present" if present else "organ DSC",
+        ),
+        (0.2, "tumor_dsc", "#c62828", "tumour DSC"),
+    )
     for offset, key, colour, name in bars:
-        ax.bar(x + offset, table[f"{key}_mean"].fillna(0), 0.38, yerr=table[f"{key}_sd"].fillna(0), color=colour,
-               label=name, capsize=3)
+        ax.bar(
+            x + offset,
+            table[f"{key}_mean"].fillna(0),
+            0.38,
+            yerr=table[f"{key}_sd"].fillna(0),
+            color=colour,
+            label=name,
+            capsize=3,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(table["arm"], rotation=20)
     ax.set_ylim(0, 1)

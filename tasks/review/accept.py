@@ -8,13 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.models.geometry import compare_grids
 from hybridlabel.models.intake import check_label_values, label_range_problem, voxel_counts
 from hybridlabel.models.reviewed_label import reviewed_label
-from hybridlabel.tasks.files.imageio import (ImageHeaderError, ImageReadError, array_to_image, grid_of, read_image,
-                                             resample_label_onto, sha256_path, write_image)
+from hybridlabel.tasks.files.imageio import (
+    ImageHeaderError,
+    ImageReadError,
+    array_to_image,
+    grid_of,
+    read_image,
+    resample_label_onto,
+    sha256_path,
+    write_image,
+)
 
 
 class ReviewError(ValueError):
@@ -30,8 +37,9 @@ def checked_classes(declared, labels: LabelMapConfig) -> list[int]:
         text = str(item).strip().strip(",")
         c = by_name.get(text, int(text) if text.lstrip("-").isdigit() else None)
         if c is None or c not in labels.labels or c == 0:
-            raise ReviewError(f"checked class {text!r} is not a class of the label map (ids 1-{max(labels.labels)} "
-                              f"or their names)")
+            raise ReviewError(
+                f"checked class {text!r} is not a class of the label map (ids 1-{max(labels.labels)} or their names)"
+            )
         out.append(int(c))
     if not out:
         raise ReviewError("no checked classes declared; list them in the worklist's classes column or the sidecar")

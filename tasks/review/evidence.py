@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from hybridlabel.models.label_qc import label_stats
 from hybridlabel.models.review_rank import gt_evidence, review_reference, touching_pairs
 from hybridlabel.tasks.files.imageio import read_image, spacing_zyx
@@ -34,9 +33,15 @@ def case_evidence(case: dict, prediction: Path | None, ignore_id: int, predictab
         gt, _ = _array(Path(case["label_path"]))
         if gt.shape == pred.shape:
             conflict, disagreement = gt_evidence(pred, gt, annotated)
-    return {"case_id": case["case_id"], "pseudo": pseudo, "stats": label_stats(hybrid, spacing),
-            "pairs": touching_pairs(hybrid), "scores": case.get("scores") or {}, "conflict": conflict,
-            "disagreement": disagreement}
+    return {
+        "case_id": case["case_id"],
+        "pseudo": pseudo,
+        "stats": label_stats(hybrid, spacing),
+        "pairs": touching_pairs(hybrid),
+        "scores": case.get("scores") or {},
+        "conflict": conflict,
+        "disagreement": disagreement,
+    }
 
 
 def ground_truth_reference(labelled: list[dict]) -> dict:
@@ -52,4 +57,3 @@ def ground_truth_reference(labelled: list[dict]) -> dict:
         pairs.append(touching_pairs(keep))
         annotated.append(covered)
     return review_reference(stats, pairs, annotated)
-

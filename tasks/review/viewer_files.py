@@ -19,11 +19,13 @@ def class_rgb(class_id: int) -> tuple[int, int, int]:
 
 
 def itksnap_labels(labels: Mapping[int, str]) -> str:
-    lines = ["################################################",
-             "# ITK-SnAP Label Description File (hybridlabel)",
-             "# IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL",
-             "################################################",
-             '    0     0    0    0     0  0  0    "Clear Label"']
+    lines = [
+        "################################################",
+        "# ITK-SnAP Label Description File (hybridlabel)",
+        "# IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL",
+        "################################################",
+        '    0     0    0    0     0  0  0    "Clear Label"',
+    ]
     for c, name in sorted(labels.items()):
         if c == 0:
             continue
@@ -33,13 +35,20 @@ def itksnap_labels(labels: Mapping[int, str]) -> str:
 
 
 def slicer_color_table(labels: Mapping[int, str]) -> str:
-    rows = [f"{c} {name.replace(' ', '_')} {' '.join(map(str, class_rgb(c)))} 255"
-            for c, name in sorted(labels.items()) if c != 0]
-    return "\n".join(["# Color table file hybridlabel.ctbl", f"# {len(rows) + 1} values", "0 background 0 0 0 0",
-                      *rows]) + "\n"
+    rows = [
+        f"{c} {name.replace(' ', '_')} {' '.join(map(str, class_rgb(c)))} 255"
+        for c, name in sorted(labels.items())
+        if c != 0
+    ]
+    return (
+        "\n".join(["# Color table file hybridlabel.ctbl", f"# {len(rows) + 1} values", "0 background 0 0 0 0", *rows])
+        + "\n"
+    )
 
 
 def write_viewer_files(folder: Path, labels: Mapping[int, str]) -> list[Path]:
     """`labels.txt` (ITK-SNAP) and `hybridlabel.ctbl` (3D Slicer) in `folder`."""
-    return [atomic_write_text(Path(folder) / "labels.txt", itksnap_labels(labels)),
-            atomic_write_text(Path(folder) / "hybridlabel.ctbl", slicer_color_table(labels))]
+    return [
+        atomic_write_text(Path(folder) / "labels.txt", itksnap_labels(labels)),
+        atomic_write_text(Path(folder) / "hybridlabel.ctbl", slicer_color_table(labels)),
+    ]

@@ -13,8 +13,17 @@ from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.files.imageio import image_suffix, sha256_path
 from hybridlabel.tasks.review.viewer_files import write_viewer_files
 
-WORKLIST_FIELDS = ("rank", "case_id", "score", "classes", "class_names", "why", "image", "hybrid_label",
-                   "parent_prediction")
+WORKLIST_FIELDS = (
+    "rank",
+    "case_id",
+    "score",
+    "classes",
+    "class_names",
+    "why",
+    "image",
+    "hybrid_label",
+    "parent_prediction",
+)
 HOW_TO = """Corrected labels go here: <case_id>.nii.gz (or .nii, .mha, .nrrd), on the image's grid, with
 the classes you checked drawn with their ids (labels.txt / hybridlabel.ctbl name them).
 The worklist's `classes` column says which classes each case was queued for; to declare
@@ -40,8 +49,14 @@ def _named(path: Path, stem: str) -> str:
     return stem if Path(path).is_dir() else stem + (image_suffix(Path(path)) or Path(path).suffix)
 
 
-def write_review_folder(folder: Path, queue: list[dict], cases: Mapping[str, dict], predictions: Path,
-                        labels: Mapping[int, str], findings: list[str] = ()) -> Path:
+def write_review_folder(
+    folder: Path,
+    queue: list[dict],
+    cases: Mapping[str, dict],
+    predictions: Path,
+    labels: Mapping[int, str],
+    findings: list[str] = (),
+) -> Path:
     """`folder/worklist.csv` and `worklist.md`, `cases/<case_id>/` (image, hybrid label, the
     parent's prediction where it differs: links), the viewers' label descriptions, and an
     empty `corrected/` with how to fill it. Returns the worklist's path."""
@@ -59,10 +74,19 @@ def write_review_folder(folder: Path, queue: list[dict], cases: Mapping[str, dic
         parent = ""
         if prediction.is_file() and case.get("hybrid_label_sha256") != sha256_path(prediction):
             parent = str(_link(prediction, target / "parent_prediction.nii.gz").relative_to(folder))
-        rows.append({"rank": item["rank"], "case_id": item["case_id"], "score": f"{item['score']:.3f}",
-                     "classes": " ".join(map(str, item["classes"])), "class_names": " ".join(item["class_names"]),
-                     "why": item["why"], "image": str(image.relative_to(folder)),
-                     "hybrid_label": str(hybrid.relative_to(folder)), "parent_prediction": parent})
+        rows.append(
+            {
+                "rank": item["rank"],
+                "case_id": item["case_id"],
+                "score": f"{item['score']:.3f}",
+                "classes": " ".join(map(str, item["classes"])),
+                "class_names": " ".join(item["class_names"]),
+                "why": item["why"],
+                "image": str(image.relative_to(folder)),
+                "hybrid_label": str(hybrid.relative_to(folder)),
+                "parent_prediction": parent,
+            }
+        )
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=WORKLIST_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -76,7 +100,9 @@ def _markdown(rows: list[dict], findings: list[str]) -> str:
     lines = [f"- {f}" for f in findings] + ([""] if findings else [])
     lines += ["| rank | case | score | check | why | open with |", "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        cmd = (f"`itksnap -g {r['image']} -s {r['hybrid_label']} -l labels.txt`")
+        cmd = f"`itksnap -g {r['image']} -s {r['hybrid_label']} -l labels.txt`"
         lines.append(f"| {r['rank']} | {r['case_id']} | {r['score']} | {r['class_names']} | {r['why']} | {cmd} |")
-    return "\n".join(lines) + "\n\nIn 3D Slicer: load the image, then the label as a label map volume with "\
+    return (
+        "\n".join(lines) + "\n\nIn 3D Slicer: load the image, then the label as a label map volume with "
         "`hybridlabel.ctbl` as its colour table. Save corrections to `corrected/` (see its README.txt).\n"
+    )

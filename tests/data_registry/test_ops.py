@@ -1,12 +1,16 @@
 import pandas as pd
 import pytest
-
 from hybridlabel.data_registry.ops import apply_updates
 
 
 def _frame():
-    return pd.DataFrame({"case_id": ["a", "b", "a"], "trained": [False, False, False],
-                         "quarantine_reason": [None, None, "duplicate case id 'a'"]})
+    return pd.DataFrame(
+        {
+            "case_id": ["a", "b", "a"],
+            "trained": [False, False, False],
+            "quarantine_reason": [None, None, "duplicate case id 'a'"],
+        }
+    )
 
 
 def test_updates_land_on_the_usable_row_not_on_a_quarantined_duplicate():

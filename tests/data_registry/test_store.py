@@ -10,25 +10,41 @@ from datetime import datetime, timezone
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
 from hybridlabel.data_registry.frames import from_arrow, to_arrow
 from hybridlabel.data_registry.schema import columns, schema
 from hybridlabel.data_registry.store import PART, Registry, RegistryError
 
 
 def cases_frame(n=5, round_no=0):
-    return pd.DataFrame([{
-        "case_id": f"c{i:03d}", "round": round_no, "role": ["strong", "partial", "unlabeled"][i % 3],
-        "annotated_classes": [1, 14] if i % 3 == 1 else [],
-        "image_path": f"/data/c{i}.nii.gz", "image_sha256": "ab" * 32, "spacing": [0.8, 0.8, 2.5],
-        "shape": [512, 512, 100 + i], "label_resampled": bool(i % 2),
-        "voxel_counts": json.dumps({"0": 10, "1": i}), "quarantine_reason": None if i != 4 else "bad",
-    } for i in range(n)])
+    return pd.DataFrame(
+        [
+            {
+                "case_id": f"c{i:03d}",
+                "round": round_no,
+                "role": ["strong", "partial", "unlabeled"][i % 3],
+                "annotated_classes": [1, 14] if i % 3 == 1 else [],
+                "image_path": f"/data/c{i}.nii.gz",
+                "image_sha256": "ab" * 32,
+                "spacing": [0.8, 0.8, 2.5],
+                "shape": [512, 512, 100 + i],
+                "label_resampled": bool(i % 2),
+                "voxel_counts": json.dumps({"0": 10, "1": i}),
+                "quarantine_reason": None if i != 4 else "bad",
+            }
+            for i in range(n)
+        ]
+    )
 
 
 def round_row(name="teacher", status="completed"):
-    return {"name": name, "kind": "teacher", "status": status, "config_json": "{}",
-            "started_at": datetime(2026, 1, 1, tzinfo=timezone.utc), "stage_seconds": json.dumps({"a": 1.5})}
+    return {
+        "name": name,
+        "kind": "teacher",
+        "status": status,
+        "config_json": "{}",
+        "started_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
+        "stage_seconds": json.dumps({"a": 1.5}),
+    }
 
 
 def test_schema_is_the_single_source_of_columns():
@@ -131,9 +147,11 @@ def test_whole_tables_read_with_pandas_pyarrow_and_duckdb(tmp_path):
         reg.commit_round(r, cases_frame(3, r), round_row(f"r{r}"))
     for table in ("cases", "rounds"):
         folder = tmp_path / "registry" / table
-        frames = {"pandas": pd.read_parquet(folder),
-                  "pyarrow": ds.dataset(folder, format="parquet", partitioning="hive").to_table().to_pandas(),
-                  "duckdb": duckdb.sql(f"select * from read_parquet('{folder}/*/*.parquet')").df()}
+        frames = {
+            "pandas": pd.read_parquet(folder),
+            "pyarrow": ds.dataset(folder, format="parquet", partitioning="hive").to_table().to_pandas(),
+            "duckdb": duckdb.sql(f"select * from read_parquet('{folder}/*/*.parquet')").df(),
+        }
         for reader, frame in frames.items():
             assert sorted(frame["round"].astype(int).unique()) == [0, 1, 12], (table, reader)
             assert frame["round"].dtype.kind == "i", (table, reader, frame["round"].dtype)
@@ -217,16 +235,19 @@ def test_a_byte_changed_inside_a_compressed_value_is_found(tmp_path):
     data = part.read_bytes()
     at = data.find(b"partial")
     assert at > 0
-    part.write_bytes(data[:at] + b"partiaL" + data[at + 7:])
+    part.write_bytes(data[:at] + b"partiaL" + data[at + 7 :])
     with pytest.raises(RegistryError, match="is damaged .*resume --round 0"):
         reg.read("cases", 0)
 
 
-@pytest.mark.parametrize("column, value, message", [
-    ("role", "partiaL", "column role holds 'partiaL'"),
-    ("round", 7, r"round column holds \[7\] in the partition of round 0"),
-    ("label_sources", json.dumps({"1": "guess"}), "column label_sources holds 'guess'"),
-])
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("role", "partiaL", "column role holds 'partiaL'"),
+        ("round", 7, r"round column holds \[7\] in the partition of round 0"),
+        ("label_sources", json.dumps({"1": "guess"}), "column label_sources holds 'guess'"),
+    ],
+)
 def test_values_read_back_are_checked_against_the_schema(tmp_path, column, value, message):
     """A file intact to its checksums (rewritten whole) that says what the code never writes."""
     reg = Registry(tmp_path)

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
 from hybridlabel.flows.ablation import AblationError, arm_config, plan_arms
 from hybridlabel.flows.cli import app
 from hybridlabel.models.config import load_config
+from typer.testing import CliRunner
+
 from tests.conftest import tiny_config_yaml
 
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
@@ -22,7 +22,9 @@ def test_arms_share_data_val_and_budget_and_differ_where_they_should(tmp_path, p
     teacher, naive, ta, rounds = (arm_config(config, a, 5) for a in ("teacher", "naive", "target_adaptive", "rounds"))
     assert [len(c.rounds) for c in (teacher, naive, ta, rounds)] == [1, 1, 1, len(config.rounds)]
     assert teacher.rounds[0].train_roles == ["strong"]
-    assert naive.rounds[0].train_roles == ["strong", "partial", "tumor_only"] and naive.rounds[0].training.loss == "naive"
+    assert (
+        naive.rounds[0].train_roles == ["strong", "partial", "tumor_only"] and naive.rounds[0].training.loss == "naive"
+    )
     assert ta.rounds[0].training.loss == "target_adaptive" and ta.rounds[0].targets == "organs+tumor"
     budget = config.rounds[0].training.model_dump(exclude={"seed", "loss"})
     for cfg in (teacher, naive, ta, rounds):
@@ -30,7 +32,11 @@ def test_arms_share_data_val_and_budget_and_differ_where_they_should(tmp_path, p
         assert all(r.training.seed == 5 for r in cfg.rounds)
         assert cfg.rounds[0].training.model_dump(exclude={"seed", "loss"}) == budget
     assert plan_arms(["teacher", "rounds", "naive"], [1, 2]) == [
-        ("naive", 1), ("rounds", 1), ("naive", 2), ("rounds", 2)]  # teacher = rounds' round 0
+        ("naive", 1),
+        ("rounds", 1),
+        ("naive", 2),
+        ("rounds", 2),
+    ]  # teacher = rounds' round 0
     with pytest.raises(AblationError, match="unknown arm"):
         plan_arms(["teacher", "bogus"], [1])
 
@@ -40,8 +46,9 @@ def test_the_long_teacher_trains_as_long_as_every_round_together(tmp_path, phant
     path.write_text(tiny_config_yaml(phantom_cohort))  # 3 rounds of 1 epoch x 2 iterations
     config = load_config(path)
     longer = config.rounds[2].training.model_copy(update={"iterations_per_epoch": 5})
-    config = config.model_copy(update={"rounds": config.rounds[:2] + [
-        config.rounds[2].model_copy(update={"training": longer})]})
+    config = config.model_copy(
+        update={"rounds": config.rounds[:2] + [config.rounds[2].model_copy(update={"training": longer})]}
+    )
     long = arm_config(config, "teacher_long", 4)
     (teacher,) = arm_config(config, "teacher", 4).rounds
     (spec,) = long.rounds
@@ -49,8 +56,14 @@ def test_the_long_teacher_trains_as_long_as_every_round_together(tmp_path, phant
     assert spec.training.epochs * spec.training.iterations_per_epoch >= 2 + 2 + 5  # every round's iterations
     assert spec.training.epochs == 5 and spec.training.max_train_seconds is None
     assert spec.training.model_dump(exclude={"epochs"}) == teacher.training.model_dump(exclude={"epochs"})
-    capped = config.model_copy(update={"rounds": [r.model_copy(update={"training": r.training.model_copy(
-        update={"max_train_seconds": 60.0})}) for r in config.rounds]})
+    capped = config.model_copy(
+        update={
+            "rounds": [
+                r.model_copy(update={"training": r.training.model_copy(update={"max_train_seconds": 60.0})})
+                for r in config.rounds
+            ]
+        }
+    )
     assert arm_config(capped, "teacher_long", 4).rounds[0].training.max_train_seconds == 180.0
     assert plan_arms(["teacher_long", "rounds"], [1]) == [("teacher_long", 1), ("rounds", 1)]
 
@@ -65,12 +78,25 @@ def test_the_cutmix_arm_turns_cutmix_on_in_the_tumour_rounds_only():
     assert [r.training.init_from_parent for r in config.rounds] == [False, True, True]
     cutmix, rounds = arm_config(config, "cutmix", 2), arm_config(config, "rounds", 2)
     assert [r.training.cutmix for r in cutmix.rounds] == [
-        CutMixConfig() if r.targets == "organs+tumor" else None for r in config.rounds]
+        CutMixConfig() if r.targets == "organs+tumor" else None for r in config.rounds
+    ]
     assert any(r.training.cutmix for r in cutmix.rounds) and not any(r.training.cutmix for r in rounds.rounds)
     # everything else equal: the arms differ by CutMix alone
-    assert [r.training.model_copy(update={"cutmix": None}) for r in cutmix.rounds] == [r.training for r in rounds.rounds]
-    own = config.model_copy(update={"rounds": [r.model_copy(update={"training": r.training.model_copy(
-        update={"cutmix": CutMixConfig(probability=0.9)})}) if r.targets == "organs+tumor" else r for r in config.rounds]})
+    assert [r.training.model_copy(update={"cutmix": None}) for r in cutmix.rounds] == [
+        r.training for r in rounds.rounds
+    ]
+    own = config.model_copy(
+        update={
+            "rounds": [
+                r.model_copy(
+                    update={"training": r.training.model_copy(update={"cutmix": CutMixConfig(probability=0.9)})}
+                )
+                if r.targets == "organs+tumor"
+                else r
+                for r in config.rounds
+            ]
+        }
+    )
     assert arm_config(own, "cutmix", 2).rounds[-1].training.cutmix.probability == 0.9  # the config's own settings
     organs_only = config.model_copy(update={"rounds": config.rounds[:2]})
     with pytest.raises(AblationError, match="organs\\+tumor"):
@@ -81,8 +107,16 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     config = tmp_path / "c.yaml"
     config.write_text(tiny_config_yaml(phantom_cohort, rounds=2, name="abl", dataset_id=700))
     work = tmp_path / "abl"
-    args = ["ablate", str(config), "--workdir", str(work), "--arms",
-            "teacher,teacher_long,naive,target_adaptive,rounds", "--seeds", "3"]
+    args = [
+        "ablate",
+        str(config),
+        "--workdir",
+        str(work),
+        "--arms",
+        "teacher,teacher_long,naive,target_adaptive,rounds",
+        "--seeds",
+        "3",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     for text in ("teacher", "naive", "target_adaptive", "round 1", "organ DSC", "tumour DSC", "labels DSC"):
@@ -99,7 +133,7 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     per_model = rows.set_index("arm")["trained_iterations"]
     assert rows[rows["arm"] != "teacher_long"]["iterations"].nunique() == 1  # one budget for every other model
     assert per_model["teacher_long"] == per_model["teacher"] + per_model["round 1"]  # as long as both rounds
-    assert rows.loc[rows["arm"] == "teacher", "tumor_dsc"].isna().all()       # organs-only teacher
+    assert rows.loc[rows["arm"] == "teacher", "tumor_dsc"].isna().all()  # organs-only teacher
     assert rows.loc[rows["arm"] == "naive", "tumor_dsc"].notna().all()
     # both tumour figures, where the model outputs a tumour: found (% of val cases with one), false alarms
     figures = rows.set_index("arm")[["tumor_found_pct", "tumor_false_alarm_pct"]]

@@ -5,13 +5,24 @@ import re
 
 import pandas as pd
 import pytest
+from hybridlabel.flows.cli import app
 from typer.testing import CliRunner
 
-from hybridlabel.flows.cli import app
-
 runner = CliRunner()
-COMMANDS = ["init", "phantom", "audit", "status", "demo", "merge", "select", "run", "resume", "deploy", "evaluate",
-            "report"]
+COMMANDS = [
+    "init",
+    "phantom",
+    "audit",
+    "status",
+    "demo",
+    "merge",
+    "select",
+    "run",
+    "resume",
+    "deploy",
+    "evaluate",
+    "report",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -55,8 +66,19 @@ def test_phantom_then_audit_shows_the_intended_roles(tmp_path):
     audit = pd.read_parquet(parquet)
     truth = json.loads((out / "phantom.json").read_text())["cases"]
     assert {r.case_id: r.role for r in audit.itertuples()} == {c: t["role"] for c, t in truth.items()}
-    for column in ("case_id", "role", "annotated_classes", "image_path", "label_path", "image_sha256",
-                   "spacing", "shape", "voxel_counts", "label_resampled", "quarantine_reason"):
+    for column in (
+        "case_id",
+        "role",
+        "annotated_classes",
+        "image_path",
+        "label_path",
+        "image_sha256",
+        "spacing",
+        "shape",
+        "voxel_counts",
+        "label_resampled",
+        "quarantine_reason",
+    ):
         assert column in audit.columns
     assert "intake audit: 8 cases" in result.output
 
@@ -78,11 +100,10 @@ def test_cli_errors_are_one_clear_line(tmp_path):
 def test_demo_prepares_a_cohort_and_a_config_with_teacher_and_two_students(tmp_path):
     """The demo's pipeline run itself is the README's main job (timed in the closing note);
     the pipeline it runs is tested in test_pipeline.py with test budgets."""
-    from rich.console import Console
-
     from hybridlabel.flows.demo import DEMO_SITES, prepare_demo
-    from hybridlabel.models.presets import CPU_ITERATIONS
     from hybridlabel.models.config import load_config
+    from hybridlabel.models.presets import CPU_ITERATIONS
+    from rich.console import Console
 
     path = prepare_demo(tmp_path / "demo", 8, 0, Console(file=open("/dev/null", "w")))
     truth = json.loads((tmp_path / "demo" / "phantom" / "phantom.json").read_text())
@@ -102,18 +123,26 @@ def test_demo_prepares_a_cohort_and_a_config_with_teacher_and_two_students(tmp_p
 
 def test_status_reports_a_registry_round(tmp_path):
     from hybridlabel.data_registry.store import Registry
+    from hybridlabel.models.config import LabelMapConfig
     from hybridlabel.tasks.intake.audit import audit_dataset
     from hybridlabel.tasks.intake.phantom import write_phantom_cohort
-    from hybridlabel.models.config import LabelMapConfig
 
     write_phantom_cohort(tmp_path / "c", 6, 1)
     cases = audit_dataset(tmp_path / "c", LabelMapConfig())
     model = tmp_path / "w" / "model"
     (model / "fold_all").mkdir(parents=True)
     (model / "fold_all" / "checkpoint_final.pth").write_bytes(b"weights")
-    Registry(tmp_path / "w").commit_round(0, cases, {"name": "teacher", "kind": "teacher", "status": "completed",
-                                                      "model_dir": str(model),
-                                                      "counts": json.dumps({"roles": {"strong": 2}})})
+    Registry(tmp_path / "w").commit_round(
+        0,
+        cases,
+        {
+            "name": "teacher",
+            "kind": "teacher",
+            "status": "completed",
+            "model_dir": str(model),
+            "counts": json.dumps({"roles": {"strong": 2}}),
+        },
+    )
     status = runner.invoke(app, ["status", "--workdir", str(tmp_path / "w"), "--json"])
     info = json.loads(status.output)
     assert info["export"] is None and info["rounds"][0]["status"] == "completed"

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
 from hybridlabel.data_registry.store import PART, Registry
 from hybridlabel.flows.cli import app
 from hybridlabel.models.config import load_config
+from typer.testing import CliRunner
+
 from tests.conftest import tiny_config_yaml
 
 runner = CliRunner()
@@ -42,11 +42,26 @@ def workdir(tmp_path, phantom_cohort):
             label = work / f"r{r}" / f"case{i}.nii.gz"
             label.parent.mkdir(parents=True, exist_ok=True)
             label.write_bytes(f"label {r} {i}".encode())
-            rows.append({"case_id": f"case{i}", "round": r, "role": "partial", "hybrid_label_path": str(label),
-                         "hybrid_label_sha256": hashlib.sha256(label.read_bytes()).hexdigest()})
-        reg.commit_round(r, pd.DataFrame(rows), {"name": config.rounds[r].name, "kind": "teacher" if r == 0 else
-                                                 "student", "status": "completed", "model_dir": str(model),
-                                                 **config_record(config)})
+            rows.append(
+                {
+                    "case_id": f"case{i}",
+                    "round": r,
+                    "role": "partial",
+                    "hybrid_label_path": str(label),
+                    "hybrid_label_sha256": hashlib.sha256(label.read_bytes()).hexdigest(),
+                }
+            )
+        reg.commit_round(
+            r,
+            pd.DataFrame(rows),
+            {
+                "name": config.rounds[r].name,
+                "kind": "teacher" if r == 0 else "student",
+                "status": "completed",
+                "model_dir": str(model),
+                **config_record(config),
+            },
+        )
     return work, config_path
 
 
@@ -76,10 +91,14 @@ def test_a_truncated_partition_is_named_by_every_command(workdir):
     work, config = workdir
     part = work / "registry" / "cases" / "round-000" / PART
     part.write_bytes(part.read_bytes()[:64])
-    _one_line(runner.invoke(app, ["status", "--workdir", str(work)], env={"COLUMNS": "300"}),
-              "round-000/part-0.parquet is damaged")
-    _one_line(runner.invoke(app, ["run", str(config), "--workdir", str(work)], env={"COLUMNS": "300"}),
-              "round-000/part-0.parquet is damaged")
+    _one_line(
+        runner.invoke(app, ["status", "--workdir", str(work)], env={"COLUMNS": "300"}),
+        "round-000/part-0.parquet is damaged",
+    )
+    _one_line(
+        runner.invoke(app, ["run", str(config), "--workdir", str(work)], env={"COLUMNS": "300"}),
+        "round-000/part-0.parquet is damaged",
+    )
 
 
 def test_run_refuses_a_changed_hybrid_label_before_starting(workdir):
@@ -94,7 +113,7 @@ def test_run_refuses_a_changed_hybrid_label_before_starting(workdir):
 def test_a_running_round_without_its_pipeline_shows_interrupted(workdir):
     work, _ = workdir
     Registry(work).set_round_status(2, "running", name="tumours", kind="student")
-    (work / ".lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": __import__("socket").gethostname()}))
+    (work / ".lock").write_text(json.dumps({"pid": 2**22 + 7, "host": __import__("socket").gethostname()}))
     info = json.loads(runner.invoke(app, ["status", "--workdir", str(work), "--json"]).output)
     assert info["rounds"][2]["status"] == "interrupted"
 
@@ -103,14 +122,25 @@ def test_resume_and_run_against_a_live_pipeline_change_nothing(workdir):
     """Another process holds the workdir: resume (which supersedes rounds) and run are
     refused with one line, and the registry is byte-for-byte as it was."""
     work, config = workdir
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom tasks.workdir import WorkdirLock\n"
-                               f"lock = WorkdirLock({str(work)!r}).__enter__()\nprint('held', flush=True)\n"
-                               "time.sleep(120)\n"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom tasks.workdir import WorkdirLock\n"
+            f"lock = WorkdirLock({str(work)!r}).__enter__()\nprint('held', flush=True)\n"
+            "time.sleep(120)\n",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         before = _snapshot(work)
-        for args in (["resume", "--round", "1", "--workdir", str(work), "--config", str(config)],
-                     ["run", str(config), "--workdir", str(work)]):
+        for args in (
+            ["resume", "--round", "1", "--workdir", str(work), "--config", str(config)],
+            ["run", str(config), "--workdir", str(work)],
+        ):
             _one_line(runner.invoke(app, args, env={"COLUMNS": "300"}), f"is in use by pid {holder.pid}")
             assert _snapshot(work) == before and not (work / "registry" / "superseded").exists()
     finally:
@@ -121,20 +151,24 @@ def test_resume_and_run_against_a_live_pipeline_change_nothing(workdir):
 def test_a_missing_dataset_is_one_line_before_prefect(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(tiny_config_yaml(tmp_path / "nowhere"))
-    _one_line(runner.invoke(app, ["run", str(config), "--workdir", str(tmp_path / "w")], env={"COLUMNS": "300"}),
-              "dataset folder")
+    _one_line(
+        runner.invoke(app, ["run", str(config), "--workdir", str(tmp_path / "w")], env={"COLUMNS": "300"}),
+        "dataset folder",
+    )
     assert not (tmp_path / "w" / "registry").exists()
 
 
-@pytest.mark.parametrize("serve, message", [
-    ("html", "answers, but not as a Prefect server"),
-    ("404", "answers HTTP 404, not as a Prefect server"),
-    (None, "cannot be reached"),
-])
+@pytest.mark.parametrize(
+    "serve, message",
+    [
+        ("html", "answers, but not as a Prefect server"),
+        ("404", "answers HTTP 404, not as a Prefect server"),
+        (None, "cannot be reached"),
+    ],
+)
 def test_a_prefect_api_url_that_is_not_prefect_is_one_line(workdir, monkeypatch, serve, message):
     """The probe pointed PREFECT_API_URL at something else: a traceback from Prefect's client."""
     import http.server
-    import socket
     import threading
 
     class Handler(http.server.BaseHTTPRequestHandler):

@@ -44,8 +44,9 @@ def wait_for(url: str, timeout: float) -> None:
 
 
 def api(url: str, path: str, body: dict | None = None):
-    req = urllib.request.Request(url + path, data=json.dumps(body or {}).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        url + path, data=json.dumps(body or {}).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
@@ -70,13 +71,24 @@ def postgres():
 def server(tmp_path, postgres):
     assert postgres.startswith("postgresql+asyncpg://prefect:") and "@127.0.0.1:" in postgres
     port = free_port()
-    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               DO_NOT_TRACK="1", PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-               PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port),
-               PREFECT_API_DATABASE_CONNECTION_URL=postgres)
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(tmp_path / "home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_API_DATABASE_CONNECTION_URL=postgres,
+    )
     log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/api/health", 120)
         yield env
@@ -91,24 +103,50 @@ def test_pipeline_deployment_runs_to_completion_on_a_process_worker(server, phan
     config = tmp_path / "config.yaml"
     config.write_text(tiny_config_yaml(phantom_cohort, rounds=2, name="dep", dataset_id=850))
     work = tmp_path / "work"
-    subprocess.run([PREFECT, "work-pool", "create", "hybridlabel-process", "--type", "process"],
-                   env=env, check=True, capture_output=True)
-    deployed = subprocess.run([HYBRIDLABEL, "deploy", "--config", str(config), "--workdir", str(work)],
-                              env=env, capture_output=True, text=True)
+    subprocess.run(
+        [PREFECT, "work-pool", "create", "hybridlabel-process", "--type", "process"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    deployed = subprocess.run(
+        [HYBRIDLABEL, "deploy", "--config", str(config), "--workdir", str(work)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert "pipeline/pipeline" in deployed.stdout and "single-round" in deployed.stdout
     worker_log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "hybridlabel-process", "--type", "process"],
-                              env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "hybridlabel-process", "--type", "process"],
+        env=env,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        run = subprocess.run([PREFECT, "deployment", "run", "pipeline/pipeline", "--param", "export=false"],
-                             env=env, capture_output=True, text=True, check=True)
+        run = subprocess.run(
+            [PREFECT, "deployment", "run", "pipeline/pipeline", "--param", "export=false"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert "Created flow run" in run.stdout
         url = env["PREFECT_API_URL"]
         deadline, state = time.time() + 600, None
         while time.time() < deadline:
-            runs = api(url, "/flow_runs/filter", {"flow_runs": {"parent_task_run_id": {"is_null_": True}},
-                                                   "limit": 10, "offset": 0, "sort": "EXPECTED_START_TIME_DESC"})
+            runs = api(
+                url,
+                "/flow_runs/filter",
+                {
+                    "flow_runs": {"parent_task_run_id": {"is_null_": True}},
+                    "limit": 10,
+                    "offset": 0,
+                    "sort": "EXPECTED_START_TIME_DESC",
+                },
+            )
             states = {r["name"]: r["state_type"] for r in runs}
             state = next((r["state_type"] for r in runs if r["deployment_id"]), None)
             if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
@@ -131,8 +169,11 @@ def test_pipeline_deployment_runs_to_completion_on_a_process_worker(server, phan
     # the server kept its runs in PostgreSQL, not in a SQLite file under PREFECT_HOME
     assert not list((tmp_path / "home").rglob("*.db"))
     database = env["PREFECT_API_DATABASE_CONNECTION_URL"].replace("+asyncpg", "")
-    flow_runs = subprocess.run(["psql", database, "-tAc",
-                                "SELECT count(*) FROM flow_run WHERE deployment_id IS NOT NULL"],
-                               capture_output=True, text=True, check=True)
+    flow_runs = subprocess.run(
+        ["psql", database, "-tAc", "SELECT count(*) FROM flow_run WHERE deployment_id IS NOT NULL"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert int(flow_runs.stdout) >= 1
     shutil.rmtree(work, ignore_errors=True)

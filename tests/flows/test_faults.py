@@ -13,20 +13,37 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from hybridlabel.data_registry.store import Registry
+
 from tests.conftest import tiny_config_yaml
 
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
 
 HYBRIDLABEL = str(Path(sys.executable).with_name("hybridlabel"))
-COMPARED = ["case_id", "round", "role", "annotated_classes", "image_sha256", "hybrid_label_sha256",
-            "label_sources", "tumors", "scores", "trained", "selection", "quarantine_reason"]
+COMPARED = [
+    "case_id",
+    "round",
+    "role",
+    "annotated_classes",
+    "image_sha256",
+    "hybrid_label_sha256",
+    "label_sources",
+    "tumors",
+    "scores",
+    "trained",
+    "selection",
+    "quarantine_reason",
+]
 
 
 def _env(tmp_path):
-    return dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                DO_NOT_TRACK="1", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
+    return dict(
+        os.environ,
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+    )
 
 
 def _config(tmp_path, cohort, name):
@@ -39,8 +56,12 @@ def _config(tmp_path, cohort, name):
 def reference(phantom_cohort, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("uninterrupted")
     work = tmp / "work"
-    done = subprocess.run([HYBRIDLABEL, "run", str(_config(tmp, phantom_cohort, "f")), "--workdir", str(work),
-                           "--no-export"], env=_env(tmp), capture_output=True, text=True)
+    done = subprocess.run(
+        [HYBRIDLABEL, "run", str(_config(tmp, phantom_cohort, "f")), "--workdir", str(work), "--no-export"],
+        env=_env(tmp),
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # the terminal shows rounds, stages and results; nnU-Net's and Prefect's output is in the log file
     shown = done.stdout + done.stderr
@@ -70,8 +91,9 @@ def _run_until_killed(script: str, tmp_path, env) -> tuple[int, str]:
     # output to a file, not a pipe: the killed process's children would hold a pipe open
     log = tmp_path / "killed.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script], env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
         proc.wait(timeout=900)
     # Prefect's local server notices its parent's death and stops (flows/server_guard.py)
     deadline = time.monotonic() + 20
@@ -116,8 +138,12 @@ def test_kill_during_per_case_step_then_resume(reference, phantom_cohort, tmp_pa
     journal = work / "rounds" / "r001" / "merge" / "journal"
     n_partial = (Registry(work).read("cases", 0)["role"].isin(["partial", "tumor_only"])).sum()
     assert 2 <= len(list(journal.glob("*.json"))) < n_partial
-    resumed = subprocess.run([HYBRIDLABEL, "resume", "--round", "1", "--workdir", str(work)],
-                             env=_env(tmp_path), capture_output=True, text=True)
+    resumed = subprocess.run(
+        [HYBRIDLABEL, "resume", "--round", "1", "--workdir", str(work)],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     for r in (0, 1):
         pd.testing.assert_frame_equal(_frame(work, r), _frame(reference, r))
@@ -144,8 +170,12 @@ def test_kill_during_registry_commit_then_resume(reference, phantom_cohort, tmp_
     assert rc == -signal.SIGKILL, out[-2000:]
     reg = Registry(work)
     assert not reg.is_complete(1)  # cases written, commit mark not: the round is not complete
-    resumed = subprocess.run([HYBRIDLABEL, "resume", "--round", "1", "--workdir", str(work)],
-                             env=_env(tmp_path), capture_output=True, text=True)
+    resumed = subprocess.run(
+        [HYBRIDLABEL, "resume", "--round", "1", "--workdir", str(work)],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert Registry(work).is_complete(1)
     for r in (0, 1):

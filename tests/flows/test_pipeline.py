@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.tasks.workdir import Layout
+
 from tests.conftest import DUPLICATED, tiny_config_yaml
 
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
@@ -78,11 +78,14 @@ def test_students_learn_only_trusted_pseudo_classes(finished):
     # evidence only from what the teacher did not train on: the strong cases never count
     unseen = {c for classes in merged[merged["role"] != "strong"]["annotated_classes"] for c in classes}
     assert {c for c, w in where.items() if w == "unseen cases"} <= unseen
-    assert {c for c, w in where.items() if w == "val"} == set(dice) - {c for c, w in where.items() if w == "unseen cases"}
+    assert {c for c, w in where.items() if w == "val"} == set(dice) - {
+        c for c, w in where.items() if w == "unseen cases"
+    }
     from hybridlabel.models.config import load_config
+
     every = set(load_config(finished["config"]).label_map.labels) - {0}
     assert counts["untrusted_classes"] == sorted(c for c in every if dice.get(c, -1) < 0.75)
-    spec_file, = (finished["work"] / "nnunet" / "preprocessed").glob("Dataset*_r1/training_spec_*.json")
+    (spec_file,) = (finished["work"] / "nnunet" / "preprocessed").glob("Dataset*_r1/training_spec_*.json")
     annotated = json.loads(spec_file.read_text())["annotated"]
     trained = r1[r1["trained"]]
     assert set(annotated) == set(trained.index)
@@ -148,14 +151,21 @@ def test_complete_labels_are_scored_against_the_complete_ground_truth(finished, 
     # where a partial case's own label annotates an organ, the hybrid label is that label (cleaned):
     # its complete-label Dice beats the raw prediction's on those classes
     cases = reg.read("cases", 1)
-    sources = {c: json.loads(s) for c, s in cases.loc[cases["quarantine_reason"].isna(), ["case_id", "label_sources"]]
-               .itertuples(index=False) if s}
+    sources = {
+        c: json.loads(s)
+        for c, s in cases.loc[cases["quarantine_reason"].isna(), ["case_id", "label_sources"]].itertuples(index=False)
+        if s
+    }
     m1 = reg.read("metrics", 1)
-    gt_rows = [(row["case_id"], row["class_id"]) for row in m1[m1["reference"] == "complete_hybrid"].to_dict("records")
-               if sources[row["case_id"]].get(str(row["class_id"])) == "gt"]
+    gt_rows = [
+        (row["case_id"], row["class_id"])
+        for row in m1[m1["reference"] == "complete_hybrid"].to_dict("records")
+        if sources[row["case_id"]].get(str(row["class_id"])) == "gt"
+    ]
     keyed = m1.set_index(["reference", "case_id", "class_id"])["dsc"]
-    assert gt_rows and sum(keyed["complete_hybrid"].loc[k] for k in gt_rows) > sum(keyed["complete_raw"].loc[k]
-                                                                                    for k in gt_rows)
+    assert gt_rows and sum(keyed["complete_hybrid"].loc[k] for k in gt_rows) > sum(
+        keyed["complete_raw"].loc[k] for k in gt_rows
+    )
 
 
 def test_export_trains_the_lightweight_student_and_records_it(finished):
@@ -183,9 +193,8 @@ def test_export_trains_the_lightweight_student_and_records_it(finished):
 
 
 def test_status_metrics_prints_rounds_by_classes(finished):
-    from typer.testing import CliRunner
-
     from hybridlabel.flows.cli import app
+    from typer.testing import CliRunner
 
     result = CliRunner().invoke(app, ["status", "--workdir", str(finished["work"]), "--metrics"])
     assert result.exit_code == 0, result.output
@@ -195,27 +204,44 @@ def test_status_metrics_prints_rounds_by_classes(finished):
 
 def test_round_artifacts_are_in_prefect(finished):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, TaskRunFilter, TaskRunFilterName
 
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["round-001-summary", "round-002-summary", "round-002-selection",
-                                        "round-001-predict", "round-000-metrics-val-gt",
-                                        "round-001-metrics-train-gt"])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(
+                    any_=[
+                        "round-001-summary",
+                        "round-002-summary",
+                        "round-002-selection",
+                        "round-001-predict",
+                        "round-000-metrics-val-gt",
+                        "round-001-metrics-train-gt",
+                    ]
+                )
+            )
+        )
         merges = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="merge-")))
     # per-case work runs in chunks named by their cases (one case per task in a round this small)
     assert merges and all(r.name.startswith("merge-phantom_") for r in merges)
-    assert {a.key for a in found} >= {"round-001-summary", "round-002-selection", "round-001-predict",
-                                      "round-000-metrics-val-gt", "round-001-metrics-train-gt"}
+    assert {a.key for a in found} >= {
+        "round-001-summary",
+        "round-002-selection",
+        "round-001-predict",
+        "round-000-metrics-val-gt",
+        "round-001-metrics-train-gt",
+    }
     summary = next(a for a in found if a.key == "round-001-summary")
     assert "Label sources per class" in summary.data and "Time per stage" in summary.data
     assert "Model on val cases" in summary.data and "organ mean" in summary.data
     assert "Pseudo labels, judged on what the parent did not train on" in summary.data and "measured on" in summary.data
     # the label-source table has a column for every source the registry holds (not only the first row's)
-    held = {src for text in Registry(finished["work"]).read("cases", 1)["label_sources"].dropna()
-            for cls, src in json.loads(text).items() if cls != "0"}
+    held = {
+        src
+        for text in Registry(finished["work"]).read("cases", 1)["label_sources"].dropna()
+        for cls, src in json.loads(text).items()
+        if cls != "0"
+    }
     header = summary.data.split("## Label sources per class (cases)")[1].strip().splitlines()[0]
     assert {"gt", "pseudo"} <= held <= {c.strip() for c in header.strip("|").split("|")}
     # the CutMix round says what it pasted: objects per host organ, as many as the registry holds
@@ -332,7 +358,6 @@ def test_the_tumour_round_trains_with_cutmix(finished):
     """Round 2 cuts every ground-truth tumour of its training set into a pool (recorded per
     case in the registry) and its training pastes them into tumour-free cases' patches."""
     import numpy as np
-
     from hybridlabel.models.cutmix import EXAMPLES_FILE
     from hybridlabel.models.nnunet.identity import checkpoint_path
 

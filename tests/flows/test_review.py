@@ -6,15 +6,13 @@ classes and cases."""
 import csv
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from typer.testing import CliRunner
-
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.flows.cli import app
+from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow  # reruns a round of the pipeline
 
@@ -25,8 +23,7 @@ def _array(path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 
 
-def test_review_then_accept_changes_the_next_rounds_labels_of_exactly_those_classes(finished, phantom_cohort,
-                                                                                      tmp_path):
+def test_review_then_accept_changes_the_next_rounds_labels_of_exactly_those_classes(finished, phantom_cohort, tmp_path):
     from hybridlabel.flows.pipeline import pipeline
 
     work = tmp_path / "work"
@@ -80,8 +77,7 @@ def test_review_then_accept_changes_the_next_rounds_labels_of_exactly_those_clas
     assert status.exit_code == 0 and "reviewed" in status.output
 
 
-def test_the_gate_pauses_the_run_and_a_resume_through_prefect_takes_the_corrections(finished, phantom_cohort,
-                                                                                    tmp_path):
+def test_the_gate_pauses_the_run_and_a_resume_through_prefect_takes_the_corrections(finished, phantom_cohort, tmp_path):
     """Rounds 1-2 again with `review: {gate: true}` against the session's Prefect server: the
     run pauses after round 1 with the queue as an artifact; resuming it through Prefect's
     client, as the UI's Resume form does, with corrections_in takes the saved correction
@@ -89,13 +85,12 @@ def test_the_gate_pauses_the_run_and_a_resume_through_prefect_takes_the_correcti
     import threading
     import time
 
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
-    from prefect.flow_runs import resume_flow_run
-
     from hybridlabel.flows.pipeline import pipeline
     from hybridlabel.models.config import load_config
     from hybridlabel.models.config_yaml import render_config_yaml
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.flow_runs import resume_flow_run
 
     work = tmp_path / "work"
     shutil.copytree(finished["work"], work, symlinks=True, ignore=shutil.ignore_patterns(".lock", "review"))
@@ -110,7 +105,9 @@ def test_the_gate_pauses_the_run_and_a_resume_through_prefect_takes_the_correcti
     paused, deadline = None, time.time() + 600
     with get_client(sync_client=True) as client:
         while paused is None and time.time() < deadline and runner_thread.is_alive():
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["pipeline-from-round-1"])))
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["pipeline-from-round-1"]))
+            )
             paused = next((r for r in runs if r.state and r.state.is_paused()), None)
             time.sleep(2)
         assert paused is not None, "the run never paused at the gate"

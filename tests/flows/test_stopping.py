@@ -27,15 +27,15 @@ LONG = "{network: tiny, epochs: 1000, iterations_per_epoch: 2, val_iterations: 1
 
 
 def _snapshot(work: Path) -> dict:
-    return {str(p.relative_to(work)): p.read_bytes() for p in sorted((work / "registry").rglob("*"))
-            if p.is_file()}
+    return {str(p.relative_to(work)): p.read_bytes() for p in sorted((work / "registry").rglob("*")) if p.is_file()}
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
     env = {**os.environ, "COLUMNS": "300", "PREFECT_HOME": str(log.parent / ".prefect-home")}
     env.pop("PREFECT_API_URL", None)  # its own temporary server, as a user's command has
-    return subprocess.Popen([HYBRIDLABEL, *args], stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env,
-                            start_new_session=True)  # its own process group, as a terminal gives it
+    return subprocess.Popen(
+        [HYBRIDLABEL, *args], stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env, start_new_session=True
+    )  # its own process group, as a terminal gives it
 
 
 def _training(proc: subprocess.Popen, timeout_s: float = 300) -> list[psutil.Process]:
@@ -64,16 +64,26 @@ def _stopped(proc: subprocess.Popen, family: list[psutil.Process], limit_s: floa
 @pytest.mark.parametrize("command", ["run", "ablate"])
 def test_every_way_of_stopping_ends_everything_and_the_next_run_goes_on(tmp_path, phantom_cohort, command, request):
     config = tmp_path / "c.yaml"
-    config.write_text(tiny_config_yaml(phantom_cohort, rounds=1, dataset_id=830).replace(
-        "training: {network: tiny, epochs: 1, iterations_per_epoch: 2, val_iterations: 1, device: cpu, seed: 3}",
-        f"training: {LONG}"))
+    config.write_text(
+        tiny_config_yaml(phantom_cohort, rounds=1, dataset_id=830).replace(
+            "training: {network: tiny, epochs: 1, iterations_per_epoch: 2, val_iterations: 1, device: cpu, seed: 3}",
+            f"training: {LONG}",
+        )
+    )
     work = tmp_path / "w"
-    args = ["run", str(config), "--workdir", str(work)] if command == "run" else \
-        ["ablate", str(config), "--workdir", str(work), "--arms", "teacher", "--seeds", "3"]
+    args = (
+        ["run", str(config), "--workdir", str(work)]
+        if command == "run"
+        else ["ablate", str(config), "--workdir", str(work), "--arms", "teacher", "--seeds", "3"]
+    )
     registry = work if command == "run" else work / "arms" / "teacher-s3"
     # ablate shares the code path; Ctrl-C there is enough to show it is wired
-    ways = [("SIGINT to the group", signal.SIGINT, True), ("SIGTERM to the group", signal.SIGTERM, True),
-            ("SIGTERM to the command", signal.SIGTERM, False), ("SIGKILL", signal.SIGKILL, False)]
+    ways = [
+        ("SIGINT to the group", signal.SIGINT, True),
+        ("SIGTERM to the group", signal.SIGTERM, True),
+        ("SIGTERM to the command", signal.SIGTERM, False),
+        ("SIGKILL", signal.SIGKILL, False),
+    ]
     for what, sig, group in ways if command == "run" else ways[:1]:
         log = tmp_path / f"{sig.name}-{group}.log"
         proc = _start(args, log)
@@ -88,10 +98,12 @@ def test_every_way_of_stopping_ends_everything_and_the_next_run_goes_on(tmp_path
             continue
         lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
         assert ended <= 10 and code == 128 + sig, (what, ended, code)
-        assert lines[-1] == f"stopped ({sig.name}); run the same command again to go on: hybridlabel " \
-                            f"{' '.join(args)}", (what, lines[-3:])
+        assert (
+            lines[-1] == f"stopped ({sig.name}); run the same command again to go on: hybridlabel {' '.join(args)}"
+        ), (what, lines[-3:])
         assert "Traceback" not in log.read_text(), what
     if command == "run":  # the round the stops left `running` shows as interrupted, and run goes on
-        status = subprocess.run([HYBRIDLABEL, "status", "--workdir", str(work), "--json"], capture_output=True,
-                                text=True, timeout=120)
+        status = subprocess.run(
+            [HYBRIDLABEL, "status", "--workdir", str(work), "--json"], capture_output=True, text=True, timeout=120
+        )
         assert json.loads(status.stdout)["rounds"][0]["status"] == "interrupted"

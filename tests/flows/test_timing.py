@@ -11,8 +11,9 @@ def test_the_budget_is_said_before_it_is_spent():
     line = budget_line(rounds)
     total = CPU_ITERATIONS["teacher"] + 2 * CPU_ITERATIONS["student"]
     assert line.startswith(f"training budget: {total} iterations") and "teacher 1500 iterations" in line
-    timed_rounds = [r.model_copy(update={"training": r.training.model_copy(update={"max_train_seconds": 120.0})})
-                    for r in rounds]
+    timed_rounds = [
+        r.model_copy(update={"training": r.training.model_copy(update={"max_train_seconds": 120.0})}) for r in rounds
+    ]
     assert "6.0 min" in budget_line(timed_rounds) and "iterations (" not in budget_line(timed_rounds)
     assert "teacher" not in budget_line(rounds, start_round=1)  # a resumed run counts what is left
 

@@ -1,5 +1,4 @@
 import pytest
-
 from hybridlabel.models.config import ConfigError, PipelineConfig, SelectionConfig, load_config
 from hybridlabel.models.config_yaml import render_config_yaml
 
@@ -29,31 +28,40 @@ def test_config_is_frozen():
         PipelineConfig().merge.attribution_mm = 3  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("merge: {attribution_mm: -1}", "merge.attribution_mm"),
-    ("merge: {tumor_fallback: nowhere}", "merge.tumor_fallback"),
-    ("unknown_field: 1", "unknown_field"),
-    ("rounds: []", "rounds"),
-    ("[1, 2", "not valid YAML"),
-    ("- a\n- b", "must be a YAML mapping"),
-    ("rounds: [{name: t, kind: teacher}, {name: s, predict_roles: [partail]}]", "rounds.1.predict_roles.0"),
-    ("rounds: [{name: t, kind: teacher, train_roles: [val]}]", "rounds.0.train_roles.0"),
-    ("merge: {largest_component_classes: [1, 99]}", "merge.largest_component_classes holds [99]"),
-    ("merge: {min_pseudo_dice: 1.5}", "merge.min_pseudo_dice"),
-    ("rounds: [{name: t, kind: teacher}, {name: s, training: {configuration: 2d, init_from_parent: true}}]",
-     "round 's' starts from 't''s weights but trains 2d/default where that round trained 3d_fullres/default"),
-    ("rounds: [{name: t, kind: teacher, training: {cutmix: {}}}]", "round 't': training.cutmix pastes tumours"),
-    ("rounds: [{name: t, kind: teacher, targets: organs+tumor, training: {loss: naive, cutmix: {}}}]",
-     "needs a partial-label loss"),
-    ("rounds: [{name: t, kind: teacher, targets: organs+tumor, training: {cutmix: {host_organs: [14]}}}]",
-     "training.cutmix.host_organs holds [14]"),
-    ("rounds: [{name: t, kind: teacher, training: {cutmix: {margins: [[9, 8], [1, 2]]}}}]", "0 <= min <= max"),
-    # the probe's numbers: an infinite learning rate, a seed beyond 32 bits, a million workers
-    ("rounds: [{name: t, kind: teacher, training: {learning_rate: .inf}}]", "rounds.0.training.learning_rate"),
-    ("rounds: [{name: t, kind: teacher, training: {seed: 1180591620717411303424}}]", "rounds.0.training.seed"),
-    ("workers: 1000000", "workers: Input should be less than or equal to 256"),
-    ("merge: {min_component_mm3: .nan}", "merge.min_component_mm3"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("merge: {attribution_mm: -1}", "merge.attribution_mm"),
+        ("merge: {tumor_fallback: nowhere}", "merge.tumor_fallback"),
+        ("unknown_field: 1", "unknown_field"),
+        ("rounds: []", "rounds"),
+        ("[1, 2", "not valid YAML"),
+        ("- a\n- b", "must be a YAML mapping"),
+        ("rounds: [{name: t, kind: teacher}, {name: s, predict_roles: [partail]}]", "rounds.1.predict_roles.0"),
+        ("rounds: [{name: t, kind: teacher, train_roles: [val]}]", "rounds.0.train_roles.0"),
+        ("merge: {largest_component_classes: [1, 99]}", "merge.largest_component_classes holds [99]"),
+        ("merge: {min_pseudo_dice: 1.5}", "merge.min_pseudo_dice"),
+        (
+            "rounds: [{name: t, kind: teacher}, {name: s, training: {configuration: 2d, init_from_parent: true}}]",
+            "round 's' starts from 't''s weights but trains 2d/default where that round trained 3d_fullres/default",
+        ),
+        ("rounds: [{name: t, kind: teacher, training: {cutmix: {}}}]", "round 't': training.cutmix pastes tumours"),
+        (
+            "rounds: [{name: t, kind: teacher, targets: organs+tumor, training: {loss: naive, cutmix: {}}}]",
+            "needs a partial-label loss",
+        ),
+        (
+            "rounds: [{name: t, kind: teacher, targets: organs+tumor, training: {cutmix: {host_organs: [14]}}}]",
+            "training.cutmix.host_organs holds [14]",
+        ),
+        ("rounds: [{name: t, kind: teacher, training: {cutmix: {margins: [[9, 8], [1, 2]]}}}]", "0 <= min <= max"),
+        # the probe's numbers: an infinite learning rate, a seed beyond 32 bits, a million workers
+        ("rounds: [{name: t, kind: teacher, training: {learning_rate: .inf}}]", "rounds.0.training.learning_rate"),
+        ("rounds: [{name: t, kind: teacher, training: {seed: 1180591620717411303424}}]", "rounds.0.training.seed"),
+        ("workers: 1000000", "workers: Input should be less than or equal to 256"),
+        ("merge: {min_component_mm3: .nan}", "merge.min_component_mm3"),
+    ],
+)
 def test_bad_config_gives_one_line_error(tmp_path, text, fragment):
     path = tmp_path / "c.yaml"
     path.write_text(text)
@@ -82,7 +90,11 @@ def test_the_cutmix_comment_names_the_real_defaults():
     text = TrainingConfig.model_fields["cutmix"].description
     d = CutMixConfig()
     margins = "[" + ", ".join(f"[{lo:g}, {hi:g}]" for lo, hi in d.margins) + "]"
-    for fragment in (f"probability: {d.probability}", f"margins: {margins}", f"placement: {d.placement}",
-                     f"min_voxels: {d.min_voxels}",
-                     "host_organs: null"):
+    for fragment in (
+        f"probability: {d.probability}",
+        f"margins: {margins}",
+        f"placement: {d.placement}",
+        f"min_voxels: {d.min_voxels}",
+        "host_organs: null",
+    ):
         assert fragment in text, fragment

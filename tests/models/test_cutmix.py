@@ -4,8 +4,15 @@ target marks the paste, and that a pool survives its file form."""
 import numpy as np
 import pytest
 import torch
-
-from hybridlabel.models.cutmix import PASTED, cut_objects, paste, paste_centre, paste_random, pool_arrays, pool_from_arrays
+from hybridlabel.models.cutmix import (
+    PASTED,
+    cut_objects,
+    paste,
+    paste_centre,
+    paste_random,
+    pool_arrays,
+    pool_from_arrays,
+)
 from hybridlabel.models.nnunet.losses import PartialLabelLoss, pasted_target
 
 TUMOUR, LIVER, KIDNEY = 14, 1, 2
@@ -34,8 +41,9 @@ def donor():
 
 def test_each_tumour_is_cut_with_its_margin_and_host_organ():
     image, seg = donor()
-    objects = cut_objects("d1", image, seg, TUMOUR, [LIVER, KIDNEY], (1.0, 1.0, 1.0), ((2, 2), (3, 3)), 10, None,
-                          5.0, Fixed())
+    objects = cut_objects(
+        "d1", image, seg, TUMOUR, [LIVER, KIDNEY], (1.0, 1.0, 1.0), ((2, 2), (3, 3)), 10, None, 5.0, Fixed()
+    )
     assert len(objects) == 2
     liver_tumour = next(o for o in objects if o.record["host_organ"] == LIVER)
     # component z 9-10, y/x 10-12; margins 2 along z, 3 in-plane
@@ -58,8 +66,9 @@ def test_the_pool_filters_by_size_and_host_organ():
 
 def test_a_known_object_lands_centred_on_a_known_voxel_and_marks_its_box():
     image, seg = donor()
-    obj = cut_objects("d1", image, seg, TUMOUR, [LIVER], (1.0, 1.0, 1.0), ((1, 1), (1, 1)), 10, [LIVER], 5.0,
-                      Fixed())[0]
+    obj = cut_objects("d1", image, seg, TUMOUR, [LIVER], (1.0, 1.0, 1.0), ((1, 1), (1, 1)), 10, [LIVER], 5.0, Fixed())[
+        0
+    ]
     patch_image = np.full((1, 12, 16, 16), -5.0, dtype=np.float32)
     patch_seg = np.zeros((1, 12, 16, 16), dtype=np.int16)
     patch_seg[0, 2:10, 2:14, 2:14] = KIDNEY  # the host organ is not in the patch: any organ will do
@@ -82,8 +91,9 @@ def test_a_known_object_lands_centred_on_a_known_voxel_and_marks_its_box():
 
 def test_a_paste_at_the_border_is_clipped_and_2d_patches_get_a_tumour_slice():
     image, seg = donor()
-    obj = cut_objects("d1", image, seg, TUMOUR, [LIVER], (1.0, 1.0, 1.0), ((1, 1), (1, 1)), 10, [LIVER], 5.0,
-                      Fixed())[0]
+    obj = cut_objects("d1", image, seg, TUMOUR, [LIVER], (1.0, 1.0, 1.0), ((1, 1), (1, 1)), 10, [LIVER], 5.0, Fixed())[
+        0
+    ]
     patch_image = np.zeros((1, 8, 8), dtype=np.float32)
     patch_seg = np.full((8, 8), LIVER, dtype=np.int16)
     box = paste(patch_image, patch_seg, obj, (0, 7), Fixed())
@@ -103,8 +113,9 @@ def test_no_organ_in_the_patch_means_no_paste():
 
 def test_a_pool_round_trips_through_plain_arrays(tmp_path):
     image, seg = donor()
-    pool = cut_objects("d1", image, seg, TUMOUR, [LIVER], (1.0, 1.0, 1.0), ((1, 2), (1, 3)),
-                       10, None, 5.0, np.random.default_rng(0))
+    pool = cut_objects(
+        "d1", image, seg, TUMOUR, [LIVER], (1.0, 1.0, 1.0), ((1, 2), (1, 3)), 10, None, 5.0, np.random.default_rng(0)
+    )
     np.savez(tmp_path / "pool.npz", **pool_arrays(pool, TUMOUR))
     with np.load(tmp_path / "pool.npz", allow_pickle=False) as arrays:
         back, tumour = pool_from_arrays(arrays)

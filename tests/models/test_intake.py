@@ -1,8 +1,12 @@
 import numpy as np
 import pytest
-
 from hybridlabel.models.intake import (
-    check_case_id, check_intensities, check_label_values, infer_role, parse_annotated, resolve_annotated,
+    check_case_id,
+    check_intensities,
+    check_label_values,
+    infer_role,
+    parse_annotated,
+    resolve_annotated,
 )
 
 ORGANS = tuple(range(1, 14))

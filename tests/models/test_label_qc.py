@@ -1,5 +1,4 @@
 import numpy as np
-
 from hybridlabel.models.label_qc import label_stats, qc_flags, qc_reference
 
 NAMES = {1: "liver", 2: "spleen", 3: "ivc"}
@@ -26,10 +25,16 @@ def test_stats_give_volume_in_ml_and_26_connected_pieces():
 
 
 def test_reference_spans_the_training_labels():
-    ref = qc_reference([label_stats(_label(), (1, 1, 1)),
-                        label_stats(_label(liver=(slice(0, 2), slice(0, 5), slice(0, 5)), spleen_pieces=2), (1, 1, 1))])
-    assert ref == {"1": {"volume_ml": [0.05, 0.1], "max_components": 1, "cases": 2},
-                   "2": {"volume_ml": [0.001, 0.002], "max_components": 2, "cases": 2}}
+    ref = qc_reference(
+        [
+            label_stats(_label(), (1, 1, 1)),
+            label_stats(_label(liver=(slice(0, 2), slice(0, 5), slice(0, 5)), spleen_pieces=2), (1, 1, 1)),
+        ]
+    )
+    assert ref == {
+        "1": {"volume_ml": [0.05, 0.1], "max_components": 1, "cases": 2},
+        "2": {"volume_ml": [0.001, 0.002], "max_components": 2, "cases": 2},
+    }
 
 
 def test_a_bad_output_is_flagged_and_a_plausible_one_is_not():
@@ -43,6 +48,8 @@ def test_a_bad_output_is_flagged_and_a_plausible_one_is_not():
         bad[6, 2 * (i % 5), 2 * (i // 5)] = 2  # the spleen in 6 one-voxel islands: as much, but in pieces
     bad[7, 9, 9] = 3  # a class no training label held
     flags = qc_flags(label_stats(bad, (1, 1, 1)), ref, NAMES)
-    assert flags == ["liver: 0.5 ml, 5.0x the largest training volume (0.1 ml)",
-                     "spleen: 6 pieces, at most 1 in training labels",
-                     "ivc: present, but in no training label"]
+    assert flags == [
+        "liver: 0.5 ml, 5.0x the largest training volume (0.1 ml)",
+        "spleen: 6 pieces, at most 1 in training labels",
+        "ivc: present, but in no training label",
+    ]

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from hybridlabel.models.config import LabelMapConfig, MergeConfig
+from hybridlabel.models.merge import merge_case
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hybridlabel.models.config import LabelMapConfig, MergeConfig
-from hybridlabel.models.merge import merge_case
 from tests.realct import read_flare
 
 LABELS = LabelMapConfig()
@@ -36,7 +36,7 @@ def test_unannotated_class_fills_background_only_and_never_erases_gt():
     r = merge_case(g, [LIVER], p, ISO, NOCLEAN, LABELS)
     assert (r.hybrid[2:6, 2:6, 2:6] == LIVER).all()
     assert (r.hybrid[6:10, 6:10, 6:10] == SPLEEN).all()
-    assert r.counts[str(SPLEEN)]["pseudo"] == 6 ** 3 - 2 ** 3
+    assert r.counts[str(SPLEEN)]["pseudo"] == 6**3 - 2**3
 
 
 def test_annotated_class_discards_the_pseudo_label():
@@ -65,12 +65,16 @@ def test_tie_in_dilated_overlap_goes_to_the_larger_core_overlap():
     g = labels.copy()
     g[3:6, 3:6, 9:12] = TUMOR  # symmetric around the gap at x=10
     # symmetric: dilated overlap ties, core overlaps tie -> lower id
-    r = merge_case(g, [LIVER, SPLEEN, TUMOR], vol(g.shape), ISO, NOCLEAN.model_copy(update={"attribution_mm": 2}), LABELS)
+    r = merge_case(
+        g, [LIVER, SPLEEN, TUMOR], vol(g.shape), ISO, NOCLEAN.model_copy(update={"attribution_mm": 2}), LABELS
+    )
     assert r.tumors[0]["organ"] == LIVER
     # shift the tumour one voxel to the spleen side: core overlap now favours the spleen
     g = labels.copy()
     g[3:6, 3:6, 10:13] = TUMOR
-    r = merge_case(g, [LIVER, SPLEEN, TUMOR], vol(g.shape), ISO, NOCLEAN.model_copy(update={"attribution_mm": 1}), LABELS)
+    r = merge_case(
+        g, [LIVER, SPLEEN, TUMOR], vol(g.shape), ISO, NOCLEAN.model_copy(update={"attribution_mm": 1}), LABELS
+    )
     assert r.tumors[0]["organ"] == SPLEEN
 
 
@@ -120,7 +124,7 @@ def test_tumour_bearing_organ_policy(policy):
     r = merge_case(g, [LIVER, TUMOR], p, ISO, cfg, LABELS)
     assert (r.hybrid[4:6, 4:6, 4:6] == TUMOR).all()  # G tumour painted last
     liver = r.hybrid == LIVER
-    assert liver.sum() == (10 ** 3 - 8 if policy == "pseudo" else 8 ** 3 - 8)
+    assert liver.sum() == (10**3 - 8 if policy == "pseudo" else 8**3 - 8)
     assert r.sources[LIVER] == policy
 
 
@@ -133,7 +137,7 @@ def test_low_confidence_pseudo_voxels_become_ignore_never_gt():
     r = merge_case(g, [LIVER], p, ISO, cfg, LABELS, max_prob=conf)
     assert (r.hybrid[2:6, 2:6, 2:6] == LIVER).all()
     assert (r.hybrid[8:12, 8:12, 8:12] == LABELS.ignore_id).all()
-    assert (r.hybrid[0, 0, 0] == LABELS.ignore_id)  # pseudo background too
+    assert r.hybrid[0, 0, 0] == LABELS.ignore_id  # pseudo background too
 
 
 def test_cleaning_drops_small_and_far_gt_components_and_keeps_largest_pseudo_organ():
@@ -157,8 +161,7 @@ def test_far_tumour_is_dropped_even_when_large():
     g[30:38, 30:38, 30:38] = TUMOR  # 512 mm3, ~38 mm away
     r = merge_case(g, [LIVER, TUMOR], vol(g.shape), ISO, MergeConfig(), LABELS)
     assert TUMOR not in np.unique(r.hybrid)
-    near = merge_case(g, [LIVER, TUMOR], vol(g.shape), ISO,
-                      MergeConfig(max_tumor_organ_gap_mm=50), LABELS)
+    near = merge_case(g, [LIVER, TUMOR], vol(g.shape), ISO, MergeConfig(max_tumor_organ_gap_mm=50), LABELS)
     assert (near.hybrid == TUMOR).sum() == 512
 
 
@@ -172,10 +175,15 @@ small_labels = arrays(np.uint8, (6, 7, 8), elements=st.sampled_from([0, 0, 0, 1,
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(g=small_labels, p=small_labels, ann=st.sets(st.sampled_from([1, 2, 3, 14])),
-       policy=st.sampled_from(["pseudo", "gt"]), selected=st.booleans(),
-       fallback=st.sampled_from(["organ", "background", "ignore"]),
-       spacing=st.tuples(*[st.sampled_from([0.7, 1.0, 2.5, 5.0])] * 3))
+@given(
+    g=small_labels,
+    p=small_labels,
+    ann=st.sets(st.sampled_from([1, 2, 3, 14])),
+    policy=st.sampled_from(["pseudo", "gt"]),
+    selected=st.booleans(),
+    fallback=st.sampled_from(["organ", "background", "ignore"]),
+    spacing=st.tuples(*[st.sampled_from([0.7, 1.0, 2.5, 5.0])] * 3),
+)
 def test_merge_invariants(g, p, ann, policy, selected, fallback, spacing):
     g = np.where(np.isin(g, list(ann)), g, 0).astype(np.uint8)  # G holds only annotated classes
     cfg = MergeConfig(clean_gt=False, tumor_bearing_organ=policy, tumor_fallback=fallback)
@@ -204,7 +212,7 @@ def test_real_scan_merge_class_by_class():
     gt = np.where(np.isin(full, [LIVER, RKID, 13]), full, 0).astype(np.uint8)
     liver = np.argwhere(gt == LIVER)
     centre = liver[len(liver) // 2]
-    zz, yy, xx = np.ogrid[:gt.shape[0], :gt.shape[1], :gt.shape[2]]
+    zz, yy, xx = np.ogrid[: gt.shape[0], : gt.shape[1], : gt.shape[2]]
     ball = ((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2) <= 9
     ball &= gt == LIVER
     gt[ball] = TUMOR
@@ -235,4 +243,4 @@ def test_read_only_inputs_are_accepted_and_not_modified():
     before = (g.copy(), p.copy())
     r = merge_case(g, [LIVER], p, ISO, MergeConfig(), LABELS)
     assert np.array_equal(g, before[0]) and np.array_equal(p, before[1])
-    assert (r.hybrid == LIVER).sum() == 6 ** 3
+    assert (r.hybrid == LIVER).sum() == 6**3

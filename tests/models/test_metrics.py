@@ -6,14 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from hybridlabel.models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM
 from hybridlabel.models.metrics import MetricRules, score_case
 from hybridlabel.models.surface import surface_dice, surface_distances, surfel_area_table
+
 from tests.realct import REAL_CT, read_flare
 
-RULES = MetricRules({c: n for c, n in FLARE23_LABELS.items() if c}, dict(FLARE23_NSD_TOLERANCE_MM),
-                    frozenset({5, 6, 10}))
+RULES = MetricRules(
+    {c: n for c, n in FLARE23_LABELS.items() if c}, dict(FLARE23_NSD_TOLERANCE_MM), frozenset({5, 6, 10})
+)
 
 
 @pytest.fixture()
@@ -37,7 +38,7 @@ def _reference_case(pred, gt, spacing, dm) -> dict[int, tuple[float, float]]:
             continue
         if cls in RULES.labeled_slices_only:
             zs = np.flatnonzero(g.any(axis=(1, 2)))
-            g, p = g[zs[0]:zs[-1] + 1], p[zs[0]:zs[-1] + 1]
+            g, p = g[zs[0] : zs[-1] + 1], p[zs[0] : zs[-1] + 1]
         dsc = dm.compute_dice_coefficient(g, p)
         sd = dm.compute_surface_distances(g, p, spacing)
         nsd = dm.compute_surface_dice_at_tolerance(sd, RULES.tolerances[cls]) if p.any() else 0.0
@@ -98,8 +99,8 @@ def test_synthetic_anisotropic_cases_agree_with_deepmind(deepmind):
         spacing = tuple(rng.uniform(0.5, 4.0, 3))
         c1, c2 = rng.uniform(8, 16, 3), rng.uniform(8, 16, 3)
         r1, r2 = rng.uniform(4, 9), rng.uniform(4, 9)
-        g = ((z - c1[0]) ** 2 + (y - c1[1]) ** 2 + (x - c1[2]) ** 2) < r1 ** 2
-        p = ((z - c2[0]) ** 2 + (y - c2[1]) ** 2 + (x - c2[2]) ** 2) < r2 ** 2
+        g = ((z - c1[0]) ** 2 + (y - c1[1]) ** 2 + (x - c1[2]) ** 2) < r1**2
+        p = ((z - c2[0]) ** 2 + (y - c2[1]) ** 2 + (x - c2[2]) ** 2) < r2**2
         p ^= rng.random(p.shape) < 0.02  # ragged, non-convex surfaces
         for tol in (1, 2, 5):
             ref = dm.compute_surface_dice_at_tolerance(dm.compute_surface_distances(g, p, spacing), tol)
@@ -111,11 +112,11 @@ def test_score_case_follows_the_flare_rules_on_the_real_scan(deepmind):
     gt, image = read_flare("ct_abdomen_3mm_totalseg.nii.gz")
     pred, _ = read_flare("ct_abdomen_3mm_totalseg_fast.nii.gz")
     pred = pred.copy()
-    pred[pred == 9] = 0                  # a missed gallbladder: one empty -> 0
-    pred[:2][pred[:2] == 0] = 5          # aorta painted on slices the GT may not label
+    pred[pred == 9] = 0  # a missed gallbladder: one empty -> 0
+    pred[:2][pred[:2] == 0] = 5  # aorta painted on slices the GT may not label
     gt = gt.copy()
     gt[gt == 8] = 0
-    pred[pred == 8] = 0                  # both empty -> 1
+    pred[pred == 8] = 0  # both empty -> 1
     spacing = image.GetSpacing()[::-1]
     ours = {r["class_id"]: (r["dsc"], r["nsd"]) for r in score_case(pred, gt, spacing, RULES)}
     ref = _reference_case(pred, gt, spacing, dm)
@@ -131,11 +132,11 @@ def test_labeled_slices_only_ignores_prediction_outside_the_gt_slab():
     gt = np.zeros((20, 16, 16), np.uint8)
     gt[5:10, 4:12, 4:12] = 5
     pred = gt.copy()
-    pred[12:18, 4:12, 4:12] = 5   # below the labelled slab: ignored for the aorta
+    pred[12:18, 4:12, 4:12] = 5  # below the labelled slab: ignored for the aorta
     rules_aorta = score_case(pred, gt, (2.0, 1.0, 1.0), RULES, classes=[5])[0]
     assert rules_aorta["dsc"] == 1.0 and rules_aorta["nsd"] == 1.0
     pred[pred == 5] = 1
-    gt[gt == 5] = 1             # the liver is scored on every slice
+    gt[gt == 5] = 1  # the liver is scored on every slice
     liver = score_case(pred, gt, (2.0, 1.0, 1.0), RULES, classes=[1])[0]
     assert liver["dsc"] == pytest.approx(2 * 320 / (320 + 704))
     assert liver["nsd"] < 1.0
@@ -156,7 +157,6 @@ def test_an_empty_prediction_cannot_flatter_the_present_class_mean():
     FLARE's organ mean counts the 12 absent organs as 1 (12/13); the mean over present
     classes is 0."""
     import pandas as pd
-
     from hybridlabel.models.metric_summary import ORGAN_MEAN, ORGAN_MEAN_PRESENT, rounds_by_class, summary_table
 
     gt = np.zeros((8, 8, 8), np.uint8)

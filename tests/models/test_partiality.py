@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from hybridlabel.models.partiality import assign_roles, partial_label, tumor_as_organ
 from hybridlabel.models.phantom import generate_phantom, phantom_partial_label
 
@@ -28,10 +27,10 @@ def test_partial_label_keeps_only_annotated_classes():
 
 def test_a_tumour_not_annotated_is_drawn_as_its_nearest_organ():
     label = np.zeros((1, 6, 10), np.uint8)
-    label[0, 1:5, 1:4] = 1      # liver
-    label[0, 1:5, 6:9] = 2      # kidney
-    label[0, 2:4, 2:4] = 14     # tumour inside the liver
-    label[0, 2, 8] = 14         # and one inside the kidney
+    label[0, 1:5, 1:4] = 1  # liver
+    label[0, 1:5, 6:9] = 2  # kidney
+    label[0, 2:4, 2:4] = 14  # tumour inside the liver
+    label[0, 2, 8] = 14  # and one inside the kidney
     organs = tumor_as_organ(label, 14)
     assert organs[0, 2, 2] == 1 and organs[0, 3, 3] == 1 and organs[0, 2, 8] == 2 and 14 not in organs
     liver_only = partial_label(label, organs, (1,))

@@ -1,5 +1,4 @@
 import numpy as np
-
 from hybridlabel.models.phantom import generate_phantom
 
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from hybridlabel.models.partiality import assign_roles
 from hybridlabel.models.phantom import generate_phantom
 from hybridlabel.models.phantom_sites import REFERENCE_SITE, assign_sites, site_profile
@@ -42,7 +41,9 @@ def test_a_site_changes_the_grid_noise_and_calibration_not_the_patient():
     ref = generate_phantom(rng())
     site = site_profile(2)  # chest to pelvis, finer slices, coarser in-plane, +14 HU
     case = generate_phantom(rng(), site=site)
-    assert case.spacing == pytest.approx((5.0 * site.slice_factor, 4.0 * site.inplane_factor, 4.0 * site.inplane_factor))
+    assert case.spacing == pytest.approx(
+        (5.0 * site.slice_factor, 4.0 * site.inplane_factor, 4.0 * site.inplane_factor)
+    )
     assert case.image.shape[0] > ref.image.shape[0] * 1.3  # longer coverage in thinner slices
     assert case.image.shape[2] * case.spacing[2] == pytest.approx(80 * 4.0, rel=0.03)  # same field of view in mm
     fat_ref = ref.image[(ref.image > -300) & (ref.image < 0) & (ref.label == 0)]

@@ -1,10 +1,14 @@
 import numpy as np
-import pytest
-
 import pandas as pd
-
-from hybridlabel.models.pseudo_trust import (class_dice, class_overlap, loss_annotated, trust_evidence,
-                                          untrusted_classes, val_dice)
+import pytest
+from hybridlabel.models.pseudo_trust import (
+    class_dice,
+    class_overlap,
+    loss_annotated,
+    trust_evidence,
+    untrusted_classes,
+    val_dice,
+)
 
 
 def _volumes():
@@ -38,17 +42,24 @@ def test_untrusted_below_threshold_or_without_evidence_and_none_turns_it_off():
 
 
 def test_evidence_ignores_cases_the_parent_trained_on_and_falls_back_to_val():
-    merged = [{"case_id": "seen", "overlap": {"1": [10, 10, 10], "2": [10, 10, 10]}},  # flattering: trained on
-              {"case_id": "new", "overlap": {"1": [3, 10, 10]}}]
+    merged = [
+        {"case_id": "seen", "overlap": {"1": [10, 10, 10], "2": [10, 10, 10]}},  # flattering: trained on
+        {"case_id": "new", "overlap": {"1": [3, 10, 10]}},
+    ]
     evidence = trust_evidence(merged, ["seen"], {1: 0.8, 2: 0.6, 3: 0.1})
     assert evidence == {1: (0.3, "unseen cases"), 2: (0.6, "val"), 3: (0.1, "val")}
     assert trust_evidence(merged, [], {}) == {1: (round(26 / 40, 4), "unseen cases"), 2: (1.0, "unseen cases")}
 
 
 def test_val_dice_averages_val_cases_where_the_class_is_present():
-    metrics = pd.DataFrame({"class_id": [1, 1, 1, 2, 1], "dsc": [0.8, 0.6, 1.0, 0.5, 0.0],
-                            "gt_present": [True, True, False, True, True],
-                            "reference": ["val_gt", "val_gt", "val_gt", "val_gt", "train_gt"]})
+    metrics = pd.DataFrame(
+        {
+            "class_id": [1, 1, 1, 2, 1],
+            "dsc": [0.8, 0.6, 1.0, 0.5, 0.0],
+            "gt_present": [True, True, False, True, True],
+            "reference": ["val_gt", "val_gt", "val_gt", "val_gt", "train_gt"],
+        }
+    )
     assert val_dice(metrics) == {1: 0.7, 2: 0.5}
     assert val_dice(None) == {} and val_dice(metrics.iloc[:0]) == {}
 

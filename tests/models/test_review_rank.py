@@ -1,17 +1,25 @@
 import numpy as np
 import pytest
-
 from hybridlabel.models.label_qc import label_stats
-from hybridlabel.models.review_rank import (DEFAULT_WEIGHTS, SIGNALS, class_score, gt_evidence, percentiles, rank_cases,
-                                            review_reference, top_of, touching_pairs)
+from hybridlabel.models.review_rank import (
+    DEFAULT_WEIGHTS,
+    SIGNALS,
+    class_score,
+    gt_evidence,
+    percentiles,
+    rank_cases,
+    review_reference,
+    top_of,
+    touching_pairs,
+)
 
 NAMES = {1: "liver", 2: "kidney", 3: "spleen", 14: "tumor"}
 
 
 def _truth() -> np.ndarray:
     label = np.zeros((4, 10, 12), np.uint8)
-    label[:, 1:5, 1:5] = 1   # liver
-    label[:, 1:5, 5:7] = 2   # kidney, touching the liver
+    label[:, 1:5, 1:5] = 1  # liver
+    label[:, 1:5, 5:7] = 2  # kidney, touching the liver
     label[:, 6:9, 8:11] = 3  # spleen, apart
     return label
 
@@ -39,9 +47,15 @@ def test_gt_evidence_names_the_prediction_on_another_classes_ground_truth():
 
 
 def _case(case_id, label, entropy=0.1, pseudo=(1, 2, 3), conflict=None, disagreement=None):
-    return {"case_id": case_id, "pseudo": list(pseudo), "stats": label_stats(label, (1.0, 1.0, 1.0)),
-            "pairs": touching_pairs(label), "scores": {"organ_entropy": entropy},
-            "conflict": conflict or {}, "disagreement": disagreement}
+    return {
+        "case_id": case_id,
+        "pseudo": list(pseudo),
+        "stats": label_stats(label, (1.0, 1.0, 1.0)),
+        "pairs": touching_pairs(label),
+        "scores": {"organ_entropy": entropy},
+        "conflict": conflict or {},
+        "disagreement": disagreement,
+    }
 
 
 def test_the_wrong_cases_rank_first_with_their_reasons():
@@ -53,8 +67,13 @@ def test_the_wrong_cases_rank_first_with_their_reasons():
     broken[:, 3, :] = 0  # the liver and the kidney cut in two
     wrong_place = _truth()
     wrong_place[:, 6:9, 6:8] = 2  # a kidney piece against the spleen: pieces and a contact never seen
-    rows, findings = rank_cases([good, _case("missing", missing), _case("broken", broken), _case("touch", wrong_place)],
-                      ref, DEFAULT_WEIGHTS, NAMES, tumor_id=14)
+    rows, findings = rank_cases(
+        [good, _case("missing", missing), _case("broken", broken), _case("touch", wrong_place)],
+        ref,
+        DEFAULT_WEIGHTS,
+        NAMES,
+        tumor_id=14,
+    )
     order = [r["case_id"] for r in rows]
     assert order[-1] == "good" and rows[-1]["why"] == "most uncertain" and findings == []
     by_id = {r["case_id"]: r for r in rows}
@@ -73,8 +92,9 @@ def test_a_flag_most_cases_share_is_the_models_gap_not_the_cases():
     cases = [_case(f"c{i}", no_spleen) for i in range(4)] + [_case("broken", _broken())]
     rows, findings = rank_cases(cases, ref, DEFAULT_WEIGHTS, NAMES, 14)
     assert rows[0]["case_id"] == "broken"  # the missing spleen (4 of 5 cases) no longer decides
-    assert findings == ["spleen: missing flagged in 4 of 5 cases (the model's gap: look at the class, not at "
-                        "single cases)"]
+    assert findings == [
+        "spleen: missing flagged in 4 of 5 cases (the model's gap: look at the class, not at single cases)"
+    ]
     assert all("spleen missing" not in r["why"] for r in rows)
 
 

@@ -1,15 +1,16 @@
 import pandas as pd
 import pytest
-
 from hybridlabel.models.selection import keep_count, select_confident_cases
 
 
 def scores(n=10):
-    return pd.DataFrame({
-        "case_id": [f"c{i:02d}" for i in range(n)],
-        "organ_entropy": [0.1 * (n - i) for i in range(n)],  # c09 most confident
-        "tumor_entropy": [0.05 * i for i in range(n)],  # c00 most confident
-    })
+    return pd.DataFrame(
+        {
+            "case_id": [f"c{i:02d}" for i in range(n)],
+            "organ_entropy": [0.1 * (n - i) for i in range(n)],  # c09 most confident
+            "tumor_entropy": [0.05 * i for i in range(n)],  # c00 most confident
+        }
+    )
 
 
 def test_keep_count_and_fraction():

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
+from hybridlabel.models.config import LabelMapConfig
+from hybridlabel.models.uncertainty import disagreement_scores, entropy_scores
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
-from hybridlabel.models.config import LabelMapConfig
-from hybridlabel.models.uncertainty import disagreement_scores, entropy_scores
 
 LABELS = LabelMapConfig()
 
@@ -63,8 +62,10 @@ def test_disagreement_empty_and_hand_computed():
 
 
 @settings(max_examples=50, deadline=None)
-@given(a=arrays(np.uint8, (3, 4, 5), elements=st.sampled_from([0, 1, 2, 14])),
-       b=arrays(np.uint8, (3, 4, 5), elements=st.sampled_from([0, 1, 2, 14])))
+@given(
+    a=arrays(np.uint8, (3, 4, 5), elements=st.sampled_from([0, 1, 2, 14])),
+    b=arrays(np.uint8, (3, 4, 5), elements=st.sampled_from([0, 1, 2, 14])),
+)
 def test_disagreement_is_symmetric_bounded_and_zero_on_itself(a, b):
     ab, ba = disagreement_scores(a, b, LABELS), disagreement_scores(b, a, LABELS)
     assert ab == pytest.approx(ba)

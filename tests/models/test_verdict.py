@@ -1,7 +1,6 @@
 """The report's verdict on small rounds x classes tables."""
 
 import pandas as pd
-
 from hybridlabel.models.metric_summary import ORGAN_MEAN_PRESENT
 from hybridlabel.models.verdict import verdict
 
@@ -11,11 +10,20 @@ def _table(rows):
 
 
 def test_rounds_that_beat_the_teacher_name_the_gain_and_the_classes():
-    table = _table([{"liver": 0.90, "pancreas": 0.50, "spleen": 0.80, ORGAN_MEAN_PRESENT: 0.73},
-                    {"liver": 0.91, "pancreas": 0.70, "spleen": 0.70, ORGAN_MEAN_PRESENT: 0.77},
-                    {"liver": 0.91, "pancreas": 0.70, "spleen": 0.70, ORGAN_MEAN_PRESENT: 0.77}])
-    text = verdict(table, {0: "teacher", 1: "student"}, export_round=2, pseudo_dice={1: {"liver": 0.9, "spleen": 0.3}},
-                   n_val_cases=3)
+    table = _table(
+        [
+            {"liver": 0.90, "pancreas": 0.50, "spleen": 0.80, ORGAN_MEAN_PRESENT: 0.73},
+            {"liver": 0.91, "pancreas": 0.70, "spleen": 0.70, ORGAN_MEAN_PRESENT: 0.77},
+            {"liver": 0.91, "pancreas": 0.70, "spleen": 0.70, ORGAN_MEAN_PRESENT: 0.77},
+        ]
+    )
+    text = verdict(
+        table,
+        {0: "teacher", 1: "student"},
+        export_round=2,
+        pseudo_dice={1: {"liver": 0.9, "spleen": 0.3}},
+        n_val_cases=3,
+    )
     assert text[0].startswith("The rounds beat the teacher") and "+0.040" in text[0] and "round 1, student" in text[0]
     assert any(s.startswith("The exported model scores 0.770") for s in text)
     assert "Largest gains: pancreas +0.20, liver +0.01." in text
@@ -39,8 +47,13 @@ def test_a_round_that_learned_little_is_named_with_what_would_help():
     assert learned_little(0.31, None, 0.5) == "val organ DSC 0.310 is below the floor 0.50"
     assert learned_little(0.70, 0.80, 0.5) == "val organ DSC 0.700 is below its parent's 0.800"
     assert learned_little(0.795, 0.80, 0.5) is None and learned_little(None, 0.8, 0.5) is None
-    table = _table([{"liver": 0.3, ORGAN_MEAN_PRESENT: 0.3}, {"liver": 0.8, ORGAN_MEAN_PRESENT: 0.8},
-                    {"liver": 0.7, ORGAN_MEAN_PRESENT: 0.7}])
+    table = _table(
+        [
+            {"liver": 0.3, ORGAN_MEAN_PRESENT: 0.3},
+            {"liver": 0.8, ORGAN_MEAN_PRESENT: 0.8},
+            {"liver": 0.7, ORGAN_MEAN_PRESENT: 0.7},
+        ]
+    )
     text = verdict(table, {0: "teacher", 1: "a", 2: "b"}, None, {}, 3, floor=0.5)
     flagged = [s for s in text if "learned little" in s]
     assert [s.split(" learned")[0] for s in flagged] == ["Round 0 (teacher)", "Round 2 (b)"]
@@ -48,18 +61,23 @@ def test_a_round_that_learned_little_is_named_with_what_would_help():
     assert not any("learned little" in s for s in verdict(table, {}, None, {}, 3))  # no floor given: not judged
 
 
-
 def test_tumours_found_and_false_alarms_are_read_off_the_tumour_scores():
     from hybridlabel.models.metric_summary import detection_text, tumor_detection
 
-    rows = pd.DataFrame({"class_id": [14] * 6 + [1], "dsc": [0.7, 0.0, 0.2, 1.0, 0.0, 1.0, 0.5],
-                         "gt_present": [True, True, True, False, False, False, True]})
+    rows = pd.DataFrame(
+        {
+            "class_id": [14] * 6 + [1],
+            "dsc": [0.7, 0.0, 0.2, 1.0, 0.0, 1.0, 0.5],
+            "gt_present": [True, True, True, False, False, False, True],
+        }
+    )
     found = tumor_detection(rows, 14)
     assert found == {"with_tumor": 3, "found": 2, "without_tumor": 3, "false_alarms": 1}
     assert detection_text(found) == "tumours found in 2 of 3 cases with one; 1 of 3 tumour-free cases given a tumour"
     assert tumor_detection(rows[rows["class_id"] == 1], 14) == {} and detection_text({}) == ""
-    table = _table([{"liver": 0.9, "tumor": 0.1, ORGAN_MEAN_PRESENT: 0.9},
-                    {"liver": 0.9, "tumor": 0.4, ORGAN_MEAN_PRESENT: 0.9}])
+    table = _table(
+        [{"liver": 0.9, "tumor": 0.1, ORGAN_MEAN_PRESENT: 0.9}, {"liver": 0.9, "tumor": 0.4, ORGAN_MEAN_PRESENT: 0.9}]
+    )
     text = verdict(table, {}, None, {}, 3, tumors=detection_text(found))
     assert "Tumour DSC in round 1: 0.400 (tumours found in 2 of 3 cases with one; 1 of 3 tumour-free" in " ".join(text)
 
@@ -68,14 +86,27 @@ def test_the_ablation_states_the_payoff_against_the_teacher_trained_as_long():
     from hybridlabel.models.verdict import equal_compute_verdict
 
     def arm(name, mean, sd, iters):
-        return {"arm": name, "organ_dsc_present_mean": mean, "organ_dsc_present_sd": sd, "trained_iterations": iters,
-                "seeds": 3}
+        return {
+            "arm": name,
+            "organ_dsc_present_mean": mean,
+            "organ_dsc_present_sd": sd,
+            "trained_iterations": iters,
+            "seeds": 3,
+        }
 
-    table = pd.DataFrame([arm("teacher", 0.651, 0.08, 1000), arm("teacher_long", 0.877, 0.023, 3000),
-                          arm("round 1", 0.779, 0.044, 2000), arm("round 2", 0.879, 0.027, 3000)])
+    table = pd.DataFrame(
+        [
+            arm("teacher", 0.651, 0.08, 1000),
+            arm("teacher_long", 0.877, 0.023, 3000),
+            arm("round 1", 0.779, 0.044, 2000),
+            arm("round 2", 0.879, 0.027, 3000),
+        ]
+    )
     text = equal_compute_verdict(table)
-    assert text.startswith("Equal compute: round 2 (3000 iterations) is level with (within the spread) the teacher "
-                           "trained as long (3000): val organ DSC 0.879 ± 0.027 against 0.877 ± 0.023 (+0.002, 3 seed(s))")
+    assert text.startswith(
+        "Equal compute: round 2 (3000 iterations) is level with (within the spread) the teacher "
+        "trained as long (3000): val organ DSC 0.879 ± 0.027 against 0.877 ± 0.023 (+0.002, 3 seed(s))"
+    )
     assert text.endswith("against the teacher alone +0.228.")
     better = table.assign(organ_dsc_present_mean=[0.651, 0.80, 0.78, 0.879])
     assert " beats the teacher trained as long" in equal_compute_verdict(better)

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from typer.testing import CliRunner
-
 from hybridlabel.flows.cli import app
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.tasks.merge import merge_case_files
+from typer.testing import CliRunner
+
 from tests.realct import REAL_CT, read_flare
 
 runner = CliRunner()
@@ -32,7 +32,9 @@ def test_merge_files_on_a_real_scan_writes_label_in_gt_geometry_and_record(tmp_p
     for c in range(15):
         probs[c][pred == c] = 1.0
     np.savez_compressed(tmp_path / "probs.npz", probabilities=probs)
-    out, record_path, returned = merge_case_files(p, tmp_path / "out.nii.gz", PipelineConfig(), g, tmp_path / "probs.npz")
+    out, record_path, returned = merge_case_files(
+        p, tmp_path / "out.nii.gz", PipelineConfig(), g, tmp_path / "probs.npz"
+    )
     hybrid = sitk.ReadImage(str(out))
     assert hybrid.GetSize() == ref.GetSize() and hybrid.GetDirection() == ref.GetDirection()
     assert np.allclose(hybrid.GetOrigin(), ref.GetOrigin())
@@ -63,8 +65,20 @@ def test_merge_cli_resamples_a_prediction_in_another_orientation(tmp_path):
     empty = sitk.Image(series.GetSize(), sitk.sitkUInt8)
     empty.CopyInformation(series)
     sitk.WriteImage(empty, str(tmp_path / "gt.nii.gz"))
-    result = runner.invoke(app, ["merge", "--label", str(tmp_path / "gt.nii.gz"), "--pred", str(tmp_path / "pred.nii.gz"),
-                                 "--out", str(tmp_path / "out.nii.gz"), "--annotated", ""])
+    result = runner.invoke(
+        app,
+        [
+            "merge",
+            "--label",
+            str(tmp_path / "gt.nii.gz"),
+            "--pred",
+            str(tmp_path / "pred.nii.gz"),
+            "--out",
+            str(tmp_path / "out.nii.gz"),
+            "--annotated",
+            "",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = sitk.ReadImage(str(tmp_path / "out.nii.gz"))
     assert out.GetDirection() == series.GetDirection()
@@ -73,30 +87,50 @@ def test_merge_cli_resamples_a_prediction_in_another_orientation(tmp_path):
 
 
 def test_merge_cli_errors_are_clear(tmp_path):
-    missing = runner.invoke(app, ["merge", "--pred", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path / "o.nii.gz")])
+    missing = runner.invoke(
+        app, ["merge", "--pred", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path / "o.nii.gz")]
+    )
     assert missing.exit_code == 2 and "does not exist" in missing.output
     a = sitk.Image([8, 8, 8], sitk.sitkUInt8)
     b = sitk.Image([8, 8, 8], sitk.sitkUInt8)
     b.SetOrigin((100.0, 0.0, 0.0))
     sitk.WriteImage(a, str(tmp_path / "a.nii.gz"))
     sitk.WriteImage(b, str(tmp_path / "b.nii.gz"))
-    off = runner.invoke(app, ["merge", "--label", str(tmp_path / "a.nii.gz"), "--pred", str(tmp_path / "b.nii.gz"),
-                              "--out", str(tmp_path / "o.nii.gz")])
+    off = runner.invoke(
+        app,
+        [
+            "merge",
+            "--label",
+            str(tmp_path / "a.nii.gz"),
+            "--pred",
+            str(tmp_path / "b.nii.gz"),
+            "--out",
+            str(tmp_path / "o.nii.gz"),
+        ],
+    )
     assert off.exit_code == 2 and "physical space" in off.output
-    bad = runner.invoke(app, ["merge", "--pred", str(tmp_path / "a.nii.gz"), "--out", str(tmp_path / "o.nii.gz"),
-                              "--annotated", "liver"])
+    bad = runner.invoke(
+        app,
+        ["merge", "--pred", str(tmp_path / "a.nii.gz"), "--out", str(tmp_path / "o.nii.gz"), "--annotated", "liver"],
+    )
     assert bad.exit_code == 2 and "class ids" in bad.output
 
 
 def test_select_cli_writes_decisions(tmp_path):
-    frame = pd.DataFrame({"case_id": [f"u{i}" for i in range(6)],
-                          "organ_entropy": [0.3, 0.1, 0.2, 0.6, 0.5, 0.4], "tumor_entropy": [0.1] * 6})
+    frame = pd.DataFrame(
+        {
+            "case_id": [f"u{i}" for i in range(6)],
+            "organ_entropy": [0.3, 0.1, 0.2, 0.6, 0.5, 0.4],
+            "tumor_entropy": [0.1] * 6,
+        }
+    )
     frame.to_parquet(tmp_path / "scores.parquet")
-    result = runner.invoke(app, ["select", str(tmp_path / "scores.parquet"), "--organ-keep", "0.5", "--tumor-keep", "1"])
+    result = runner.invoke(
+        app, ["select", str(tmp_path / "scores.parquet"), "--organ-keep", "0.5", "--tumor-keep", "1"]
+    )
     assert result.exit_code == 0, result.output
     decisions = pd.read_parquet(tmp_path / "scores.selection.parquet").set_index("case_id")
     assert list(decisions.index[decisions["decision"] != "sits_out"]) == ["u1", "u2", "u0"]
     assert decisions.loc["u0", "decision"] == "tumor_kept"  # tumour scores tie: case id decides
     bad = runner.invoke(app, ["select", str(tmp_path / "scores.parquet"), "--organ-keep", "1.5", "--tumor-keep", "1"])
     assert bad.exit_code == 2 and "fraction" in bad.output
-

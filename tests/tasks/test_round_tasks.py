@@ -12,8 +12,11 @@ def test_a_case_whose_prediction_fails_is_recorded_not_raised(tmp_path, monkeypa
         raise ImageHeaderError("x.mha: spacing (1e+30, 1, 1) mm lies outside 0.05-50 mm\nsecond line")
 
     monkeypatch.setattr(round_tasks, "_predict_locked", failing)
-    record = round_tasks.predict_case_step("model", {"case_id": "x", "image_path": "x.mha"}, str(tmp_path),
-                                           LabelMapConfig())
-    assert record == {"case_id": "x", "error": "ImageHeaderError: x.mha: spacing (1e+30, 1, 1) mm lies outside "
-                                               "0.05-50 mm"}
+    record = round_tasks.predict_case_step(
+        "model", {"case_id": "x", "image_path": "x.mha"}, str(tmp_path), LabelMapConfig()
+    )
+    assert record == {
+        "case_id": "x",
+        "error": "ImageHeaderError: x.mha: spacing (1e+30, 1, 1) mm lies outside 0.05-50 mm",
+    }
     assert not (tmp_path / "journal").exists()

@@ -8,7 +8,6 @@ import signal
 import time
 
 import pytest
-
 from hybridlabel.tasks.workdir import WorkdirBusy, WorkdirLock
 
 
@@ -29,7 +28,7 @@ def test_racing_processes_over_a_stale_lock_never_both_hold_it(tmp_path):
         work = tmp_path / f"w{trial}"
         work.mkdir()
         # a lock file left by a pipeline that died (its pid is gone)
-        (work / ".lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": "here"}))
+        (work / ".lock").write_text(json.dumps({"pid": 2**22 + 7, "host": "here"}))
         barrier, results = ctx.Barrier(6), ctx.Queue()
         procs = [ctx.Process(target=_take, args=(work, barrier, results, 0.3)) for _ in range(6)]
         for p in procs:

@@ -14,15 +14,15 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-
 from hybridlabel.models.cutmix import PASTED, TumourObject, paste_random
 
 
 class PasteThenAugment:
     """The training transforms, preceded by a paste into recipients' patches."""
 
-    def __init__(self, augment, pool: list[TumourObject], recipients: set[str], organ_ids, probability: float,
-                 placement: str):
+    def __init__(
+        self, augment, pool: list[TumourObject], recipients: set[str], organ_ids, probability: float, placement: str
+    ):
         self.augment, self.pool, self.recipients = augment, pool, recipients
         self.organ_ids, self.probability, self.placement = tuple(organ_ids), probability, placement
         self.case: str | None = None  # set by CaseRecorder as nnU-Net loads each case
@@ -69,6 +69,7 @@ def pasted_examples(data: torch.Tensor, target, limit: int) -> list[dict]:
         if seg.ndim == 3:
             z = int(np.round(np.flatnonzero(box.any(axis=(1, 2))).mean()))
             image, seg, box = image[z], seg[z], box[z]
-        out.append({"image": image.astype(np.float32), "label": np.where(box, seg - PASTED, seg).astype(np.int16),
-                    "box": box})
+        out.append(
+            {"image": image.astype(np.float32), "label": np.where(box, seg - PASTED, seg).astype(np.int16), "box": box}
+        )
     return out

@@ -9,9 +9,6 @@ import time
 
 import numpy as np
 import torch
-from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
 from hybridlabel.models.case_sampling import case_probabilities, class_factors, patch_class_probabilities
 from hybridlabel.models.config import TrainingConfig
 from hybridlabel.models.cutmix import EXAMPLES_FILE, pool_from_arrays
@@ -20,7 +17,8 @@ from hybridlabel.models.nnunet.losses import PartialLabelLoss, pasted_target
 from hybridlabel.models.nnunet.spec import TrainingSpec, spec_from_environment
 from hybridlabel.models.nnunet.trainers.cutmix_hooks import CaseRecorder, PasteThenAugment, pasted_examples
 from hybridlabel.models.nnunet.warm_start import warm_start_state
-
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 CUTMIX_EXAMPLES = 4
 
@@ -69,12 +67,23 @@ class _BatchMaskedLoss(torch.nn.Module):
 
 
 class HybridLabelTrainer(nnUNetTrainer):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
+    def __init__(
+        self,
+        plans: dict,
+        configuration: str,
+        fold: int,
+        dataset_json: dict,
+        device: torch.device = torch.device("cuda"),
+    ):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        spec = spec_from_environment() or TrainingSpec(TrainingConfig(
-            epochs=self.num_epochs, iterations_per_epoch=self.num_iterations_per_epoch,
-            val_iterations=self.num_val_iterations_per_epoch, loss="naive"))
+        spec = spec_from_environment() or TrainingSpec(
+            TrainingConfig(
+                epochs=self.num_epochs,
+                iterations_per_epoch=self.num_iterations_per_epoch,
+                val_iterations=self.num_val_iterations_per_epoch,
+                loss="naive",
+            )
+        )
         self.spec, budget = spec, spec.training
         self.num_epochs = budget.epochs
         self.num_iterations_per_epoch = budget.iterations_per_epoch
@@ -116,15 +125,19 @@ class HybridLabelTrainer(nnUNetTrainer):
                 cases = list(self.indices)
                 self.sampling_probabilities = p = case_probabilities(cases, annotated, threshold)
                 if p is not None:
-                    log(f"cases drawn by their rarest annotated class: p from {min(p):.4f} to {max(p):.4f} "
-                        f"over {len(p)} cases")
+                    log(
+                        f"cases drawn by their rarest annotated class: p from {min(p):.4f} to {max(p):.4f} "
+                        f"over {len(p)} cases"
+                    )
                 self.class_factor = None
                 if budget.rare_class_patches and threshold is not None and annotated:
                     self.class_factor = class_factors(cases, annotated, threshold)
                     rare = [f"{k} x{f:.1f}" for k, f in sorted(self.class_factor.items()) if f > 1]
                     if rare:
-                        log(f"foreground patches centred on a class by its repeat factor: {', '.join(rare)} "
-                            "(the rest x1)")
+                        log(
+                            f"foreground patches centred on a class by its repeat factor: {', '.join(rare)} "
+                            "(the rest x1)"
+                        )
 
             def _loading(self, key) -> None:
                 self.case = key
@@ -152,8 +165,10 @@ class HybridLabelTrainer(nnUNetTrainer):
             return augment
         recipients = {key for key, classes in self.spec.annotated.items() if tumor not in classes}
         organs = [c for c in self.label_manager.foreground_labels if c != tumor]
-        self.print_to_log_file(f"CutMix: {len(self.cutmix_pool)} tumour objects pasted with p={cutmix.probability} "
-                               f"into patches of {len(recipients)} cases without a tumour label ({cutmix.placement})")
+        self.print_to_log_file(
+            f"CutMix: {len(self.cutmix_pool)} tumour objects pasted with p={cutmix.probability} "
+            f"into patches of {len(recipients)} cases without a tumour label ({cutmix.placement})"
+        )
         return PasteThenAugment(augment, self.cutmix_pool, recipients, organs, cutmix.probability, cutmix.placement)
 
     # -- time budget and learning curve ------------------------------------------------
@@ -188,8 +203,9 @@ class HybridLabelTrainer(nnUNetTrainer):
         network = getattr(network, "_orig_mod", network)
         state, partial = warm_start_state(network.state_dict(), parent)
         network.load_state_dict(state)
-        self.print_to_log_file(f"started from {checkpoint}" + (f"; new classes only in {len(partial)} head tensors"
-                                                               if partial else ""))
+        self.print_to_log_file(
+            f"started from {checkpoint}" + (f"; new classes only in {len(partial)} head tensors" if partial else "")
+        )
 
     def on_epoch_start(self):
         limit = self.spec.training.max_train_seconds
@@ -209,18 +225,26 @@ class HybridLabelTrainer(nnUNetTrainer):
         network = getattr(network, "_orig_mod", network)
         folder = os.path.join(self.output_folder, "curve")
         os.makedirs(folder, exist_ok=True)
-        torch.save({"network_weights": network.state_dict(), "init_args": {"configuration": self.configuration_name},
-                    "inference_allowed_mirroring_axes": [int(a) for a in self.inference_allowed_mirroring_axes or ()],
-                    "epochs": epochs, "iterations": epochs * self.num_iterations_per_epoch,
-                    "train_seconds": self._train_seconds(), "saved_at": time.time()},
-                   os.path.join(folder, f"epoch_{epochs:05d}.pth"))
+        torch.save(
+            {
+                "network_weights": network.state_dict(),
+                "init_args": {"configuration": self.configuration_name},
+                "inference_allowed_mirroring_axes": [int(a) for a in self.inference_allowed_mirroring_axes or ()],
+                "epochs": epochs,
+                "iterations": epochs * self.num_iterations_per_epoch,
+                "train_seconds": self._train_seconds(),
+                "saved_at": time.time(),
+            },
+            os.path.join(folder, f"epoch_{epochs:05d}.pth"),
+        )
 
     def run_training(self):
         try:
             super().run_training()
         except _BudgetSpent:
-            self.print_to_log_file(f"time budget of {self.spec.training.max_train_seconds} s spent after "
-                                   f"{self.current_epoch} epochs")
+            self.print_to_log_file(
+                f"time budget of {self.spec.training.max_train_seconds} s spent after {self.current_epoch} epochs"
+            )
             self.on_train_end()
 
     def configure_optimizers(self):
@@ -231,18 +255,22 @@ class HybridLabelTrainer(nnUNetTrainer):
         else:
             optimizer, _ = super().configure_optimizers()
         if self.spec.training.max_train_seconds is not None:
-            return optimizer, WallClockPolyLR(optimizer, self.initial_lr, self.spec.training.max_train_seconds,
-                                              self._train_seconds)
+            return optimizer, WallClockPolyLR(
+                optimizer, self.initial_lr, self.spec.training.max_train_seconds, self._train_seconds
+            )
         return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
     def _build_loss(self):
         if self.spec.training.loss == "naive":
             return super()._build_loss()
-        loss = PartialLabelLoss(self.spec.training.loss, ignore_label=self.label_manager.ignore_label,
-                                batch_dice=self.configuration_manager.batch_dice)
+        loss = PartialLabelLoss(
+            self.spec.training.loss,
+            ignore_label=self.label_manager.ignore_label,
+            batch_dice=self.configuration_manager.batch_dice,
+        )
         if self.enable_deep_supervision:
             scales = self._get_deep_supervision_scales()
-            weights = np.array([1 / (2 ** i) for i in range(len(scales))])
+            weights = np.array([1 / (2**i) for i in range(len(scales))])
             weights[-1] = 0
             loss = DeepSupervisionWrapper(loss, weights / weights.sum())
         return _BatchMaskedLoss(loss, self._batch_mask, self.cutmix_tumor_id if self.cutmix_pool else None)

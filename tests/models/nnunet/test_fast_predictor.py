@@ -2,19 +2,18 @@
 
 import numpy as np
 import torch
-
 from hybridlabel.models.nnunet.fast_predictor import BODY_HU, body_box, logits_to_labels
 from hybridlabel.tasks.model.efficiency import MemorySampler, memory_time_area
 
 
 def test_body_box_finds_the_body_and_keeps_a_margin():
     ct = np.full((20, 64, 64), -1000.0, dtype=np.float32)
-    ct[4:16, 20:40, 10:50] = 40.0          # the body
-    ct[0, 0, 0] = 500.0                    # a bright speck in the air: not the largest component
+    ct[4:16, 20:40, 10:50] = 40.0  # the body
+    ct[0, 0, 0] = 500.0  # a bright speck in the air: not the largest component
     box = body_box(ct, (2.0, 1.0, 1.0), margin_mm=4.0)
     inside = np.zeros_like(ct, dtype=bool)
     inside[box] = True
-    assert inside[4:16, 20:40, 10:50].all()                  # the body is never cut
+    assert inside[4:16, 20:40, 10:50].all()  # the body is never cut
     assert not inside[0, 0, 0] and inside.sum() < ct.size * 0.6  # the air mostly is
 
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from hybridlabel.models.nnunet.losses import PartialLabelLoss, partial_log_probs
 
 # two voxels, three classes (0 background, 1 annotated, 2 unannotated)
@@ -58,7 +57,9 @@ def test_fully_annotated_reduces_to_softmax_ce_plus_dice():
     p = np.array([softmax(v) for v in LOGITS])
     ce = -np.mean([np.log(p[i, TARGET[i]]) for i in range(2)])
     onehot = np.eye(3)[TARGET]
-    dice = [(2 * (p[:, c] * onehot[:, c]).sum() + SMOOTH) / (p[:, c].sum() + onehot[:, c].sum() + SMOOTH) for c in (1, 2)]
+    dice = [
+        (2 * (p[:, c] * onehot[:, c]).sum() + SMOOTH) / (p[:, c].sum() + onehot[:, c].sum() + SMOOTH) for c in (1, 2)
+    ]
     for mode in ("target_adaptive", "merge_max"):
         loss = PartialLabelLoss(mode)(logits, target, everything)
         assert loss.item() == pytest.approx(ce - np.mean(dice), rel=1e-5)

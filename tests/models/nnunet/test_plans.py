@@ -1,15 +1,25 @@
 import pytest
-
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.models.nnunet.dataset_json import dataset_json
 from hybridlabel.models.nnunet.plans import plans_name, plans_variant
 
 PLANS = {
-    "dataset_name": "Dataset001_x", "plans_name": "nnUNetPlans",
-    "configurations": {"3d_fullres": {"batch_size": 2, "data_identifier": "nnUNetPlans_3d_fullres",
-                                      "architecture": {"arch_kwargs": {
-                                          "n_stages": 6, "features_per_stage": [32, 64, 128, 256, 320, 320],
-                                          "n_conv_per_stage": [2] * 6, "n_conv_per_stage_decoder": [2] * 5}}}},
+    "dataset_name": "Dataset001_x",
+    "plans_name": "nnUNetPlans",
+    "configurations": {
+        "3d_fullres": {
+            "batch_size": 2,
+            "data_identifier": "nnUNetPlans_3d_fullres",
+            "architecture": {
+                "arch_kwargs": {
+                    "n_stages": 6,
+                    "features_per_stage": [32, 64, 128, 256, 320, 320],
+                    "n_conv_per_stage": [2] * 6,
+                    "n_conv_per_stage_decoder": [2] * 5,
+                }
+            },
+        }
+    },
 }
 
 

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from hybridlabel.models.nnunet.trainers.hybridlabel_trainer import WallClockPolyLR
 
 
@@ -14,6 +13,6 @@ def test_learning_rate_decays_over_the_wall_clock_budget():
         schedule.step(7)  # nnU-Net passes the epoch; the budget's share spent decides
         seen.append(optimizer.param_groups[0]["lr"])
     assert seen[0] == pytest.approx(1e-3)
-    assert seen[1] == pytest.approx(1e-3 * 0.5 ** 0.9)
-    assert seen[2] == pytest.approx(1e-3 * 0.1 ** 0.9)
+    assert seen[1] == pytest.approx(1e-3 * 0.5**0.9)
+    assert seen[2] == pytest.approx(1e-3 * 0.1**0.9)
     assert seen[3] == 0.0

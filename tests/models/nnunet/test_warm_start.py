@@ -1,14 +1,15 @@
 import pytest
 import torch
-
 from hybridlabel.models.nnunet.warm_start import warm_start_state
 
 
 def _state(classes: int, features: int = 4, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
-    return {"encoder.conv.weight": torch.randn(features, 1, 3, 3, generator=g),
-            "decoder.seg_layers.0.weight": torch.randn(classes, features, 1, 1, generator=g),
-            "decoder.seg_layers.0.bias": torch.randn(classes, generator=g)}
+    return {
+        "encoder.conv.weight": torch.randn(features, 1, 3, 3, generator=g),
+        "decoder.seg_layers.0.weight": torch.randn(classes, features, 1, 1, generator=g),
+        "decoder.seg_layers.0.bias": torch.randn(classes, generator=g),
+    }
 
 
 def test_same_classes_carry_every_tensor_including_the_heads():

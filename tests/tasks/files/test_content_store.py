@@ -5,12 +5,11 @@ import os
 
 import numpy as np
 import SimpleITK as sitk
-from typer.testing import CliRunner
-
 from hybridlabel.tasks.files.content_store import dedupe, unreferenced
 from hybridlabel.tasks.files.imageio import sha256_path, write_image
 from hybridlabel.tasks.prune import leftovers
 from hybridlabel.tasks.workdir import Layout
+from typer.testing import CliRunner
 
 
 def _label(path, value):

@@ -3,7 +3,6 @@
 
 import pytest
 import torch
-
 from hybridlabel.tasks.files.disk import DiskFullError, named_disk_full
 
 

@@ -1,9 +1,13 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from hybridlabel.tasks.files.imageio import (
-    ImageReadError, grid_of, read_image, resample_label_onto, sha256_path, write_image,
+    ImageReadError,
+    grid_of,
+    read_image,
+    resample_label_onto,
+    sha256_path,
+    write_image,
 )
 
 

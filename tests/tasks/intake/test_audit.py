@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.tasks.intake.audit import DatasetError, audit_dataset
 
@@ -85,7 +84,7 @@ def bad_dataset(tmp_path, real_ct):
 def _patch(path: Path, offset: int, fmt: str, *values) -> None:
     """Overwrite header bytes of an uncompressed file (as a hand-edited or broken converter would)."""
     data = bytearray(path.read_bytes())
-    data[offset: offset + struct.calcsize(fmt)] = struct.pack(fmt, *values)
+    data[offset : offset + struct.calcsize(fmt)] = struct.pack(fmt, *values)
     path.write_bytes(bytes(data))
 
 
@@ -99,8 +98,11 @@ def _write_probe_cases(img: Path, lab: Path) -> None:
         _patch(img / f"{name}_0000.nii", 80, "<f", value)  # pixdim[1]
     for name, spacing in (("hugespacing", "1e+30"), ("tinyspacing", "1e-30")):
         _write(_good_image(8), img / f"{name}_0000.mha")
-        text = (img / f"{name}_0000.mha").read_bytes().replace(b"ElementSpacing = 1 1 1",
-                                                              b"ElementSpacing = " + spacing.encode() + b" 1 1")
+        text = (
+            (img / f"{name}_0000.mha")
+            .read_bytes()
+            .replace(b"ElementSpacing = 1 1 1", b"ElementSpacing = " + spacing.encode() + b" 1 1")
+        )
         (img / f"{name}_0000.mha").write_bytes(text)
     _write(_good_image(9), img / "nanorigin_0000.nii.gz", origin=(float("nan"), 0.0, 0.0))
     sheared = sitk.GetImageFromArray(_good_image(10))
@@ -108,8 +110,11 @@ def _write_probe_cases(img: Path, lab: Path) -> None:
     sitk.WriteImage(sheared, str(img / "sheared_0000.nrrd"))
     _write(_good_image(11), img / "declared_0000.nii")
     _patch(img / "declared_0000.nii", 42, "<3h", 2000, 2000, 2000)  # 16 GB declared in a 3 KB file
-    for name, value, dtype in (("label1e30", 1e30, np.float32), ("label1e12", 1e12, np.float64),
-                               ("label1e9", 1e9, np.uint32)):
+    for name, value, dtype in (
+        ("label1e30", 1e30, np.float32),
+        ("label1e12", 1e12, np.float64),
+        ("label1e9", 1e9, np.uint32),
+    ):
         _write(_good_image(12), img / f"{name}_0000.nii.gz")
         label = _good_label().astype(dtype)
         label[0, 0, 0] = value
@@ -184,7 +189,8 @@ def test_dicom_series_with_label_in_another_orientation_is_resampled(tmp_path, r
     # TotalSegmentator ids are not FLARE ids: declare a label map that holds them
     manifest.write_text(
         f"case_id,image,label,annotated,role\nct,{real_ct / 'dicom_series'},"
-        f"{real_ct / 'dicom_series_totalseg.nii.gz'},,\n")
+        f"{real_ct / 'dicom_series_totalseg.nii.gz'},,\n"
+    )
     labels = LabelMapConfig(labels={0: "background", **{i: f"c{i}" for i in range(1, 118)}}, tumor_id=117)
     out = tmp_path / "resampled"
     refused = audit_dataset(root, labels, manifest=manifest, resample_dir=out).iloc[0]
@@ -217,12 +223,14 @@ def test_paths_outside_the_dataset_are_refused_unless_allowed(tmp_path):
     _write(_good_image(), root / "in.nii.gz")
     _write(_good_image(), elsewhere / "out.nii.gz")
     (root / "link.nii.gz").symlink_to(elsewhere / "out.nii.gz")
-    (root / "manifest.csv").write_text("case_id,image,label,annotated,role\n"
-                                       "ok,in.nii.gz,,,\n"
-                                       "up,../elsewhere/out.nii.gz,,,\n"
-                                       f"abs,{elsewhere / 'out.nii.gz'},,,\n"
-                                       "link,link.nii.gz,,,\n"
-                                       "secret,/etc/shadow,,,\n")
+    (root / "manifest.csv").write_text(
+        "case_id,image,label,annotated,role\n"
+        "ok,in.nii.gz,,,\n"
+        "up,../elsewhere/out.nii.gz,,,\n"
+        f"abs,{elsewhere / 'out.nii.gz'},,,\n"
+        "link,link.nii.gz,,,\n"
+        "secret,/etc/shadow,,,\n"
+    )
     cases = audit_dataset(root, LABELS).set_index("case_id")
     assert cases.loc["ok", "role"] == "unlabeled"
     for case_id in ("up", "abs", "link", "secret"):

@@ -9,17 +9,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from hybridlabel.flows.cli import app
 from typer.testing import CliRunner
 
-from hybridlabel.flows.cli import app
 from tests.realct import REAL_CT
 
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
 
 runner = CliRunner()
-RECORD_KEYS = {"case_id", "input", "output", "device", "fast", "tta", "model", "wall_time_s", "peak_ram_mb",
-               "peak_gpu_mb", "gpu_memory_time_area_mb_s", "sample_interval_s", "samples", "labels_present",
-               "labels_valid", "qc"}
+RECORD_KEYS = {
+    "case_id",
+    "input",
+    "output",
+    "device",
+    "fast",
+    "tta",
+    "model",
+    "wall_time_s",
+    "peak_ram_mb",
+    "peak_gpu_mb",
+    "gpu_memory_time_area_mb_s",
+    "sample_interval_s",
+    "samples",
+    "labels_present",
+    "labels_valid",
+    "qc",
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +87,7 @@ def test_predict_a_nifti_file_in_its_geometry(archive, phantom_cohort, tmp_path)
     assert not a[outside].any()  # the fast path labels nothing outside the body box
 
 
-def test_an_implausible_output_is_flagged_against_the_training_labels(archive, phantom_cohort, tmp_path,
-                                                                     monkeypatch):
+def test_an_implausible_output_is_flagged_against_the_training_labels(archive, phantom_cohort, tmp_path, monkeypatch):
     """The archive holds the training labels' ranges; an output that paints the liver over
     the whole scan (the network replaced by a broken one) gets a `check:` line and its
     reasons in the record, and still exits 0: the output was written."""
@@ -105,7 +119,6 @@ def test_both_paths_put_labels_where_the_network_put_them(archive, fast):
     mean HU. Both paths must give back exactly that mask on the real CT's own grid
     (3 mm: resampled to the model's spacing and back), boundaries aside."""
     import torch
-
     from hybridlabel.models.nnunet.fast_predictor import FastSegmenter
     from hybridlabel.tasks.model.archive import read_archive
 
@@ -151,12 +164,16 @@ def test_predict_a_folder_with_mirroring(archive, phantom_cohort, tmp_path):
     for image in sorted((phantom_cohort / "imagesTr").glob("*_0000.nii.gz"))[:2]:
         (folder / image.name).symlink_to(image)
     (folder / "notes.txt").write_text("not an image")
-    result = runner.invoke(app, ["predict", str(archive), str(folder), str(tmp_path / "out"), "--device", "cpu",
-                                 "--tta", "mirror"])
+    result = runner.invoke(
+        app, ["predict", str(archive), str(folder), str(tmp_path / "out"), "--device", "cpu", "--tta", "mirror"]
+    )
     assert result.exit_code == 0, result.output
     outs = sorted((tmp_path / "out").glob("*.nii.gz"))
     assert [p.name for p in outs] == [p.name.replace("_0000", "") for p in sorted(folder.glob("*.nii.gz"))]
-    assert json.loads((tmp_path / "out" / outs[0].name.replace(".nii.gz", ".efficiency.json")).read_text())["tta"] == "mirror"
+    assert (
+        json.loads((tmp_path / "out" / outs[0].name.replace(".nii.gz", ".efficiency.json")).read_text())["tta"]
+        == "mirror"
+    )
 
 
 def test_bad_archives_get_one_clear_line(archive, tmp_path):
@@ -171,8 +188,12 @@ def test_bad_archives_get_one_clear_line(archive, tmp_path):
         for item in src.infolist():
             data = src.read(item.filename)
             dst.writestr(item, data + b" " if item.filename == "plans.json" else data)
-    for path, message in ((truncated, "not a readable model archive"), (foreign, "not a hybridlabel model archive"),
-                          (tampered, "does not match its sha256"), (tmp_path / "missing.zip", "not found")):
+    for path, message in (
+        (truncated, "not a readable model archive"),
+        (foreign, "not a hybridlabel model archive"),
+        (tampered, "does not match its sha256"),
+        (tmp_path / "missing.zip", "not found"),
+    ):
         result = runner.invoke(app, ["predict", str(path), str(image), str(tmp_path / "o.nii.gz"), "--device", "cpu"])
         assert result.exit_code == 2, (path, result.output)
         assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.models.config import CutMixConfig, LabelMapConfig
 from hybridlabel.models.cutmix import pool_from_arrays
@@ -18,8 +17,11 @@ def _round_two(finished):
     cases = reg.read("cases", 2)
     donors = cases[cases["tumor_objects"].notna()]
     preprocessed = next((Path(finished["work"]) / "nnunet" / "preprocessed").glob("Dataset*_r2"))
-    return preprocessed, [{"case_id": r["case_id"], "image_sha256": r["image_sha256"]}
-                          for r in donors.to_dict("records")], donors
+    return (
+        preprocessed,
+        [{"case_id": r["case_id"], "image_sha256": r["image_sha256"]} for r in donors.to_dict("records")],
+        donors,
+    )
 
 
 def test_the_pool_holds_the_registrys_objects_and_is_reused_until_its_inputs_change(finished, tmp_path):

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from hybridlabel.models.config import LabelMapConfig, TrainingConfig
 from hybridlabel.models.nnunet.commands import full_preprocess_command, nnunet_env
 from hybridlabel.models.nnunet.predictor import Segmenter
@@ -25,16 +24,21 @@ from hybridlabel.tasks.nnunet.train import train_model
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
 
 LABELS = LabelMapConfig()
-TINY = TrainingConfig(network="tiny", epochs=1, iterations_per_epoch=2, val_iterations=1, loss="naive",
-                      device="cpu", seed=7)
+TINY = TrainingConfig(
+    network="tiny", epochs=1, iterations_per_epoch=2, val_iterations=1, loss="naive", device="cpu", seed=7
+)
 
 
 @pytest.fixture(scope="module")
 def engine(phantom_cohort, tmp_path_factory):
     truth = json.loads((phantom_cohort / "phantom.json").read_text())["cases"]
     labeled = sorted(c for c, t in truth.items() if t["role"] in ("strong", "partial", "tumor_only"))[:5]
-    full = [TrainingCase(c, phantom_cohort / "imagesTr" / f"{c}_0000.nii.gz",
-                         phantom_cohort / "groundTruth" / f"{c}.nii.gz") for c in labeled]
+    full = [
+        TrainingCase(
+            c, phantom_cohort / "imagesTr" / f"{c}_0000.nii.gz", phantom_cohort / "groundTruth" / f"{c}.nii.gz"
+        )
+        for c in labeled
+    ]
     root = tmp_path_factory.mktemp("nnunet")
     write_round_dataset(root, 1, "teacher", full, LABELS)
     plans = plan_dataset(root, 1, log=lambda _: None)
@@ -77,8 +81,12 @@ def test_round_preprocessing_equals_nnunet_full_preprocessing(engine):
 
 def test_a_new_round_reuses_the_preprocessed_images(engine):
     root = engine["root"]
-    partial = [TrainingCase(c.case_id, c.image, engine["cohort"] / "labelsTr" / f"{c.case_id}.nii.gz")
-               if (engine["cohort"] / "labelsTr" / f"{c.case_id}.nii.gz").exists() else c for c in engine["cases"]]
+    partial = [
+        TrainingCase(c.case_id, c.image, engine["cohort"] / "labelsTr" / f"{c.case_id}.nii.gz")
+        if (engine["cohort"] / "labelsTr" / f"{c.case_id}.nii.gz").exists()
+        else c
+        for c in engine["cases"]
+    ]
     cache = next((root / "image_cache").iterdir())
     before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.b2nd")}
     write_round_dataset(root, 3, "round1", partial, LABELS)
@@ -116,7 +124,9 @@ def test_tiny_model_trains_within_budget_and_predicts(engine, tmp_path):
     truth = engine["cohort"] / "labelsTr" / f"{val}.nii.gz"
     both = ("disagreement", "entropy")
     _, against = predict_case(segmenter, image_path, tmp_path / "again.nii.gz", LABELS, both, reference=truth)
-    expected = disagreement_scores(sitk.GetArrayFromImage(pred), sitk.GetArrayFromImage(sitk.ReadImage(str(truth))), LABELS)
+    expected = disagreement_scores(
+        sitk.GetArrayFromImage(pred), sitk.GetArrayFromImage(sitk.ReadImage(str(truth))), LABELS
+    )
     assert against == {**scores, **expected}
     # ... or, without one, against the model's own mirrored pass
     _, mirrored = predict_case(segmenter, image_path, tmp_path / "m.nii.gz", LABELS, both)
@@ -127,8 +137,8 @@ def test_tiny_model_trains_within_budget_and_predicts(engine, tmp_path):
     # the same 3d_fullres model exported and read back: `predict --fast`'s segmenter
     from hybridlabel.models.config import PipelineConfig
     from hybridlabel.models.nnunet.fast_predictor import FastSegmenter
-    from hybridlabel.tasks.model.export import write_model_archive
     from hybridlabel.tasks.model.archive import read_archive
+    from hybridlabel.tasks.model.export import write_model_archive
 
     archive, info = write_model_archive(model, tmp_path / "export", PipelineConfig(), 0, TINY.network)
     bundle, manifest = read_archive(archive)
@@ -153,8 +163,9 @@ def test_a_3d_lowres_model_trains_predicts_and_exports(engine, tmp_path):
     with pytest.raises(NnunetError, match="planned for planner_gpu_memory_gb 0.05, the config asks null"):
         plan_dataset(root, 2, log=lambda _: None)  # plans are never remade under a workdir's models
     preprocess_round(root, plans, 2, "lowres", engine["cases"], configuration="3d_lowres")
-    model = train_model(root, 2, "Dataset002_lowres", TINY.model_copy(update={"configuration": "3d_lowres"}),
-                        log=lambda _: None)
+    model = train_model(
+        root, 2, "Dataset002_lowres", TINY.model_copy(update={"configuration": "3d_lowres"}), log=lambda _: None
+    )
     assert model.name.endswith("__3d_lowres")
     val = next(c for c, t in engine["truth"].items() if t["role"] == "val")
     image_path = engine["cohort"] / "imagesTr" / f"{val}_0000.nii.gz"
@@ -197,8 +208,9 @@ def test_cases_holding_a_rare_class_are_drawn_more_often(engine):
         name = f"rare{dataset_id}"
         write_round_dataset(root, dataset_id, name, engine["cases"], LABELS)
         preprocess_round(root, engine["plans"], dataset_id, name, engine["cases"])
-        cfg = TINY.model_copy(update={"loss": "target_adaptive", "rare_class_sampling": threshold,
-                                      "rare_class_patches": patches})
+        cfg = TINY.model_copy(
+            update={"loss": "target_adaptive", "rare_class_sampling": threshold, "rare_class_patches": patches}
+        )
         model = train_model(root, dataset_id, f"Dataset{dataset_id:03d}_{name}", cfg, rare, log=lambda _: None)
         weights.append(load_weights(model / "fold_all" / "checkpoint_final.pth", "test model")["network_weights"])
         logs.append("".join(p.read_text() for p in (model / "fold_all").glob("training_log_*.txt")))
@@ -233,7 +245,8 @@ def test_mask_based_normalisation_preprocesses_whole_cases_like_nnunet(engine):
     for case in cases:
         assert not (data / f"{case.case_id}.b2nd").is_symlink()
         ref, seg, _ = DefaultPreprocessor(verbose=False).run_case(
-            [str(case.image)], str(case.label), pm, pm.get_configuration("3d_fullres"), dataset)
+            [str(case.image)], str(case.label), pm, pm.get_configuration("3d_fullres"), dataset
+        )
         assert np.array_equal(_load(data, case.case_id, ".b2nd"), ref.astype(np.float32))
         assert np.array_equal(_load(data, case.case_id, "_seg.b2nd"), seg.astype(np.int16))
 
@@ -244,8 +257,14 @@ def test_a_student_starts_from_its_parents_weights_heads_included(engine):
     # organs only (one class fewer; the tumour's value 14 is then the ignore label)
     write_round_dataset(root, 13, "student", engine["cases"], LABELS, with_ignore=True, tumor=False)
     preprocess_round(root, engine["plans"], 13, "student", engine["cases"])
-    student = train_model(root, 13, "Dataset013_student", TINY.model_copy(update={"init_from_parent": True}),
-                          log=lambda _: None, parent_model=parent)
+    student = train_model(
+        root,
+        13,
+        "Dataset013_student",
+        TINY.model_copy(update={"init_from_parent": True}),
+        log=lambda _: None,
+        parent_model=parent,
+    )
     log = next((student / "fold_all").glob("training_log_*.txt")).read_text()
     assert "started from" in log and "checkpoint_final.pth" in log
     before = load_weights(parent / "fold_all" / "checkpoint_final.pth", "parent")["network_weights"]
