@@ -16,14 +16,7 @@ class BarOnStart:
         self.description, self.progress, self.task = description, None, None
 
     def start(self, total: int) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            transient=False,
-        )
+        self.progress = _bar()
         self.progress.start()
         self.task = self.progress.add_task(self.description, total=total)
 
@@ -39,13 +32,18 @@ class BarOnStart:
 @contextmanager
 def case_progress(description: str, total: int) -> Iterator[Callable[[], None]]:
     """Yield an `advance()` callable that moves a bar of `total` steps."""
-    with Progress(
+    with _bar() as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda: progress.advance(task)
+
+
+def _bar() -> Progress:
+    """A bar with its count, elapsed and remaining time; it stays on screen when done."""
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         transient=False,
-    ) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda: progress.advance(task)
+    )
