@@ -218,6 +218,44 @@ def _ablation(workdir: Path) -> str:
     )
 
 
+def _review(workdir: Path, data: ReportData, n_cases: int) -> str:
+    """Each review queue written (`hybridlabel review`): its rows, the cases whose corrections
+    were accepted, and the top cases' slices through the classes they were queued for."""
+    from hybridlabel.data_registry.store import Registry
+
+    parts = []
+    for folder in sorted((Path(workdir) / "review").glob("round-*")):
+        if not (folder / "worklist.csv").is_file() or not folder.name[6:].isdigit():
+            continue
+        r = int(folder.name[6:])
+        queue = pd.read_csv(folder / "worklist.csv", dtype=str, keep_default_na=False)
+        reviews = Registry(Path(workdir)).read_if_present("reviews", r)
+        by = {} if reviews is None else dict(zip(reviews["case_id"], reviews["reviewer"].fillna("")))
+        table = queue[["rank", "case_id", "score", "class_names", "why"]].assign(
+            reviewed=["yes" + (f" ({by[c]})" if by[c] else "") if c in by else "" for c in queue["case_id"]]
+        )
+        rows = []
+        for row in queue.head(n_cases).to_dict("records"):
+            ct = sitk.GetArrayFromImage(read_image(folder / row["image"]))
+            label = sitk.GetArrayFromImage(read_image(folder / row["hybrid_label"]))
+            queued = np.isin(label, [int(c) for c in row["classes"].split()])
+            z = int(np.argmax(queued.sum(axis=(1, 2)))) if queued.any() else label.shape[0] // 2
+            if ct.shape == label.shape:
+                rows.append((f"{row['case_id']} z={z}", ct[z], [("hybrid label", label[z])]))
+        caption = (
+            f"Round {r}'s queue, worst first: the classes to check and why (models/review_rank.py); reviewed: "
+            "the corrections `hybridlabel accept` took, ground truth from the next round on. The slices go through "
+            "the queued classes of the top cases."
+        )
+        parts.append(
+            f"<h3>round {r}</h3>"
+            + _caption(caption)
+            + (_img(plots.overlay_grid(rows, data.labels), f"review round {r}") if rows else "")
+            + _table(table)
+        )
+    return _section("Review queue", "".join(parts)) if parts else ""
+
+
 def _page(parts: list[str]) -> str:
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hybridlabel report</title>"
@@ -302,6 +340,7 @@ def build_report(workdir: Path, n_cases: int = 3) -> str:
             )
         )
     parts.append(_slices(data, n_cases))
+    parts.append(_review(workdir, data, n_cases))
     roles = (
         data.cases["role"].value_counts().rename_axis("role").reset_index(name="cases")
         if len(data.cases)

@@ -75,6 +75,10 @@ def test_review_then_accept_changes_the_next_rounds_labels_of_exactly_those_clas
     assert others and all(after.at[c, "hybrid_label_sha256"] == before.at[c, "hybrid_label_sha256"] for c in others)
     status = runner.invoke(app, ["status", "--workdir", str(work)])
     assert status.exit_code == 0 and "reviewed" in status.output
+    from hybridlabel.tasks.report.page import build_report
+
+    page = build_report(work)
+    assert "Review queue" in page and "yes (dr-a)" in page and first in page
 
 
 def test_the_gate_pauses_the_run_and_a_resume_through_prefect_takes_the_corrections(finished, phantom_cohort, tmp_path):
