@@ -34,8 +34,8 @@ from hybridlabel.models.round_rules import (
     select_unlabeled,
     trained_rows,
     training_set,
+    tumor_donors,
     tumor_kept,
-    tumour_donors,
     without_failed_predictions,
 )
 from hybridlabel.tasks.events import emit
@@ -106,7 +106,7 @@ def teacher_round(config: PipelineConfig, workdir: str) -> dict:
         False,
         stages,
         loss_classes(annotated, spec.training.loss),
-        tumour_donors(cases, train, {}, config.label_map.tumor_id),
+        tumor_donors(cases, train, {}, config.label_map.tumor_id),
     )
     trained = {c["case_id"] for c in train}
     cases["trained"] = trained_rows(cases, train)
@@ -287,7 +287,7 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
         needs_ignore(merged, spec.targets, config.label_map.tumor_id),
         stages,
         loss_classes(annotated, spec.training.loss),
-        tumour_donors(cases, train, merged_by_case, config.label_map.tumor_id),
+        tumor_donors(cases, train, merged_by_case, config.label_map.tumor_id),
         model_dir,
     )
 

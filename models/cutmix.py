@@ -36,7 +36,7 @@ PASTED = 1000  # offset of a training target's values inside a pasted box (int16
 
 
 @dataclass(frozen=True)
-class TumourObject:
+class TumorObject:
     image: np.ndarray  # (C, z, y, x) float32, the training data's intensities
     label: np.ndarray  # (z, y, x) int16, the donor's training label (no negative values)
     record: dict  # case, tumour voxels, box in the donor, host organ
@@ -58,7 +58,7 @@ def cut_objects(
     host_organs,
     attribution_mm: float,
     rng,
-) -> list[TumourObject]:
+) -> list[TumorObject]:
     """The CTOs of one donor case: each tumour component of `seg` of at least `min_voxels`
     (and attributed to one of `host_organs`, when given), cropped with a margin drawn per
     object from `margins` ((z min, z max), (in-plane min, in-plane max), mm; `spacing` is
@@ -90,7 +90,7 @@ def cut_objects(
         )
         crop = label[box].copy()
         objects.append(
-            TumourObject(
+            TumorObject(
                 np.ascontiguousarray(image[(slice(None), *box)], dtype=np.float32),
                 crop,
                 {
@@ -118,7 +118,7 @@ def paste_centre(seg: np.ndarray, host, organ_ids, rng, placement: str) -> tuple
     return None
 
 
-def paste(image: np.ndarray, seg: np.ndarray, obj: TumourObject, centre: tuple[int, ...], rng) -> tuple[slice, ...]:
+def paste(image: np.ndarray, seg: np.ndarray, obj: TumorObject, centre: tuple[int, ...], rng) -> tuple[slice, ...]:
     """Paste `obj` into the patch in place, its centre on `centre`, clipped to the patch.
     The box's target values become label + PASTED. A 2D patch gets one axial slice of
     the object, drawn among those that hold tumour. Returns the box in the patch."""
@@ -140,7 +140,7 @@ def paste(image: np.ndarray, seg: np.ndarray, obj: TumourObject, centre: tuple[i
 
 
 def paste_random(
-    image: np.ndarray, seg: np.ndarray, pool: list[TumourObject], organ_ids, rng, placement: str
+    image: np.ndarray, seg: np.ndarray, pool: list[TumorObject], organ_ids, rng, placement: str
 ) -> dict | None:
     """One CTO drawn from `pool`, pasted into the patch at a centre inside an organ (its
     host organ only, with `placement` host_organ); the record of what was pasted where, or
@@ -154,7 +154,7 @@ def paste_random(
     return {"object": index, "case_id": obj.record["case_id"], "box": [[b.start, b.stop] for b in box]}
 
 
-def pool_arrays(objects: list[TumourObject], tumor_id: int) -> dict[str, np.ndarray]:
+def pool_arrays(objects: list[TumorObject], tumor_id: int) -> dict[str, np.ndarray]:
     """A pool as plain arrays (np.savez; read back without unpickling anything)."""
     arrays = {"records": np.array(json.dumps({"tumor_id": int(tumor_id), "objects": [o.record for o in objects]}))}
     for i, o in enumerate(objects):
@@ -162,12 +162,12 @@ def pool_arrays(objects: list[TumourObject], tumor_id: int) -> dict[str, np.ndar
     return arrays
 
 
-def pool_from_arrays(arrays) -> tuple[list[TumourObject], int]:
+def pool_from_arrays(arrays) -> tuple[list[TumorObject], int]:
     """The pool and its tumour id from `pool_arrays`' arrays (an np.load of the file)."""
     meta = json.loads(str(arrays["records"]))
     return (
         [
-            TumourObject(np.asarray(arrays[f"image_{i}"], dtype=np.float32), np.asarray(arrays[f"label_{i}"]), r)
+            TumorObject(np.asarray(arrays[f"image_{i}"], dtype=np.float32), np.asarray(arrays[f"label_{i}"]), r)
             for i, r in enumerate(meta["objects"])
         ],
         int(meta["tumor_id"]),

@@ -112,7 +112,7 @@ def training_set(
     return train, annotated
 
 
-def tumour_donors(cases: pd.DataFrame, train: list[dict], merged: Mapping[str, dict], tumor_id: int) -> list[dict]:
+def tumor_donors(cases: pd.DataFrame, train: list[dict], merged: Mapping[str, dict], tumor_id: int) -> list[dict]:
     """The training cases whose tumour label is ground truth (CutMix's donors): a merged
     case whose merge took the tumour from its annotation, a case trained on its own label
     that annotates the tumour. Pseudo tumours are never pasted."""

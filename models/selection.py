@@ -11,8 +11,6 @@ import math
 
 import pandas as pd
 
-DECISIONS = ("tumor_kept", "organ_kept", "sits_out")
-
 
 def keep_count(keep: int | float, n: int) -> int:
     """A count (int) or a fraction (float in [0, 1]) of n cases -> how many to keep."""

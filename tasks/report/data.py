@@ -62,9 +62,8 @@ def collect(workdir: Path) -> ReportData:
     source_rows, score_rows, tumor_rows, last_cases = [], [], [], pd.DataFrame()
     exports = {int(r) for r, k in zip(rounds["round"], rounds["kind"]) if k == "export"}
     for r in live:
-        try:
-            cases = reg.read("cases", r)
-        except Exception:  # an export round has no cases partition
+        cases = reg.read_if_present("cases", r)  # a damaged partition raises: the report must not hide it
+        if cases is None:  # a round still running has none yet
             continue
         last_cases = cases
         if r in exports:  # the export's cases are the last round's: no sources, selection or tumours of its own

@@ -9,8 +9,8 @@ from hybridlabel.models.round_rules import (
     needs_ignore,
     prediction_set,
     training_set,
+    tumor_donors,
     tumor_kept,
-    tumour_donors,
     usable,
 )
 
@@ -183,14 +183,14 @@ def test_chunks_cover_every_case_once_in_order():
     assert chunks([], workers=2) == []
 
 
-def test_tumour_donors_are_cases_whose_tumour_label_is_ground_truth():
+def test_tumor_donors_are_cases_whose_tumour_label_is_ground_truth():
     cases = _cases().assign(image_sha256=lambda f: "sha-" + f["case_id"])
     train = [{"case_id": c} for c in ("s1", "p1", "u1", "u2")]
     merged = {
         "u1": _merged("u1", {"0": "pseudo", "1": "pseudo", "14": "pseudo"}),  # a kept pseudo tumour
         "u2": _merged("u2", {0: "pseudo", 14: "gt"}),
     }  # (sources as the merge returns them: int keys)
-    donors = tumour_donors(cases, train, merged, 14)
+    donors = tumor_donors(cases, train, merged, 14)
     # p1 annotates the tumour and trains on its own label; s1 does not annotate it
     assert donors == [{"case_id": "p1", "image_sha256": "sha-p1"}, {"case_id": "u2", "image_sha256": "sha-u2"}]
 

@@ -14,14 +14,14 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from hybridlabel.models.cutmix import PASTED, TumourObject, paste_random
+from hybridlabel.models.cutmix import PASTED, TumorObject, paste_random
 
 
 class PasteThenAugment:
     """The training transforms, preceded by a paste into recipients' patches."""
 
     def __init__(
-        self, augment, pool: list[TumourObject], recipients: set[str], organ_ids, probability: float, placement: str
+        self, augment, pool: list[TumorObject], recipients: set[str], organ_ids, probability: float, placement: str
     ):
         self.augment, self.pool, self.recipients = augment, pool, recipients
         self.organ_ids, self.probability, self.placement = tuple(organ_ids), probability, placement
