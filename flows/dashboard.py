@@ -114,7 +114,7 @@ def wait_chunks(futures, sizes: list[int], progress: Progress | None = None) -> 
     return [r for f in futures for r in f.result()]
 
 
-def _md_table(rows: list[dict]) -> str:
+def md_table(rows: list[dict]) -> str:
     if not rows:
         return "_none_\n"
     cols = list(dict.fromkeys(c for r in rows for c in r))  # every row's columns, in order of appearance
@@ -186,17 +186,17 @@ def round_summary(
     parts = [f"# Round {round_no}: {name}\n"]
     for ref, title in REFERENCE_TITLES.items():
         if rows := metric_rows(metrics, ref):
-            parts += [f"## {title}\n", _md_table(rows), "\n"]
+            parts += [f"## {title}\n", md_table(rows), "\n"]
     parts += [
         "## Cases per role\n",
-        _md_table([{"role": r, "cases": n} for r, n in sorted(roles.items())]),
+        md_table([{"role": r, "cases": n} for r, n in sorted(roles.items())]),
         "\n## Label sources per class (cases)\n",
-        _md_table(source_rows),
+        md_table(source_rows),
     ]
     if evidence:  # class -> (Dice, where measured), see models/pseudo_trust.py
         parts += [
             "\n## Pseudo labels, judged on what the parent did not train on\n",
-            _md_table(
+            md_table(
                 [
                     {
                         "class": f"{c} {labels.get(int(c), '')}",
@@ -214,7 +214,7 @@ def round_summary(
         cut = f"{kept['organ_score'].max():.4f}" if len(kept) else "none"
         parts += [
             "\n## Selection of unlabeled cases\n",
-            _md_table([{"decision": d, "cases": n} for d, n in sorted(counts.items())]),
+            md_table([{"decision": d, "cases": n} for d, n in sorted(counts.items())]),
             f"\norgan-score cut-off: {cut}\n",
         ]
     pool = [o for text in cases.get("tumor_objects", pd.Series(dtype=object)).dropna() for o in json.loads(text)]
@@ -227,7 +227,7 @@ def round_summary(
             )
         parts += [
             "\n## CutMix pool: ground-truth tumours pasted during training\n",
-            _md_table(
+            md_table(
                 [
                     {"host organ": h, "objects": len(v), "median voxels": int(np.median(v))}
                     for h, v in sorted(hosts.items())
@@ -236,9 +236,9 @@ def round_summary(
         ]
     parts += [
         "\n## Tumours per attributed organ\n",
-        _md_table([{"organ": o, "tumours": n} for o, n in sorted(organ_counts.items())]),
+        md_table([{"organ": o, "tumours": n} for o, n in sorted(organ_counts.items())]),
         "\n## Time per stage (s)\n",
-        _md_table([{"stage": s, "seconds": round(v, 1)} for s, v in stage_seconds.items()]),
+        md_table([{"stage": s, "seconds": round(v, 1)} for s, v in stage_seconds.items()]),
     ]
     return "".join(parts)
 
@@ -306,7 +306,7 @@ def pipeline_overview(rounds: list[dict], reviews: dict[int, int], queues: list[
         )
         or "no queue yet (`hybridlabel review --round N`)"
     )
-    return f"# Pipeline\n\n{verdict}\n\n" + _md_table(rows) + f"\n## Review queue\n\n{queue}\n"
+    return f"# Pipeline\n\n{verdict}\n\n" + md_table(rows) + f"\n## Review queue\n\n{queue}\n"
 
 
 def publish_pipeline_overview(workdir) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hybridlabel.flows.dashboard import _md_table
+from hybridlabel.flows.dashboard import md_table
 from hybridlabel.flows.review import accept_round, review_round
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.tasks.events import emit
@@ -39,7 +39,7 @@ def review_gate(config: PipelineConfig, workdir: Path, round_no: int) -> dict:
         f"# Review queue of round {round_no}\n\n{len(rows)} of {len(found['ranked'])} pseudo-labelled cases, "
         f"worst first. Folder: `{found['folder']}` (worklist.md says how to open each case); save corrected "
         f"labels to `corrected/`, then resume this run with *corrections_in* on.\n\n"
-        + _md_table(rows)
+        + md_table(rows)
         + "".join(f"\n- round-wide: {f}" for f in found["findings"])
     )
     create_markdown_artifact(

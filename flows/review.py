@@ -176,7 +176,13 @@ def accept_round(
         cases = {
             r["case_id"]: r for r in _records(_round_cases(workdir, round_no)) if r.get("quarantine_reason") is None
         }
-        worklist = dict(pd.read_csv(worklist_path, dtype=str, keep_default_na=False)[["case_id", "classes"]].values)
+        table = pd.read_csv(worklist_path, dtype=str, keep_default_na=False)
+        if not {"case_id", "classes"} <= set(table.columns):
+            raise ReviewError(
+                f"{worklist_path} lacks its case_id or classes column; write it again with "
+                f"`hybridlabel review --round {round_no}` (corrected/ is kept)"
+            )
+        worklist = dict(table[["case_id", "classes"]].values)
         reg = Registry(workdir)
         earlier = reg.read_if_present("reviews", round_no)
         taken = set() if earlier is None else set(zip(earlier["case_id"], earlier["corrected_sha256"]))

@@ -57,6 +57,12 @@ def test_review_then_accept_changes_the_next_rounds_labels_of_exactly_those_clas
     assert list(reviews["classes"].iloc[0]) == checked
     again = runner.invoke(app, ["accept", "--round", "1", "--workdir", str(work)])
     assert "1 already taken" in again.output and len(reg.read("reviews", 1)) == 1
+    kept = (folder / "worklist.csv").read_text()
+    (folder / "worklist.csv").write_text("name\nx\n")  # a worklist edited out of shape: one line, nothing taken
+    broken = runner.invoke(app, ["accept", "--round", "1", "--workdir", str(work)])
+    assert broken.exit_code == 2 and "lacks its case_id or classes column" in broken.output
+    assert len(reg.read("reviews", 1)) == 1
+    (folder / "worklist.csv").write_text(kept)
 
     before = reg.read("cases", 2).set_index("case_id")
     reg.supersede_from(2)

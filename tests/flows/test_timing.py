@@ -1,4 +1,6 @@
 import logging
+import re
+import time
 
 from hybridlabel.flows.demo import demo_config
 from hybridlabel.flows.timing import budget_line, timed
@@ -21,6 +23,7 @@ def test_the_budget_is_said_before_it_is_spent():
 def test_a_training_line_gives_the_machines_rate(caplog):
     stages: dict[str, float] = {}
     with caplog.at_level(logging.INFO, logger=LOGGER.name):
-        with timed(stages, "train", 400, "iterations"):
-            pass
-    assert "400 iterations" in caplog.text and "s/iteration" in caplog.text and stages["train"] >= 0
+        with timed(stages, "train", 4, "iterations"):
+            time.sleep(0.2)  # four "iterations" of at least 0.05 s each
+    rate = float(re.search(r"\(([0-9.]+) s/iteration", caplog.text).group(1))
+    assert "4 iterations" in caplog.text and stages["train"] >= 0.2 and rate >= 0.05
