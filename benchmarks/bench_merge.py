@@ -142,6 +142,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     import SimpleITK as sitk
+
     from hybridlabel.tasks.files.imageio import NIFTI_COMPRESSION_LEVEL
 
     case, gt, pred = make_case(args.slices)

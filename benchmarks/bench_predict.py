@@ -94,7 +94,7 @@ def timed(segmenter: FastSegmenter, image: np.ndarray, spacing) -> tuple[np.ndar
 STARTUP_PROBE = """
 import sys, time
 t = time.perf_counter()
-from hybridlabel.flows.cli import app
+from hybridlabel.cli.main import app
 try:
     app(sys.argv[1:], standalone_mode=False)
 finally:
@@ -127,7 +127,7 @@ def startup(archive: Path, image: Path, work: Path, device: str) -> None:
     process = time.perf_counter() - t
     heavy = next(line.split()[2] for line in done.stderr.splitlines() if line.startswith("STARTUP"))
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import hybridlabel.flows.cli"], check=True)
+    subprocess.run([sys.executable, "-c", "import hybridlabel.cli.main"], check=True)
     imports = time.perf_counter() - t
     shape = "x".join(map(str, sitk.ReadImage(str(image)).GetSize()[::-1]))
     print(

@@ -65,6 +65,7 @@ def write_cohort(out: Path, n: int) -> Path:
     import csv
 
     import SimpleITK as sitk
+
     from hybridlabel.models.phantom import generate_phantom, phantom_partial_label
     from hybridlabel.tasks.files.imageio import write_image
 
@@ -286,9 +287,8 @@ def run_size(n: int, base: Path, runner: str, dask_address: str | None, log_file
             frame["round"] = r
             reg.write_partition(table, r, frame)
     out["disk_total_10_rounds_mb"] = (disk_bytes(work, set()) + 7 * out["round2"]["disk_mb"] * 1e6) / 1e6
-    from hybridlabel.flows.views import metrics_tables
-
     import hybridlabel
+    from hybridlabel.cli.views import metrics_tables
 
     t = time.perf_counter()
     hybridlabel.status(work)

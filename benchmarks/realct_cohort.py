@@ -27,7 +27,7 @@ import SimpleITK as sitk
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hybridlabel.flows.demo import ablation_config  # noqa: E402
+from hybridlabel.cli.demo import ablation_config  # noqa: E402
 from hybridlabel.models.config import LabelMapConfig  # noqa: E402
 from hybridlabel.models.config_yaml import render_config_yaml  # noqa: E402
 from hybridlabel.tasks.files.atomic import atomic_write_text  # noqa: E402

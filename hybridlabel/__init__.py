@@ -121,7 +121,7 @@ def evaluate(
 def status(workdir: str | Path) -> dict:
     """The rounds recorded in a workdir's registry (what `hybridlabel status --json` prints)."""
     from hybridlabel.data_registry.store import Registry, RegistryError
-    from hybridlabel.flows.views import status_dict
+    from hybridlabel.tasks.status import status_dict
 
     workdir = Path(workdir)
     if not (workdir / "registry").is_dir():

@@ -11,9 +11,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hybridlabel.data_registry.store import RegistryError
 
 import hybridlabel
+from hybridlabel.data_registry.store import RegistryError
 from tests.realct import read_flare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def test_a_wheel_installs_one_namespace_and_no_generic_top_level_packages(tmp_pa
     from the venv; `models`, `tasks`, `flows`, `data_registry` do not exist there."""
     src = tmp_path / "src"  # built from a copy: a build leaves its folders in the source tree
     src.mkdir()
-    for name in ("pyproject.toml", "README.md", "hybridlabel", "models", "tasks", "flows", "data_registry"):
+    for name in ("pyproject.toml", "README.md", "hybridlabel"):
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
         copy(
             REPO / name,
@@ -64,7 +64,7 @@ def test_a_wheel_installs_one_namespace_and_no_generic_top_level_packages(tmp_pa
     # the dependencies come from this environment; hybridlabel itself only from the new venv
     env = {"PYTHONPATH": sysconfig.get_paths()["purelib"], "PATH": "/usr/bin:/bin"}
     probe = (
-        "import importlib.util as u, hybridlabel, hybridlabel.flows.cli, hybridlabel.models.nnunet.trainers;"
+        "import importlib.util as u, hybridlabel, hybridlabel.cli.main, hybridlabel.models.nnunet.trainers;"
         "print(hybridlabel.__file__);"
         "print([m for m in ('models', 'tasks', 'flows', 'data_registry') if u.find_spec(m)])"
     )

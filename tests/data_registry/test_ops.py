@@ -1,5 +1,6 @@
 import pandas as pd
 import pytest
+
 from hybridlabel.data_registry.ops import apply_updates
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+
 from hybridlabel.data_registry.frames import from_arrow, to_arrow
 from hybridlabel.data_registry.schema import columns, schema
 from hybridlabel.data_registry.store import PART, Registry, RegistryError
@@ -212,7 +213,7 @@ def test_a_vanished_round_is_flagged_and_an_old_swap_is_restored(tmp_path):
     """Registries written by older versions swapped folders with two renames; a kill
     between them left only `.old-round-NNN-*`. `status` flags the gap; the next start puts
     the partition back and removes temporary leftovers."""
-    from hybridlabel.flows.views import status_dict
+    from hybridlabel.tasks.status import status_dict
 
     reg = Registry(tmp_path)
     for r in range(3):

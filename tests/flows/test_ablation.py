@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hybridlabel.flows.ablation import AblationError, arm_config, plan_arms
-from hybridlabel.flows.cli import app
-from hybridlabel.models.config import load_config
 from typer.testing import CliRunner
 
+from hybridlabel.cli.main import app
+from hybridlabel.flows.ablation import AblationError, arm_config, plan_arms
+from hybridlabel.models.config import load_config
 from tests.conftest import tiny_config_yaml
 
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
@@ -69,7 +69,7 @@ def test_the_long_teacher_trains_as_long_as_every_round_together(tmp_path, phant
 
 
 def test_the_cutmix_arm_turns_cutmix_on_in_the_tumour_rounds_only():
-    from hybridlabel.flows.demo import ablation_config
+    from hybridlabel.cli.demo import ablation_config
     from hybridlabel.models.config import CutMixConfig
 
     config = ablation_config(100)

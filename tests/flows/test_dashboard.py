@@ -1,6 +1,7 @@
 """The progress artifact moves by whole percents: one server call per percent, not per case."""
 
 import prefect.artifacts
+
 from hybridlabel.flows.dashboard import Progress
 
 

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
+from prefect import flow
+
 from hybridlabel.flows.dashboard import map_chunks
 from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingConfig
 from hybridlabel.models.round_rules import chunks
@@ -12,7 +14,6 @@ from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
 from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round
 from hybridlabel.tasks.nnunet.train import train_model
 from hybridlabel.tasks.round_tasks import merge_cases_task, predict_cases_task
-from prefect import flow
 
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hybridlabel.data_registry.store import Registry
 
+from hybridlabel.data_registry.store import Registry
 from tests.conftest import tiny_config_yaml
 
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
@@ -132,7 +132,7 @@ def test_kill_during_per_case_step_then_resume(reference, phantom_cohort, tmp_pa
     reg = Registry(work)
     assert reg.is_complete(0) and not reg.is_complete(1)
     assert reg.round_row(1)["status"] == "running"  # killed: no chance to say more
-    from hybridlabel.flows.views import status_dict
+    from hybridlabel.tasks.status import status_dict
 
     assert [r["status"] for r in status_dict(work)["rounds"]] == ["completed", "interrupted"]
     journal = work / "rounds" / "r001" / "merge" / "journal"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.tasks.workdir import Layout
-
 from tests.conftest import DUPLICATED, tiny_config_yaml
 
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
@@ -193,8 +193,9 @@ def test_export_trains_the_lightweight_student_and_records_it(finished):
 
 
 def test_status_metrics_prints_rounds_by_classes(finished):
-    from hybridlabel.flows.cli import app
     from typer.testing import CliRunner
+
+    from hybridlabel.cli.main import app
 
     result = CliRunner().invoke(app, ["status", "--workdir", str(finished["work"]), "--metrics"])
     assert result.exit_code == 0, result.output
@@ -329,7 +330,7 @@ def test_a_round_ranks_unlabeled_cases_by_disagreement(finished, tmp_path):
 
 def test_the_workdir_lock_is_reentrant_in_its_process(finished):
     """The CLI takes the lock, then the flow takes it again; the inner exit keeps it held.
-    (Another process is refused: tests/flows/test_cli_integrity.py.)"""
+    (Another process is refused: tests/cli/test_integrity.py.)"""
     from hybridlabel.tasks.workdir import WorkdirLock
 
     lock = finished["work"] / ".lock"
@@ -358,6 +359,7 @@ def test_the_tumour_round_trains_with_cutmix(finished):
     """Round 2 cuts every ground-truth tumour of its training set into a pool (recorded per
     case in the registry) and its training pastes them into tumour-free cases' patches."""
     import numpy as np
+
     from hybridlabel.models.cutmix import EXAMPLES_FILE
     from hybridlabel.models.nnunet.identity import checkpoint_path
 

@@ -10,9 +10,10 @@ import shutil
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from hybridlabel.data_registry.store import Registry
-from hybridlabel.flows.cli import app
 from typer.testing import CliRunner
+
+from hybridlabel.cli.main import app
+from hybridlabel.data_registry.store import Registry
 
 pytestmark = pytest.mark.slow  # reruns a round of the pipeline
 
@@ -95,12 +96,13 @@ def test_the_gate_pauses_the_run_and_a_resume_through_prefect_takes_the_correcti
     import threading
     import time
 
-    from hybridlabel.flows.pipeline import pipeline
-    from hybridlabel.models.config import load_config
-    from hybridlabel.models.config_yaml import render_config_yaml
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.flow_runs import resume_flow_run
+
+    from hybridlabel.flows.pipeline import pipeline
+    from hybridlabel.models.config import load_config
+    from hybridlabel.models.config_yaml import render_config_yaml
 
     work = tmp_path / "work"
     shutil.copytree(finished["work"], work, symlinks=True, ignore=shutil.ignore_patterns(".lock", "review"))

@@ -2,7 +2,7 @@ import logging
 import re
 import time
 
-from hybridlabel.flows.demo import demo_config
+from hybridlabel.cli.demo import demo_config
 from hybridlabel.flows.timing import budget_line, timed
 from hybridlabel.models.presets import CPU_ITERATIONS
 from hybridlabel.tasks.events import LOGGER

@@ -1,4 +1,5 @@
 import pytest
+
 from hybridlabel.models.case_sampling import case_probabilities, class_factors, patch_class_probabilities
 
 

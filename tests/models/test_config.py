@@ -1,4 +1,5 @@
 import pytest
+
 from hybridlabel.models.config import ConfigError, PipelineConfig, SelectionConfig, load_config
 from hybridlabel.models.config_yaml import render_config_yaml
 

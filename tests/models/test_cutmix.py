@@ -4,6 +4,7 @@ target marks the paste, and that a pool survives its file form."""
 import numpy as np
 import pytest
 import torch
+
 from hybridlabel.models.cutmix import (
     PASTED,
     cut_objects,

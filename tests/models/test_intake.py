@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from hybridlabel.models.intake import (
     check_case_id,
     check_intensities,

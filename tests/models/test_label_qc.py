@@ -1,4 +1,5 @@
 import numpy as np
+
 from hybridlabel.models.label_qc import label_stats, qc_flags, qc_reference
 
 NAMES = {1: "liver", 2: "spleen", 3: "ivc"}

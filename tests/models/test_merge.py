@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from hybridlabel.models.config import LabelMapConfig, MergeConfig
-from hybridlabel.models.merge import merge_case
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from hybridlabel.models.config import LabelMapConfig, MergeConfig
+from hybridlabel.models.merge import merge_case
 from tests.realct import read_flare
 
 LABELS = LabelMapConfig()

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
 from hybridlabel.models.labels import FLARE23_LABELS, FLARE23_NSD_TOLERANCE_MM
 from hybridlabel.models.metrics import MetricRules, score_case
 from hybridlabel.models.surface import surface_dice, surface_distances, surfel_area_table
-
 from tests.realct import REAL_CT, read_flare
 
 RULES = MetricRules(
@@ -157,6 +157,7 @@ def test_an_empty_prediction_cannot_flatter_the_present_class_mean():
     FLARE's organ mean counts the 12 absent organs as 1 (12/13); the mean over present
     classes is 0."""
     import pandas as pd
+
     from hybridlabel.models.metric_summary import ORGAN_MEAN, ORGAN_MEAN_PRESENT, rounds_by_class, summary_table
 
     gt = np.zeros((8, 8, 8), np.uint8)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from hybridlabel.models.partiality import assign_roles, partial_label, tumor_as_organ
 from hybridlabel.models.phantom import generate_phantom, phantom_partial_label
 

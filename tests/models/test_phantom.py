@@ -1,4 +1,5 @@
 import numpy as np
+
 from hybridlabel.models.phantom import generate_phantom
 
 

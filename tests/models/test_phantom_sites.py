@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from hybridlabel.models.partiality import assign_roles
 from hybridlabel.models.phantom import generate_phantom
 from hybridlabel.models.phantom_sites import REFERENCE_SITE, assign_sites, site_profile

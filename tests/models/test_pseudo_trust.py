@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from hybridlabel.models.pseudo_trust import (
     class_dice,
     class_overlap,

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from hybridlabel.models.label_qc import label_stats
 from hybridlabel.models.review_rank import (
     DEFAULT_WEIGHTS,

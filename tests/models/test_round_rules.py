@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+
 from hybridlabel.models.round_rules import (
     case_updates,
     chunks,
@@ -159,6 +160,7 @@ def test_the_ranking_scorer_is_computed_for_the_unlabeled_cases_it_ranks():
 def test_training_labels_are_the_hybrid_label_else_the_own_one():
     import numpy as np
     import pandas as pd
+
     from hybridlabel.models.round_rules import training_label_paths
 
     cases = pd.DataFrame(

@@ -1,5 +1,6 @@
 import pandas as pd
 import pytest
+
 from hybridlabel.models.selection import keep_count, select_confident_cases
 
 

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
-from hybridlabel.models.config import LabelMapConfig
-from hybridlabel.models.uncertainty import disagreement_scores, entropy_scores
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
+from hybridlabel.models.config import LabelMapConfig
+from hybridlabel.models.uncertainty import disagreement_scores, entropy_scores
 
 LABELS = LabelMapConfig()
 

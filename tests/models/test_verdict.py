@@ -1,6 +1,7 @@
 """The report's verdict on small rounds x classes tables."""
 
 import pandas as pd
+
 from hybridlabel.models.metric_summary import ORGAN_MEAN_PRESENT
 from hybridlabel.models.verdict import verdict
 

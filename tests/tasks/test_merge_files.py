@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from hybridlabel.flows.cli import app
-from hybridlabel.models.config import PipelineConfig
-from hybridlabel.tasks.merge import merge_case_files
 from typer.testing import CliRunner
 
+from hybridlabel.cli.main import app
+from hybridlabel.models.config import PipelineConfig
+from hybridlabel.tasks.merge import merge_case_files
 from tests.realct import REAL_CT, read_flare
 
 runner = CliRunner()

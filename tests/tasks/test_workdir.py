@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+
 from hybridlabel.tasks.workdir import WorkdirBusy, WorkdirLock
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+
 from hybridlabel.models.nnunet.fast_predictor import BODY_HU, body_box, logits_to_labels
 from hybridlabel.tasks.model.efficiency import MemorySampler, memory_time_area
 

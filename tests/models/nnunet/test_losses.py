@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from hybridlabel.models.nnunet.losses import PartialLabelLoss, partial_log_probs
 
 # two voxels, three classes (0 background, 1 annotated, 2 unannotated)

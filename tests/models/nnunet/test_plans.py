@@ -1,4 +1,5 @@
 import pytest
+
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.models.nnunet.dataset_json import dataset_json
 from hybridlabel.models.nnunet.plans import plans_name, plans_variant

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from hybridlabel.models.nnunet.trainers.hybridlabel_trainer import WallClockPolyLR
 
 

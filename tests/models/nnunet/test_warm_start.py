@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from hybridlabel.models.nnunet.warm_start import warm_start_state
 
 

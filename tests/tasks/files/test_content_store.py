@@ -5,11 +5,12 @@ import os
 
 import numpy as np
 import SimpleITK as sitk
+from typer.testing import CliRunner
+
 from hybridlabel.tasks.files.content_store import dedupe, unreferenced
 from hybridlabel.tasks.files.imageio import sha256_path, write_image
 from hybridlabel.tasks.prune import leftovers
 from hybridlabel.tasks.workdir import Layout
-from typer.testing import CliRunner
 
 
 def _label(path, value):
@@ -50,7 +51,7 @@ def test_a_replaced_label_leaves_its_old_copy_to_prune_and_keeps_the_other_round
 
 
 def test_prune_deletes_superseded_models_and_unreferenced_labels_only(tmp_path):
-    from hybridlabel.flows.cli import app
+    from hybridlabel.cli.main import app
 
     (tmp_path / "registry").mkdir()
     store = Layout(tmp_path).store

@@ -3,6 +3,7 @@
 
 import pytest
 import torch
+
 from hybridlabel.tasks.files.disk import DiskFullError, named_disk_full
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
 from hybridlabel.tasks.files.imageio import (
     ImageReadError,
     grid_of,

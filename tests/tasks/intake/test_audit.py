@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.tasks.intake.audit import DatasetError, audit_dataset
 

@@ -6,10 +6,11 @@ import os
 
 import numpy as np
 import SimpleITK as sitk
-from hybridlabel.flows.cli import app
+from typer.testing import CliRunner
+
+from hybridlabel.cli.main import app
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.tasks.intake.audit import audit_dataset
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

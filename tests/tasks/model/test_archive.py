@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hybridlabel.flows.cli import app
+from typer.testing import CliRunner
+
+from hybridlabel.cli.main import app
 from hybridlabel.models.archive_manifest import ARCHIVE_FORMAT
 from hybridlabel.tasks.model.archive import ArchiveError, read_archive
-from typer.testing import CliRunner
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[3]
@@ -207,6 +208,7 @@ def test_checkpoints_with_numpy_values_load_on_many_threads_at_once(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
+
     from hybridlabel.tasks.model.archive import load_weights
 
     path = tmp_path / "ckpt.pth"
@@ -282,7 +284,7 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
     assert bomb.stat().st_size < 4 << 20
     # peak memory of this process image: VmHWM (ru_maxrss would report a forked parent's peak)
     script = (
-        "import re, sys\nfrom hybridlabel.flows.cli import app\n"
+        "import re, sys\nfrom hybridlabel.cli.main import app\n"
         "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n"
         "    hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
         "    print('peak', hwm, 'code', e.code, file=sys.stderr)\n"

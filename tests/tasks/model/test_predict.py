@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from hybridlabel.flows.cli import app
 from typer.testing import CliRunner
 
+from hybridlabel.cli.main import app
 from tests.realct import REAL_CT
 
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it
@@ -119,6 +119,7 @@ def test_both_paths_put_labels_where_the_network_put_them(archive, fast):
     mean HU. Both paths must give back exactly that mask on the real CT's own grid
     (3 mm: resampled to the model's spacing and back), boundaries aside."""
     import torch
+
     from hybridlabel.models.nnunet.fast_predictor import FastSegmenter
     from hybridlabel.tasks.model.archive import read_archive
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.models.config import CutMixConfig, LabelMapConfig
 from hybridlabel.models.cutmix import pool_from_arrays

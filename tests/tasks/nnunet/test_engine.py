@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+
 from hybridlabel.models.config import LabelMapConfig, TrainingConfig
 from hybridlabel.models.nnunet.commands import full_preprocess_command, nnunet_env
 from hybridlabel.models.nnunet.predictor import Segmenter

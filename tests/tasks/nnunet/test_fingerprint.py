@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
 from hybridlabel.models.intake import fingerprint_problem
 from hybridlabel.tasks.nnunet.preprocess import NnunetError, check_fingerprint
 

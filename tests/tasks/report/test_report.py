@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hybridlabel.flows.cli import app
 from typer.testing import CliRunner
 
+from hybridlabel.cli.main import app
 from tests.realct import REAL_CT
 
 pytestmark = pytest.mark.slow  # trains models or runs the pipeline: `pytest -m "not slow"` skips it

@@ -1,0 +1,1 @@
+"""The `hybridlabel` command line and its terminal views, over the Python API (`hybridlabel`)."""

@@ -1,0 +1,102 @@
+"""The `ablation` flow: does the loop pay off on this data?
+
+Arms, all on the same dataset, val cases and per-model budget (the config's), per seed:
+- `teacher`: strong cases only (round 0 of the rounds arm when both are asked for);
+- `teacher_long`: the teacher trained for as many iterations (and seconds, where every round
+  has a time cap) as all the config's rounds together: the equal-compute control, since a
+  student that starts from its parent has trained that long by its last round;
+- `naive`: every labeled case, unannotated classes = background, nnU-Net's loss;
+- `target_adaptive`, `merge_max`: every labeled case with a partial-label loss;
+- `rounds`: the config's rounds, each round's model evaluated;
+- `cutmix`: the same rounds with tumour CutMix in every organs+tumor round (the config's
+  `training.cutmix` where it has one, else the defaults); its rounds before the first
+  CutMix round equal the rounds arm's and are not reported twice.
+Each arm is the `pipeline` flow (a Prefect subflow) in its own workdir
+`W/arms/<arm>-s<seed>`, so it is recorded in a registry like any round (config with budget
+and seed, metrics partition) and resumes like one.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from prefect import flow
+
+from hybridlabel.models.config import CutMixConfig, PipelineConfig, RoundSpec, load_config
+from hybridlabel.models.config_yaml import render_config_yaml
+from hybridlabel.tasks.ablation_results import collect_arms, write_ablation
+from hybridlabel.tasks.files.atomic import atomic_write_text
+
+ARMS = ("teacher", "teacher_long", "naive", "target_adaptive", "merge_max", "rounds", "cutmix")
+LABELED = ["strong", "partial", "tumor_only"]
+
+
+class AblationError(ValueError):
+    """The arms or seeds asked for cannot run; the message says why."""
+
+
+def arm_config(config: PipelineConfig, arm: str, seed: int) -> PipelineConfig:
+    """The pipeline config of one arm and seed (budgets unchanged, seeds set)."""
+
+    def seeded(spec: RoundSpec, **training) -> RoundSpec:
+        return spec.model_copy(update={"training": spec.training.model_copy(update={"seed": seed, **training})})
+
+    if arm == "rounds":
+        rounds = [seeded(r) for r in config.rounds]
+    elif arm == "cutmix":
+        rounds = [
+            seeded(r, cutmix=r.training.cutmix or CutMixConfig()) if r.targets == "organs+tumor" else seeded(r)
+            for r in config.rounds
+        ]
+        if not any(r.training.cutmix for r in rounds):
+            raise AblationError("the cutmix arm needs a round with targets: organs+tumor in the config")
+    elif arm == "teacher":
+        rounds = [seeded(config.rounds[0])]
+    elif arm == "teacher_long":
+        first, budgets = config.rounds[0], [r.training for r in config.rounds]
+        iterations = sum(b.epochs * b.iterations_per_epoch for b in budgets)
+        seconds = [b.max_train_seconds for b in budgets]
+        rounds = [
+            seeded(
+                first.model_copy(update={"name": arm}),
+                epochs=math.ceil(iterations / first.training.iterations_per_epoch),
+                max_train_seconds=sum(seconds) if all(seconds) else None,
+            )
+        ]
+    elif arm in ("naive", "target_adaptive", "merge_max"):
+        first = config.rounds[0]
+        rounds = [
+            seeded(first.model_copy(update={"name": arm, "train_roles": LABELED, "targets": "organs+tumor"}), loss=arm)
+        ]
+    else:
+        raise AblationError(f"unknown arm {arm!r}; arms are {', '.join(ARMS)}")
+    return config.model_copy(update={"rounds": rounds, "name": f"{config.name}_{arm}"})
+
+
+def plan_arms(arms: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    """(arm, seed) runs: the teacher arm is the rounds arm's round 0 when both are asked."""
+    bad = [a for a in arms if a not in ARMS]
+    if bad or not arms:
+        raise AblationError(f"unknown arm(s) {bad or arms}; choose from {', '.join(ARMS)}")
+    if not seeds:
+        raise AblationError("give at least one seed, e.g. --seeds 1,2")
+    runs = [a for a in ARMS if a in arms and not (a == "teacher" and "rounds" in arms)]
+    return [(arm, seed) for seed in seeds for arm in runs]
+
+
+@flow(name="ablation", flow_run_name="ablation")
+def ablation(config_path: str, workdir: str, arms: list[str], seeds: list[int]) -> str:
+    """Train and evaluate every arm for every seed, then write the ablation table."""
+    from hybridlabel.flows.pipeline import first_round_to_run, pipeline
+
+    config, work = load_config(Path(config_path)), Path(workdir)
+    for arm, seed in plan_arms(arms, seeds):
+        arm_dir = work / "arms" / f"{arm}-s{seed}"
+        cfg = arm_config(config, arm, seed)
+        cfg_path = atomic_write_text(work / "arms" / f"{arm}-s{seed}.yaml", render_config_yaml(cfg))
+        start = first_round_to_run(arm_dir, cfg)
+        if start < len(cfg.rounds):  # completed arms are skipped: the ablation resumes
+            pipeline.with_options(flow_run_name=f"arm-{arm}-seed-{seed}")(str(cfg_path), str(arm_dir), start, False)
+    rows = collect_arms(work, arms, seeds, config)
+    return str(write_ablation(work, rows))

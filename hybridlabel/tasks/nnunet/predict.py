@@ -1,0 +1,60 @@
+"""Predict cases with a trained model: label maps written in the input's geometry,
+uncertainty computed from the probabilities in memory (never written per case)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from hybridlabel.models.config import LabelMapConfig
+from hybridlabel.models.nnunet.identity import FINAL, checkpoint_path
+from hybridlabel.models.nnunet.predictor import ModelBundle, Segmenter
+from hybridlabel.models.uncertainty import NEEDS_SECOND_PREDICTION, ScoreInputs, case_scores
+from hybridlabel.tasks.files.imageio import array_to_image, read_image, spacing_zyx, write_image
+
+
+def load_bundle(model_folder: Path, checkpoint: str = FINAL) -> ModelBundle:
+    """A trained model folder, loaded as an archive is: weights-only unpickling, checked plans."""
+    from hybridlabel.tasks.model.archive import bundle_from, load_weights
+
+    folder = Path(model_folder)
+    ckpt = load_weights(checkpoint_path(folder, checkpoint), f"model {folder}")
+    return bundle_from(
+        ckpt,
+        json.loads((folder / "plans.json").read_text()),
+        json.loads((folder / "dataset.json").read_text()),
+        f"model {folder}",
+    )
+
+
+def predict_case(
+    segmenter: Segmenter,
+    image_path: Path,
+    out_path: Path,
+    labels: LabelMapConfig,
+    scorers: tuple[str, ...] = ("entropy",),
+    reference: Path | None = None,
+) -> tuple[Path, dict]:
+    """Write the label map of one image (file or DICOM folder); return it and its scores.
+    A scorer that compares two predictions compares with `reference` (a label map of the
+    same case on the same grid, e.g. the previous round's) or else with a mirrored pass."""
+    image = read_image(image_path)
+    array, spacing = sitk.GetArrayViewFromImage(image), spacing_zyx(image)
+    seg, probs = segmenter.predict(array, spacing)
+    other = None
+    if NEEDS_SECOND_PREDICTION & set(scorers):
+        if reference is not None and Path(reference).is_file():
+            other = sitk.GetArrayFromImage(read_image(Path(reference)))
+        else:  # mirrored along x, predicted, mirrored back
+            other = np.ascontiguousarray(
+                segmenter.predict(np.ascontiguousarray(array[:, :, ::-1]), spacing)[0][:, :, ::-1]
+            )
+        if other.shape != seg.shape:
+            raise ValueError(f"{reference}: shape {other.shape} differs from the prediction's {seg.shape}")
+    scores = case_scores(ScoreInputs(seg, probs, other), labels, scorers)
+    del probs
+    write_image(array_to_image(seg, image), out_path)
+    return Path(out_path), scores
