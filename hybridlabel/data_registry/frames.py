@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from hybridlabel.data_registry.schema import columns, schema
+from hybridlabel.data_registry.schema import JSON_COLUMNS, columns, schema
 
 
 def to_arrow(df: pd.DataFrame, table: str) -> pa.Table:
@@ -49,3 +49,25 @@ def _default(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def decode(value):
+    """One JSON column's value as the object it holds; None where it holds nothing."""
+    return json.loads(value) if isinstance(value, str) else None
+
+
+def decoded(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its JSON columns (schema.JSON_COLUMNS) decoded: the one place the
+    registry's JSON is read back."""
+    out = frame.copy()
+    for col in sorted(JSON_COLUMNS & set(out.columns)):
+        out[col] = pd.Series([decode(v) for v in out[col]], index=out.index, dtype=object)
+    return out
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain dicts: JSON columns decoded, missing values None."""
+    return [
+        {k: (None if not isinstance(v, (list, dict, np.ndarray)) and pd.isna(v) else v) for k, v in row.items()}
+        for row in decoded(frame).to_dict("records")
+    ]

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hybridlabel.data_registry.frames import decoded as decode_frame
 from hybridlabel.data_registry.frames import empty_frame, from_arrow, to_arrow
 from hybridlabel.data_registry.schema import KEPT_ON_SUPERSEDE, ROUND_STATUSES, TABLES, value_problem
 
@@ -149,9 +150,11 @@ class Registry:
                 found[r] = part / PART
         return dict(sorted(found.items()))
 
-    def read(self, table: str, round_no: int, columns: list[str] | None = None) -> pd.DataFrame:
-        """One round's partition (only `columns`, when given: much less to decode)."""
-        return from_arrow(self._read_arrow(table, round_no, columns))
+    def read(self, table: str, round_no: int, columns: list[str] | None = None, decoded: bool = False) -> pd.DataFrame:
+        """One round's partition (only `columns`, when given: much less to decode; `decoded`:
+        JSON columns as objects, frames.decoded)."""
+        frame = from_arrow(self._read_arrow(table, round_no, columns))
+        return decode_frame(frame) if decoded else frame
 
     def _read_arrow(self, table: str, round_no: int, columns: list[str] | None = None) -> pa.Table:
         for _ in range(3):
@@ -198,10 +201,10 @@ class Registry:
         parts = [self.read(table, r) for r in self._partitions(table)]
         return pd.concat(parts, ignore_index=True) if parts else empty_frame(table)
 
-    def round_row(self, round_no: int) -> dict | None:
+    def round_row(self, round_no: int, decoded: bool = False) -> dict | None:
         if round_no not in self._partitions("rounds"):
             return None
-        return self.read("rounds", round_no).iloc[0].to_dict()
+        return self.read("rounds", round_no, decoded=decoded).iloc[0].to_dict()
 
     def rounds(self) -> pd.DataFrame:
         """Rows of the active rounds, in order."""

@@ -5,43 +5,13 @@ Called from flows only; outside a flow run (plain calls) the artifacts are skipp
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 
-from hybridlabel.tasks.events import emit
-
-
-def _in_run() -> bool:
-    from prefect.context import FlowRunContext
-
-    return FlowRunContext.get() is not None
-
-
-class Progress:
-    """A Prefect progress artifact (and the run's progress events of `stage`) moved as
-    per-case tasks finish. The artifact moves by whole percents: each update is a call to
-    the server, and at FLARE23's 4,000 cases one per case would be 4,000 calls a stage."""
-
-    def __init__(self, key: str, total: int, description: str, stage: str):
-        self.total, self.done, self.id, self.stage, self.shown = max(total, 1), 0, None, stage, 0
-        if _in_run():
-            from prefect.artifacts import create_progress_artifact
-
-            self.id = create_progress_artifact(0.0, key=key, description=description)
-
-    def advance(self, cases: int = 1) -> None:
-        self.done += cases
-        for _ in range(cases):
-            emit("advance", stage=self.stage)
-        percent = 100 * self.done // self.total
-        if self.id is not None and percent > self.shown:
-            from prefect.artifacts import update_progress_artifact
-
-            self.shown = percent
-            update_progress_artifact(self.id, float(percent))
+from hybridlabel.data_registry.frames import decoded, records
+from hybridlabel.flows.fanout import in_flow_run
 
 
 def round_line(
@@ -83,37 +53,6 @@ def round_line(
 def _organ_dsc(means: dict, reference: str = "val_gt") -> float | None:
     value = (means.get(reference) or {}).get("organ mean (present)", {}).get("dsc")
     return None if value is None else float(value)
-
-
-def map_chunks(
-    task, workers: int, progress: Progress | None, case_ids: list[str], per_case: dict[str, list], **shared
-) -> list:
-    """A chunk task (`predict_cases_task`, ...) mapped over task-sized chunks of per-case
-    arguments (`models.round_rules.chunks`); its results flattened, in case order."""
-    from prefect import unmapped
-
-    from hybridlabel.models.round_rules import chunks
-
-    index = chunks(list(range(len(case_ids))), workers)
-    futures = task.map(
-        **{k: [[v[i] for i in b] for b in index] for k, v in per_case.items()},
-        **{k: unmapped(v) for k, v in shared.items()},
-        first=[case_ids[b[0]] for b in index],
-        last=[case_ids[b[-1]] for b in index],
-    )
-    return wait_chunks(futures, [len(b) for b in index], progress)
-
-
-def wait_chunks(futures, sizes: list[int], progress: Progress | None = None) -> list:
-    """Results of chunk tasks (each a list), flattened in submission order; `progress`
-    moves by a chunk's cases as it finishes."""
-    from prefect.futures import as_completed
-
-    size_of = {f.task_run_id: n for f, n in zip(futures, sizes)}
-    for done in as_completed(futures):
-        if progress:
-            progress.advance(size_of[done.task_run_id])
-    return [r for f in futures for r in f.result()]
 
 
 def md_table(rows: list[dict]) -> str:
@@ -172,12 +111,10 @@ def round_summary(
     untrusted: list[int] | None = None,
 ) -> str:
     """Markdown: metrics, cases per role, label sources per class, selection, tumours per organ, times."""
-    import json
-
     roles = Counter(cases["role"])
     sources: dict[str, Counter] = {}
-    for text in cases["label_sources"].dropna():
-        for cls, src in json.loads(text).items():
+    for sources_of_case in decoded(cases[["label_sources"]])["label_sources"].dropna():
+        for cls, src in sources_of_case.items():
             sources.setdefault(cls, Counter())[src] += 1
     source_rows = [
         {"class": f"{c} {labels.get(int(c), '')}", **dict(sources[c])} for c in sorted(sources, key=int) if c != "0"
@@ -219,7 +156,7 @@ def round_summary(
             md_table([{"decision": d, "cases": n} for d, n in sorted(counts.items())]),
             f"\norgan-score cut-off: {cut}\n",
         ]
-    pool = [o for text in cases.get("tumor_objects", pd.Series(dtype=object)).dropna() for o in json.loads(text)]
+    pool = [o for found in decoded(cases.reindex(columns=["tumor_objects"]))["tumor_objects"].dropna() for o in found]
     if pool:  # models/cutmix.py: what the student had pasted into its tumour-free cases' patches
         hosts: dict[str, list[int]] = {}
         for o in pool:
@@ -248,7 +185,7 @@ def round_summary(
 def publish_round(
     round_no: int, markdown: str, selection: pd.DataFrame | None, metrics: pd.DataFrame | None = None
 ) -> None:
-    if not _in_run():
+    if not in_flow_run():
         return
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -274,11 +211,10 @@ def pipeline_overview(rounds: list[dict], reviews: dict[int, int], queues: list[
     review queue's state."""
     rows, teacher = [], None
     for row in rounds:
-        means = json.loads(row.get("mean_metrics") or "{}")
-        counts = json.loads(row.get("counts") or "{}")
+        means, counts = row.get("mean_metrics") or {}, row.get("counts") or {}
         dsc = _organ_dsc(means)
         teacher = dsc if row["round"] == 0 else teacher
-        seconds = sum(json.loads(row.get("stage_seconds") or "{}").values())
+        seconds = sum((row.get("stage_seconds") or {}).values())
         labels = _organ_dsc(means, "complete_hybrid")
         rows.append(
             {
@@ -313,7 +249,7 @@ def pipeline_overview(rounds: list[dict], reviews: dict[int, int], queues: list[
 
 def publish_pipeline_overview(workdir) -> None:
     """The `pipeline-overview` artifact, one key for the whole run, updated after each round."""
-    if not _in_run():
+    if not in_flow_run():
         return
     from pathlib import Path
 
@@ -322,7 +258,7 @@ def publish_pipeline_overview(workdir) -> None:
     from hybridlabel.data_registry.store import Registry
 
     reg = Registry(Path(workdir))
-    rounds = reg.rounds().to_dict("records")
+    rounds = records(reg.rounds())
     reviews = {r: len(f) for r in range(len(rounds)) if (f := reg.read_if_present("reviews", r)) is not None}
     queues = sorted(int(p.name.split("-")[1]) for p in (Path(workdir) / "review").glob("round-*"))
     create_markdown_artifact(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hybridlabel.flows.dashboard import Progress, map_chunks
+from hybridlabel.flows.fanout import Progress, map_chunks
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.metric_summary import mean_metrics
 from hybridlabel.models.nnunet.identity import checkpoint_path

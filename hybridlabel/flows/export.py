@@ -8,7 +8,6 @@ evaluated on the val cases like a round, and recorded as round len(rounds), kind
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,12 +15,12 @@ from prefect import flow
 
 from hybridlabel.data_registry.frames import dumps
 from hybridlabel.data_registry.store import Registry, RegistryError
-from hybridlabel.flows.dashboard import metric_rows, publish_round, round_line
+from hybridlabel.flows.dashboard import metric_rows, round_line
 from hybridlabel.flows.evaluation import evaluate_round
+from hybridlabel.flows.round_end import finish_round, round_means
 from hybridlabel.flows.timing import timed, training_size
 from hybridlabel.models.config import PipelineConfig, TrainingConfig
 from hybridlabel.models.round_rules import training_label_paths
-from hybridlabel.tasks.events import emit
 from hybridlabel.tasks.model.export import write_model_archive, write_nnunet_folder
 from hybridlabel.tasks.model.qc import training_label_reference
 from hybridlabel.tasks.registry import code_version, config_record
@@ -102,7 +101,8 @@ def export_model(config: PipelineConfig, workdir: str) -> str:
                 Path(model_dir), archive.with_name(archive.name.removesuffix(".hlmodel.zip") + ".nnunet")
             )
         )
-    reg.commit_round(
+    finish_round(
+        reg,
         round_no,
         cases,
         {
@@ -119,22 +119,17 @@ def export_model(config: PipelineConfig, workdir: str) -> str:
             "started_at": started,
             "finished_at": datetime.now(timezone.utc),
         },
-        metrics=metrics,
-    )
-    rows = metric_rows(metrics, "val_gt")
-    publish_round(round_no, _markdown(archive, info, source, rows), None, metrics)
-    parent_means = json.loads((reg.round_row(last) or {}).get("mean_metrics") or "{}")
-    emit(
-        "done",
+        metrics,
         round_line(
             round_no,
             f"export ({info['network']}, {info['parameters'] / 1e6:.1f} M parameters, "
             f"{info['size_bytes'] / 1e6:.1f} MB)",
             {},
             means,
-            parent_means,
+            round_means(reg, last),
             stages,
         ),
+        _markdown(archive, info, source, metric_rows(metrics, "val_gt")),
     )
     return str(archive)
 

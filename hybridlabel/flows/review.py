@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hybridlabel.data_registry.frames import records
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.models.config import PipelineConfig, load_config
 from hybridlabel.models.review_rank import rank_cases, top_of
@@ -40,12 +41,7 @@ def _round_cases(workdir: Path, round_no: int) -> pd.DataFrame:
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    out = []
-    for r in frame.to_dict("records"):
-        for key in ("label_sources", "scores"):
-            r[key] = json.loads(r[key]) if isinstance(r.get(key), str) else (r.get(key) or {})
-        out.append(r)
-    return out
+    return [{**r, "label_sources": r["label_sources"] or {}, "scores": r["scores"] or {}} for r in records(frame)]
 
 
 def rank_round(

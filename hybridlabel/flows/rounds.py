@@ -7,7 +7,6 @@ committing its registry partitions; only then is it complete.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,8 +17,10 @@ from prefect.context import FlowRunContext
 from hybridlabel.data_registry.frames import dumps
 from hybridlabel.data_registry.ops import apply_updates, next_round_cases
 from hybridlabel.data_registry.store import Registry, RegistryError
-from hybridlabel.flows.dashboard import Progress, map_chunks, publish_round, round_line, round_summary
+from hybridlabel.flows.dashboard import round_line, round_summary
 from hybridlabel.flows.evaluation import evaluate_round
+from hybridlabel.flows.fanout import Progress, map_chunks
+from hybridlabel.flows.round_end import finish_round, round_means
 from hybridlabel.flows.timing import timed, training_size
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.holdout import held_out_classes
@@ -41,7 +42,6 @@ from hybridlabel.models.round_rules import (
     tumor_kept,
     without_failed_predictions,
 )
-from hybridlabel.tasks.events import emit
 from hybridlabel.tasks.files.imageio import sha256_path
 from hybridlabel.tasks.intake.audit import audit_dataset, summarize
 from hybridlabel.tasks.registry import code_version, config_record
@@ -127,13 +127,14 @@ def teacher_round(config: PipelineConfig, workdir: str) -> dict:
         mean_metrics=dumps(means),
         finished_at=datetime.now(timezone.utc),
     )
-    reg.commit_round(0, cases, row, metrics=metrics)
-    emit(
-        "done",
+    finish_round(
+        reg,
+        0,
+        cases,
+        row,
+        metrics,
         round_line(0, spec.name, {"trained": len(trained)}, means, None, stages, config.evaluation.learned_floor),
-    )
-    publish_round(
-        0, round_summary(0, spec.name, cases, stages, config.label_map.labels, None, [], metrics), None, metrics
+        round_summary(0, spec.name, cases, stages, config.label_map.labels, None, [], metrics),
     )
     return {"round": 0, "model_dir": model_dir}
 
@@ -329,11 +330,14 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
         mean_metrics=dumps(means),
         finished_at=datetime.now(timezone.utc),
     )
-    reg.commit_round(round_no, cases, row, metrics=metrics)
-    parent_means = json.loads((reg.round_row(round_no - 1) or {}).get("mean_metrics") or "{}")
-    emit("done", round_line(round_no, spec.name, counts, means, parent_means, stages, config.evaluation.learned_floor))
-    publish_round(
+    parent_means = round_means(reg, round_no - 1)
+    finish_round(
+        reg,
         round_no,
+        cases,
+        row,
+        metrics,
+        round_line(round_no, spec.name, counts, means, parent_means, stages, config.evaluation.learned_floor),
         round_summary(
             round_no,
             spec.name,
@@ -347,6 +351,5 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
             counts["untrusted_classes"],
         ),
         selection,
-        metrics,
     )
     return {"round": round_no, "model_dir": new_model}

@@ -29,15 +29,6 @@ CASE_FIELDS = (
 )
 
 
-def chunks(items: list, workers: int, max_size: int = 32) -> list[list]:
-    """Per-case work in task-sized chunks: about 4 chunks per worker, at most `max_size`
-    cases each, one case per task for small rounds. A Prefect task run costs ~10 ms on
-    threads and ~130 ms on Dask (measured: benchmarks/bench_scale.py), as much as the
-    per-case work itself at FLARE23's 4,000 cases."""
-    size = max(1, min(max_size, len(items) // (4 * max(1, workers))))
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def usable(frame: pd.DataFrame, roles: Iterable[str]) -> pd.DataFrame:
     """Cases of the given roles that are not quarantined."""
     ok = frame["role"].isin(list(roles)) & frame["quarantine_reason"].isna()

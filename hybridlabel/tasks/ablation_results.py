@@ -49,7 +49,7 @@ def _organ_present(metrics: pd.DataFrame, reference: str, organ_ids) -> float:
 def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConfig) -> dict | None:
     if not reg.is_complete(round_no):
         return None
-    row = reg.round_row(round_no)
+    row = reg.round_row(round_no, decoded=True)
     metrics = reg.read("metrics", round_no)
     val = metrics[metrics["reference"] == "val_gt"]
     if val.empty:
@@ -59,9 +59,9 @@ def _row(reg: Registry, round_no: int, arm: str, seed: int, config: PipelineConf
     present = organ_means(val, labels.organ_ids, ["case_id"], present_only=True)
     tumor = val[val["class_id"] == labels.tumor_id]
     tumor_present = tumor[tumor["gt_present"].fillna(False).astype(bool)] if "gt_present" in tumor else tumor
-    rounds = json.loads(row["config_json"])["rounds"]
+    rounds = row["config_json"]["rounds"]
     training = rounds[round_no]["training"]
-    stages = json.loads(row["stage_seconds"] or "{}")
+    stages = row["stage_seconds"] or {}
     return {
         "arm": arm,
         "seed": seed,

@@ -3,24 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from hybridlabel.data_registry.schema import JSON_COLUMNS
-
-
-def _rows(frame: pd.DataFrame) -> list[dict]:
-    out = []
-    for row in frame.to_dict("records"):
-        clean = {k: (None if (not isinstance(v, (list, dict)) and pd.isna(v)) else v) for k, v in row.items()}
-        for key in JSON_COLUMNS & clean.keys():
-            if key != "config_json" and isinstance(clean.get(key), str):
-                clean[key] = json.loads(clean[key])
-        clean.pop("config_json", None)
-        out.append(clean)
-    return out
+from hybridlabel.data_registry.frames import records
 
 
 def status_dict(workdir: Path) -> dict:
@@ -30,6 +17,9 @@ def status_dict(workdir: Path) -> dict:
     from hybridlabel.data_registry.store import Registry
     from hybridlabel.tasks.integrity import round_problems
     from hybridlabel.tasks.workdir import WorkdirLock
+
+    def _rows(frame: pd.DataFrame) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "config_json"} for r in records(frame)]
 
     reg = Registry(workdir)
     rounds = _rows(reg.rounds())

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from prefect import flow
 
-from hybridlabel.flows.dashboard import map_chunks
+from hybridlabel.flows.fanout import chunks, map_chunks
 from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingConfig
-from hybridlabel.models.round_rules import chunks
 from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
 from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round
 from hybridlabel.tasks.nnunet.train import train_model
@@ -57,7 +56,7 @@ def test_per_case_tasks_fan_out_on_two_dask_workers(tiny_model, phantom_cohort, 
         )
     )
     def fan_out():
-        # workers=1: chunks of 2 cases (models.round_rules.chunks), as a large round sends them
+        # workers=1: chunks of 2 cases (flows.fanout.chunks), as a large round sends them
         ids = [c["case_id"] for c in cases]
         preds = map_chunks(
             predict_cases_task,

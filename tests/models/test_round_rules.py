@@ -5,7 +5,6 @@ import pandas as pd
 
 from hybridlabel.models.round_rules import (
     case_updates,
-    chunks,
     loss_classes,
     needs_ignore,
     prediction_set,
@@ -173,16 +172,6 @@ def test_training_labels_are_the_hybrid_label_else_the_own_one():
     )
     # b did not train; d's missing hybrid label is NaN, not None; e has no label at all
     assert training_label_paths(cases) == ["a.nii.gz", "c_h.nii.gz", "d.nii.gz"]
-
-
-def test_chunks_cover_every_case_once_in_order():
-    assert chunks(list(range(12)), workers=2) == [[i] for i in range(12)]  # small rounds: one case per task
-    big = chunks(list(range(4000)), workers=2)
-    assert [len(c) for c in big] == [32] * 125  # capped at 32 cases a task
-    assert [x for c in big for x in c] == list(range(4000))
-    mid = chunks(list(range(100)), workers=2)
-    assert len(mid[0]) == 12 and [x for c in mid for x in c] == list(range(100)) and len(mid) == 9
-    assert chunks([], workers=2) == []
 
 
 def test_tumor_donors_are_cases_whose_tumour_label_is_ground_truth():

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from hybridlabel.data_registry.frames import decoded, records
 from hybridlabel.data_registry.schema import JSON_COLUMNS
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.tasks.workdir import Layout
@@ -29,22 +29,13 @@ class ReportData:
     learned_floor: float = 0.5  # evaluation.learned_floor of the config the rounds ran with
 
 
-def _json(value, default):
-    if isinstance(value, str):
-        return json.loads(value)
-    return default
-
-
 def _config(rounds: pd.DataFrame) -> dict:
-    for text in reversed(rounds.get("config_json", pd.Series(dtype=object)).tolist()):
-        if isinstance(text, str):
-            return json.loads(text)
-    return {}
+    return next((c for c in reversed(rounds.get("config_json", pd.Series(dtype=object)).tolist()) if c), {})
 
 
 def collect(workdir: Path) -> ReportData:
     reg = Registry(Path(workdir))
-    rounds = reg.rounds()
+    rounds = decoded(reg.rounds())
     if rounds.empty:
         raise FileNotFoundError(f"{workdir} has no rounds in its registry; run the pipeline first")
     config = _config(rounds)
@@ -53,9 +44,8 @@ def collect(workdir: Path) -> ReportData:
     tumor_id = int(label_map.get("tumor_id", 14))
     scorer = (config.get("selection") or {}).get("scorer", "entropy")
     floor = float((config.get("evaluation") or {}).get("learned_floor", 0.5))
-    rounds = rounds.copy()
     for col in sorted(JSON_COLUMNS & set(rounds.columns) - {"config_json"}):
-        rounds[col] = [_json(v, {}) for v in rounds[col]]
+        rounds[col] = [v if v is not None else {} for v in rounds[col]]
     live = [int(r) for r in rounds["round"]]
     metrics = reg.read_all("metrics")
     metrics = metrics[metrics["round"].astype(int).isin(live)] if len(metrics) else metrics
@@ -69,11 +59,11 @@ def collect(workdir: Path) -> ReportData:
         last_cases = cases
         if r in exports:  # the export's cases are the last round's: no sources, selection or tumours of its own
             continue
-        for row in cases.to_dict("records"):
-            for cls, src in _json(row.get("label_sources"), {}).items():
+        for row in records(cases):
+            for cls, src in (row.get("label_sources") or {}).items():
                 if cls != "0":
                     source_rows.append({"round": r, "class_id": int(cls), "source": src})
-            scores = _json(row.get("scores"), {})
+            scores = row.get("scores") or {}
             if row.get("role") == "unlabeled" and f"organ_{scorer}" in scores:
                 score_rows.append(
                     {
@@ -84,7 +74,7 @@ def collect(workdir: Path) -> ReportData:
                         "decision": row.get("selection"),
                     }
                 )
-            for t in _json(row.get("tumors"), []):
+            for t in row.get("tumors") or []:
                 if t.get("kept", True):
                     organ = t.get("organ")
                     tumor_rows.append(
