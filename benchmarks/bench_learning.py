@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from hybridlabel.models.config import LabelMapConfig, TrainingConfig  # noqa: E402
 from hybridlabel.models.metrics import MetricRules, score_case  # noqa: E402
+from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.models.nnunet.predictor import Segmenter  # noqa: E402
 from hybridlabel.tasks.files.atomic import atomic_write_text  # noqa: E402
 from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
@@ -170,7 +171,7 @@ def main() -> None:
             max_train_seconds=args.seconds,
             curve_every=1,
         )
-        model = train_model(root, 600, "Dataset600_teacher", training, log=lambda _: None)
+        model = train_model(NnunetDataset(root, 600, "teacher"), training, log=lambda _: None)
         wall = time.perf_counter() - t0
         points = curve(model, val, labels, args.points)
         results[name] = {

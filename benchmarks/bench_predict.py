@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingConfig  # noqa: E402
 from hybridlabel.models.nnunet.fast_predictor import FastSegmenter  # noqa: E402
+from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.models.phantom import generate_phantom  # noqa: E402
 from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
 from hybridlabel.tasks.model.archive import read_archive  # noqa: E402
@@ -67,7 +68,7 @@ def train(root: Path, network: str, iterations: int, device: str) -> Path:
         seed=7,
     )
     t = time.perf_counter()
-    model = train_model(root, 610, "Dataset610_bench", budget, log=lambda _: None)
+    model = train_model(NnunetDataset(root, 610, "bench"), budget, log=lambda _: None)
     print(f"trained {network}: {epochs * 25} iterations in {time.perf_counter() - t:.0f} s")
     return model
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hybridlabel.models.config import LabelMapConfig, TrainingConfig  # noqa: E402
+from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.models.nnunet.predictor import Segmenter  # noqa: E402
 from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
 from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset  # noqa: E402
@@ -72,7 +73,7 @@ def main() -> None:
         optimizer=args.optimizer,
     )
     t1 = time.perf_counter()
-    model = train_model(root, 600, "Dataset600_teacher", training, log=lambda _: None)
+    model = train_model(NnunetDataset(root, 600, "teacher"), training, log=lambda _: None)
     t_train = time.perf_counter() - t1
     seg = Segmenter(load_bundle(model), device=args.device)
     t2 = time.perf_counter()

@@ -20,6 +20,7 @@ from hybridlabel.flows.evaluation import evaluate_round
 from hybridlabel.flows.round_end import finish_round, round_means
 from hybridlabel.flows.timing import timed, training_size
 from hybridlabel.models.config import PipelineConfig, TrainingConfig
+from hybridlabel.models.nnunet.identity import round_dataset
 from hybridlabel.models.round_rules import training_label_paths
 from hybridlabel.tasks.model.export import write_model_archive, write_nnunet_folder
 from hybridlabel.tasks.model.qc import training_label_reference
@@ -59,21 +60,17 @@ def export_model(config: PipelineConfig, workdir: str) -> str:
     started, stages, round_no = datetime.now(timezone.utc), {}, len(config.rounds)
     model_dir, source = parent_model(Path(workdir), last), f"round {last}"
     if (training := export_training(config)) is not None:
-        dataset_id = config.nnunet_dataset_id + last
+        dataset = round_dataset(layout.nnunet, config.nnunet_dataset_id, config.name, last)
         if training.configuration != config.rounds[last].training.configuration:
             with timed(stages, "preprocess"):
                 preprocess_task(
-                    str(layout.nnunet),
-                    dataset_id,
-                    f"{config.name}_r{last}",
+                    dataset,
                     config.nnunet_dataset_id,
                     training.configuration,
                     config.planner_gpu_memory_gb,
                 )
         with timed(stages, "train", *training_size(training)):
-            model_dir = train_task(
-                str(layout.nnunet), dataset_id, f"Dataset{dataset_id:03d}_{config.name}_r{last}", training
-            )
+            model_dir = train_task(dataset, training)
         source = f"{config.export.network} student on round {last}'s hybrid labels"
     cases = reg.read("cases", last).assign(round=round_no)
     with timed(stages, "evaluate"):

@@ -24,7 +24,7 @@ from hybridlabel.flows.round_end import finish_round, round_means
 from hybridlabel.flows.timing import timed, training_size
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.models.holdout import held_out_classes
-from hybridlabel.models.nnunet.identity import checkpoint_path
+from hybridlabel.models.nnunet.identity import checkpoint_path, round_dataset
 from hybridlabel.models.pseudo_trust import trust_evidence, untrusted_classes, val_dice
 from hybridlabel.models.round_rules import (
     apply_reviews,
@@ -59,11 +59,6 @@ from hybridlabel.tasks.workdir import Layout
 def _flow_run_id() -> str | None:
     ctx = FlowRunContext.get()
     return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
-
-
-def _dataset(config: PipelineConfig, round_no: int) -> tuple[int, str]:
-    dataset_id = config.nnunet_dataset_id + round_no
-    return dataset_id, f"Dataset{dataset_id:03d}_{config.name}_r{round_no}"
 
 
 def _round_row(config: PipelineConfig, round_no: int, kind: str, started: datetime, **fields) -> dict:
@@ -165,12 +160,10 @@ def _train(
     """Preprocess, cut the CutMix pool when the budget asks for one, train. Returns the
     model folder and the tumour objects cut per donor case."""
     spec = config.rounds[round_no]
-    dataset_id, dataset = _dataset(config, round_no)
+    dataset = round_dataset(layout.nnunet, config.nnunet_dataset_id, config.name, round_no)
     with timed(stages, "preprocess"):
         build_dataset_task(
-            str(layout.nnunet),
-            dataset_id,
-            dataset.split("_", 1)[1],
+            dataset,
             train,
             config.label_map,
             with_ignore,
@@ -184,7 +177,7 @@ def _train(
     if spec.training.cutmix is not None and donors:
         with timed(stages, "cutmix", len(donors)):
             pool, objects = cutmix_pool_task(
-                str(layout.nnunet / "preprocessed" / dataset),
+                str(dataset.preprocessed),
                 spec.training.configuration,
                 donors,
                 spec.training.cutmix,
@@ -193,9 +186,7 @@ def _train(
                 spec.training.seed,
             )
     with timed(stages, "train", *training_size(spec.training)):
-        return train_task(
-            str(layout.nnunet), dataset_id, dataset, spec.training, annotated, parent_model, pool
-        ), objects
+        return train_task(dataset, spec.training, annotated, parent_model, pool), objects
 
 
 def _cutmix_updates(objects: dict[str, list[dict]]) -> dict[str, dict]:

@@ -17,6 +17,7 @@ import SimpleITK as sitk
 from prefect import get_run_logger, task
 
 from hybridlabel.models.config import CutMixConfig, LabelMapConfig, PipelineConfig, TrainingConfig
+from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.tasks.files.content_store import dedupe
 from hybridlabel.tasks.files.imageio import array_to_image, sha256_path, write_image
 from hybridlabel.tasks.merge import merge_case_files
@@ -222,9 +223,7 @@ def merge_cases_task(
 
 @task(name="build-round-dataset")
 def build_dataset_task(
-    nnunet_root: str,
-    dataset_id: int,
-    name: str,
+    dataset: NnunetDataset,
     cases: list[dict],
     labels: LabelMapConfig,
     with_ignore: bool,
@@ -241,11 +240,12 @@ def build_dataset_task(
 
     log = _logger()
     training = [TrainingCase(c["case_id"], Path(c["image_path"]), Path(c["train_label"])) for c in cases]
-    write_round_dataset(Path(nnunet_root), dataset_id, name, training, labels, with_ignore=with_ignore, tumor=tumor)
+    root, dataset_id, name = Path(dataset.root), dataset.id, dataset.name
+    write_round_dataset(root, dataset_id, name, training, labels, with_ignore=with_ignore, tumor=tumor)
     base = dataset_id if plans_from is None else plans_from
-    plans = plan_dataset(Path(nnunet_root), base, log=log.info, gpu_memory_gb=planner_gpu_memory_gb)
+    plans = plan_dataset(root, base, log=log.info, gpu_memory_gb=planner_gpu_memory_gb)
     preprocess_round(
-        Path(nnunet_root),
+        root,
         plans,
         dataset_id,
         name,
@@ -259,25 +259,23 @@ def build_dataset_task(
 
 @task(name="preprocess-round")
 def preprocess_task(
-    nnunet_root: str,
-    dataset_id: int,
-    name: str,
+    dataset: NnunetDataset,
     plans_from: int,
     configuration: str,
     planner_gpu_memory_gb: float | None = None,
 ) -> str:
     """A round's existing raw dataset preprocessed in another configuration (the export's)."""
-    from hybridlabel.tasks.nnunet.dataset import FILE_ENDING, TrainingCase, dataset_name
+    from hybridlabel.tasks.nnunet.dataset import FILE_ENDING, TrainingCase
     from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round
 
-    raw = Path(nnunet_root) / "raw" / dataset_name(dataset_id, name)
+    raw, root = dataset.raw, Path(dataset.root)
     suffix = f"_0000{FILE_ENDING}"
     cases = [
         TrainingCase(p.name[: -len(suffix)], p, raw / "labelsTr" / (p.name[: -len(suffix)] + FILE_ENDING))
         for p in sorted((raw / "imagesTr").glob(f"*{suffix}"))
     ]
-    plans = plan_dataset(Path(nnunet_root), plans_from, log=_logger().info, gpu_memory_gb=planner_gpu_memory_gb)
-    return str(preprocess_round(Path(nnunet_root), plans, dataset_id, name, cases, configuration=configuration))
+    plans = plan_dataset(root, plans_from, log=_logger().info, gpu_memory_gb=planner_gpu_memory_gb)
+    return str(preprocess_round(root, plans, dataset.id, dataset.name, cases, configuration=configuration))
 
 
 @task(name="cutmix-pool")
@@ -300,9 +298,7 @@ def cutmix_pool_task(
 
 @task(name="train-model")
 def train_task(
-    nnunet_root: str,
-    dataset_id: int,
-    dataset: str,
+    dataset: NnunetDataset,
     training: TrainingConfig,
     annotated: dict[str, list[int]] | None = None,
     parent_model: str | None = None,
@@ -313,8 +309,6 @@ def train_task(
     log = _logger()
     return str(
         train_model(
-            Path(nnunet_root),
-            dataset_id,
             dataset,
             training,
             annotated,

@@ -9,6 +9,7 @@ from prefect import flow
 
 from hybridlabel.flows.fanout import chunks, map_chunks
 from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingConfig
+from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
 from hybridlabel.tasks.nnunet.preprocess import plan_dataset, preprocess_round
 from hybridlabel.tasks.nnunet.train import train_model
@@ -30,7 +31,7 @@ def tiny_model(phantom_cohort, tmp_path_factory):
     plans = plan_dataset(root, 31, log=lambda _: None)
     preprocess_round(root, plans, 31, "dask", strong)
     cfg = TrainingConfig(network="tiny", epochs=1, iterations_per_epoch=2, val_iterations=1, device="cpu", seed=1)
-    return train_model(root, 31, "Dataset031_dask", cfg, log=lambda _: None), truth
+    return train_model(NnunetDataset(root, 31, "dask"), cfg, log=lambda _: None), truth
 
 
 def test_per_case_tasks_fan_out_on_two_dask_workers(tiny_model, phantom_cohort, tmp_path, prefect_harness):

@@ -19,6 +19,33 @@ def checkpoint_path(model_folder: Path | str, name: str = FINAL) -> Path:
 
 
 @dataclass(frozen=True)
+class NnunetDataset:
+    """One nnU-Net dataset under a workdir's nnU-Net root, built once per round and handed
+    to every task of it (nnU-Net's `DatasetNNN_name` rule lives here only)."""
+
+    root: Path  # the workdir's nnU-Net root (raw/, preprocessed/, results/)
+    id: int
+    name: str  # without the DatasetNNN_ prefix
+
+    @property
+    def folder_name(self) -> str:
+        return f"Dataset{self.id:03d}_{self.name}"
+
+    @property
+    def raw(self) -> Path:
+        return Path(self.root) / "raw" / self.folder_name
+
+    @property
+    def preprocessed(self) -> Path:
+        return Path(self.root) / "preprocessed" / self.folder_name
+
+
+def round_dataset(root: Path, first_id: int, run_name: str, round_no: int) -> NnunetDataset:
+    """Round `round_no`'s dataset: ids count up from the config's `nnunet_dataset_id`."""
+    return NnunetDataset(Path(root), first_id + round_no, f"{run_name}_r{round_no}")
+
+
+@dataclass(frozen=True)
 class ModelIdentity:
     root: Path  # the workdir's nnU-Net root (raw/, preprocessed/, results/)
     dataset_id: int
@@ -41,3 +68,7 @@ class ModelIdentity:
 
     def checkpoint(self, name: str = FINAL) -> Path:
         return checkpoint_path(self.folder, name)
+
+    @classmethod
+    def of(cls, dataset: NnunetDataset, plans: str, configuration: str) -> "ModelIdentity":
+        return cls(Path(dataset.root), dataset.id, dataset.folder_name, plans, configuration)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.models.nnunet.dataset_json import dataset_json
+from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.files.imageio import read_image, write_image
 
@@ -26,10 +27,6 @@ class TrainingCase:
     case_id: str
     image: Path
     label: Path
-
-
-def dataset_name(dataset_id: int, name: str) -> str:
-    return f"Dataset{dataset_id:03d}_{name}"
 
 
 def _link(target: Path, link: Path) -> None:
@@ -62,7 +59,7 @@ def write_round_dataset(
     tumor: bool = True,
 ) -> Path:
     """(Re)write the raw dataset of a round; returns its folder."""
-    folder = Path(root) / "raw" / dataset_name(dataset_id, name)
+    folder = NnunetDataset(Path(root), dataset_id, name).raw
     for sub in ("imagesTr", "labelsTr"):
         if (folder / sub).exists():
             shutil.rmtree(folder / sub)  # only links live here: a rerun starts clean

@@ -28,11 +28,12 @@ import SimpleITK as sitk
 
 from hybridlabel.models.intake import check_intensities, fingerprint_problem
 from hybridlabel.models.nnunet.commands import nnunet_env, plan_command
+from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.models.nnunet.plans import BASE_PLANS, DEFAULT_CONFIGURATION, configuration_problem
 from hybridlabel.tasks.files.atomic import atomic_write_bytes, atomic_write_text
 from hybridlabel.tasks.files.content_store import dedupe
 from hybridlabel.tasks.files.imageio import ImageReadError, read_image
-from hybridlabel.tasks.nnunet.dataset import FILE_ENDING, TrainingCase, _link, dataset_name
+from hybridlabel.tasks.nnunet.dataset import FILE_ENDING, TrainingCase, _link
 
 
 class NnunetError(RuntimeError):
@@ -233,7 +234,7 @@ def preprocess_round(
     plans = json.loads(Path(plans_file).read_text())
     if problem := configuration_problem(plans, configuration):
         raise NnunetError(problem)
-    ds_name = dataset_name(dataset_id, name)
+    ds_name = NnunetDataset(Path(root), dataset_id, name).folder_name
     raw = Path(root) / "raw" / ds_name
     dataset = json.loads((raw / "dataset.json").read_text())
     config = plans["configurations"][configuration]

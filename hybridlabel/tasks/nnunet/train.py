@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hybridlabel.models.config import TrainingConfig
 from hybridlabel.models.nnunet.commands import nnunet_env, train_command
-from hybridlabel.models.nnunet.identity import LATEST, ModelIdentity, checkpoint_path
+from hybridlabel.models.nnunet.identity import LATEST, ModelIdentity, NnunetDataset, checkpoint_path
 from hybridlabel.models.nnunet.plans import BASE_PLANS, plans_name, plans_variant
 from hybridlabel.models.nnunet.spec import TrainingSpec
 from hybridlabel.tasks.events import emit
@@ -39,16 +39,13 @@ def write_plans_variant(preprocessed: Path, training: TrainingConfig) -> str:
     return name
 
 
-def model_identity(root: Path, dataset_id: int, dataset: str, training: TrainingConfig) -> ModelIdentity:
+def model_identity(dataset: NnunetDataset, training: TrainingConfig) -> ModelIdentity:
     """The identity of the model this budget trains on this dataset (writes its plans variant)."""
-    plans = write_plans_variant(Path(root) / "preprocessed" / dataset, training)
-    return ModelIdentity(Path(root), dataset_id, dataset, plans, training.configuration)
+    return ModelIdentity.of(dataset, write_plans_variant(dataset.preprocessed, training), training.configuration)
 
 
 def train_model(
-    root: Path,
-    dataset_id: int,
-    dataset: str,
+    dataset: NnunetDataset,
     training: TrainingConfig,
     annotated: dict[str, list[int]] | None = None,
     log: Callable[[str], None] = print,
@@ -59,7 +56,7 @@ def train_model(
     """Train (or finish training) the round's model; returns its model folder."""
     from hybridlabel.models.nnunet.network import count_parameters
 
-    model = model_identity(root, dataset_id, dataset, training)
+    model = model_identity(dataset, training)
     out = model.folder
     n_params = count_parameters(
         json.loads(model.plans_file.read_text()),
@@ -93,7 +90,11 @@ def train_model(
     )
     device = resolve_device(training.device)
     env = nnunet_env(
-        root, dict(os.environ), n_proc=n_proc, n_proc_da=0 if device == "cpu" else max(2, n_proc), spec_path=spec_path
+        dataset.root,
+        dict(os.environ),
+        n_proc=n_proc,
+        n_proc_da=0 if device == "cpu" else max(2, n_proc),
+        spec_path=spec_path,
     )
     resume = model.checkpoint(LATEST).exists()
     run_logged(train_command(model, device, continue_training=resume), env, _with_epoch_events(log, training))

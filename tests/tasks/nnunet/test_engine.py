@@ -15,6 +15,7 @@ import torch
 
 from hybridlabel.models.config import LabelMapConfig, TrainingConfig
 from hybridlabel.models.nnunet.commands import full_preprocess_command, nnunet_env
+from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.models.nnunet.predictor import Segmenter
 from hybridlabel.tasks.model.archive import load_weights
 from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset
@@ -104,7 +105,7 @@ def test_a_new_round_reuses_the_preprocessed_images(engine):
 
 def test_tiny_model_trains_within_budget_and_predicts(engine, tmp_path):
     root = engine["root"]
-    model = train_model(root, 1, "Dataset001_teacher", TINY, log=lambda _: None)
+    model = train_model(NnunetDataset(root, 1, "teacher"), TINY, log=lambda _: None)
     log = (model / "fold_all").glob("training_log_*.txt")
     text = next(log).read_text()
     assert "Epoch 0" in text and "Epoch 1" not in text  # the budget: one epoch
@@ -165,7 +166,7 @@ def test_a_3d_lowres_model_trains_predicts_and_exports(engine, tmp_path):
         plan_dataset(root, 2, log=lambda _: None)  # plans are never remade under a workdir's models
     preprocess_round(root, plans, 2, "lowres", engine["cases"], configuration="3d_lowres")
     model = train_model(
-        root, 2, "Dataset002_lowres", TINY.model_copy(update={"configuration": "3d_lowres"}), log=lambda _: None
+        NnunetDataset(root, 2, "lowres"), TINY.model_copy(update={"configuration": "3d_lowres"}), log=lambda _: None
     )
     assert model.name.endswith("__3d_lowres")
     val = next(c for c, t in engine["truth"].items() if t["role"] == "val")
@@ -190,7 +191,7 @@ def test_partial_label_training_is_seeded_and_deterministic(engine):
         name = f"seed{dataset_id}"
         write_round_dataset(root, dataset_id, name, engine["cases"], LABELS)
         preprocess_round(root, engine["plans"], dataset_id, name, engine["cases"])
-        model = train_model(root, dataset_id, f"Dataset{dataset_id:03d}_{name}", cfg, classes, log=lambda _: None)
+        model = train_model(NnunetDataset(root, dataset_id, name), cfg, classes, log=lambda _: None)
         ckpt = load_weights(model / "fold_all" / "checkpoint_final.pth", "test model")  # weights-only, as every load
         weights.append(ckpt["network_weights"])
     assert weights[0].keys() == weights[1].keys()
@@ -212,7 +213,7 @@ def test_cases_holding_a_rare_class_are_drawn_more_often(engine):
         cfg = TINY.model_copy(
             update={"loss": "target_adaptive", "rare_class_sampling": threshold, "rare_class_patches": patches}
         )
-        model = train_model(root, dataset_id, f"Dataset{dataset_id:03d}_{name}", cfg, rare, log=lambda _: None)
+        model = train_model(NnunetDataset(root, dataset_id, name), cfg, rare, log=lambda _: None)
         weights.append(load_weights(model / "fold_all" / "checkpoint_final.pth", "test model")["network_weights"])
         logs.append("".join(p.read_text() for p in (model / "fold_all").glob("training_log_*.txt")))
     n = len(engine["cases"])  # class 7 in 1 of n cases: factor n for that case
@@ -254,14 +255,12 @@ def test_mask_based_normalisation_preprocesses_whole_cases_like_nnunet(engine):
 
 def test_a_student_starts_from_its_parents_weights_heads_included(engine):
     root = engine["root"]
-    parent = train_model(root, 1, "Dataset001_teacher", TINY, log=lambda _: None)  # trained above: reused
+    parent = train_model(NnunetDataset(root, 1, "teacher"), TINY, log=lambda _: None)  # trained above: reused
     # organs only (one class fewer; the tumour's value 14 is then the ignore label)
     write_round_dataset(root, 13, "student", engine["cases"], LABELS, with_ignore=True, tumor=False)
     preprocess_round(root, engine["plans"], 13, "student", engine["cases"])
     student = train_model(
-        root,
-        13,
-        "Dataset013_student",
+        NnunetDataset(root, 13, "student"),
         TINY.model_copy(update={"init_from_parent": True}),
         log=lambda _: None,
         parent_model=parent,
