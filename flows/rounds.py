@@ -27,6 +27,7 @@ from hybridlabel.models.round_rules import (
     case_scorers,
     case_updates,
     complete_label_jobs,
+    hidden_tumor,
     loss_classes,
     needs_ignore,
     prediction_set,
@@ -159,6 +160,7 @@ def _train(
     annotated: dict | None,
     donors: list[dict],
     parent_model: str | None = None,
+    hidden: list | None = None,
 ) -> tuple[str, dict[str, list[dict]]]:
     """Preprocess, cut the CutMix pool when the budget asks for one, train. Returns the
     model folder and the tumour objects cut per donor case."""
@@ -172,7 +174,7 @@ def _train(
             train,
             config.label_map,
             with_ignore,
-            spec.targets == "organs+tumor",
+            spec.trains_tumor,
             None if round_no == 0 else config.nnunet_dataset_id,
             spec.training.configuration,
             str(layout.store),
@@ -192,7 +194,7 @@ def _train(
             )
     with timed(stages, "train", *training_size(spec.training)):
         return train_task(
-            str(layout.nnunet), dataset_id, dataset, spec.training, annotated, parent_model, pool
+            str(layout.nnunet), dataset_id, dataset, spec.training, annotated, parent_model, pool, hidden
         ), objects
 
 
@@ -289,6 +291,7 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
         loss_classes(annotated, spec.training.loss),
         tumor_donors(cases, train, merged_by_case, config.label_map.tumor_id),
         model_dir,
+        hidden_tumor(spec, merged, config.label_map),
     )
 
     cases = apply_updates(cases, {**case_updates(todo, by_case, merged_by_case, selection, train), **failed})
