@@ -31,6 +31,7 @@ from hybridlabel.models.round_rules import (
     case_scorers,
     case_updates,
     complete_label_jobs,
+    hidden_tumor,
     loss_classes,
     needs_ignore,
     prediction_set,
@@ -156,6 +157,7 @@ def _train(
     annotated: dict | None,
     donors: list[dict],
     parent_model: str | None = None,
+    hidden: list | None = None,
 ) -> tuple[str, dict[str, list[dict]]]:
     """Preprocess, cut the CutMix pool when the budget asks for one, train. Returns the
     model folder and the tumour objects cut per donor case."""
@@ -167,7 +169,7 @@ def _train(
             train,
             config.label_map,
             with_ignore,
-            spec.targets == "organs+tumor",
+            spec.trains_tumor,
             None if round_no == 0 else config.nnunet_dataset_id,
             spec.training.configuration,
             str(layout.store),
@@ -186,7 +188,7 @@ def _train(
                 spec.training.seed,
             )
     with timed(stages, "train", *training_size(spec.training)):
-        return train_task(dataset, spec.training, annotated, parent_model, pool), objects
+        return train_task(dataset, spec.training, annotated, parent_model, pool, hidden), objects
 
 
 def _cutmix_updates(objects: dict[str, list[dict]]) -> dict[str, dict]:
@@ -282,6 +284,7 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
         loss_classes(annotated, spec.training.loss),
         tumor_donors(cases, train, merged_by_case, config.label_map.tumor_id),
         model_dir,
+        hidden_tumor(spec, merged, config.label_map),
     )
 
     cases = apply_updates(cases, {**case_updates(todo, by_case, merged_by_case, selection, train), **failed})

@@ -228,6 +228,13 @@ class TrainingConfig(_Frozen):
         description="share of each batch whose patch is centred on a class of the case (drawn as "
         "rare_class_patches says; nnU-Net's 0.33); more makes small organs seen more often",
     )
+    tumor_drawn_as_organ: bool = Field(
+        True,
+        description="organs+tumor rounds, partial-label losses: a case whose labels do not annotate the tumour "
+        "drew each tumour as the organ around it (FLARE22-style organ labels): on it, a voxel of an organ that "
+        "annotated tumours lie in scores as organ or tumour, and the tumour is punished everywhere else; "
+        "false = such a case says nothing about the tumour",
+    )
     cutmix: CutMixConfig | None = Field(
         None,
         description="paste annotated tumours with their surroundings into patches of cases without a tumour "
@@ -340,6 +347,10 @@ class RoundSpec(_Frozen):
     training: TrainingConfig = Field(
         default_factory=TrainingConfig, description="network and budget of this round's model"
     )
+
+    @property
+    def trains_tumor(self) -> bool:
+        return self.targets == "organs+tumor"
 
     @field_validator("name")
     @classmethod

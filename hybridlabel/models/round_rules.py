@@ -121,6 +121,24 @@ def tumor_donors(cases: pd.DataFrame, train: list[dict], merged: Mapping[str, di
     return donors
 
 
+def hidden_tumor(spec, merged: Iterable[dict], label_map) -> list | None:
+    """[tumour id, host organs] for the partial-label loss (models/nnunet/losses.py) when a
+    round trains the tumour and its budget says tumours not annotated were drawn as their
+    organ: the organs the merge attributed ground-truth tumours to, or every organ when no
+    ground-truth tumour says where tumours lie."""
+    if not (spec.trains_tumor and spec.training.tumor_drawn_as_organ and spec.training.loss != "naive"):
+        return None
+    tumor = label_map.tumor_id
+    hosts = {
+        int(t["organ"])
+        for m in merged
+        for t in m.get("tumors") or []
+        if t.get("source") == "gt" and t.get("organ") not in (None, 0, tumor)
+    }
+    organs = [c for c in label_map.labels if c not in (0, tumor)]
+    return [tumor, sorted(hosts) if hosts else organs]
+
+
 def _class_list(value) -> list[int]:
     # a missing list reads back as None or NaN, a stored one as a list or an array
     return [int(c) for c in value] if isinstance(value, (list, tuple, np.ndarray)) else []

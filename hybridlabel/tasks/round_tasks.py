@@ -303,6 +303,7 @@ def train_task(
     annotated: dict[str, list[int]] | None = None,
     parent_model: str | None = None,
     cutmix_pool: str | None = None,
+    hidden_tumor: list | None = None,
 ) -> str:
     from hybridlabel.tasks.nnunet.train import train_model
 
@@ -315,6 +316,7 @@ def train_task(
             log=log.info,
             parent_model=Path(parent_model) if parent_model else None,
             cutmix_pool=Path(cutmix_pool) if cutmix_pool else None,
+            hidden_tumor=hidden_tumor,
         )
     )
 

@@ -5,6 +5,7 @@ import pandas as pd
 
 from hybridlabel.models.round_rules import (
     case_updates,
+    hidden_tumor,
     loss_classes,
     needs_ignore,
     prediction_set,
@@ -228,3 +229,24 @@ def test_complete_label_jobs_are_the_predicted_cases_the_loop_completes():
     preds = {c: {"path": f"{c}.pred"} for c in "spux"}
     jobs = complete_label_jobs(todo, merged, preds)
     assert [(c["case_id"], h, r) for c, h, r in jobs] == [("p", "p.merged", "p.pred"), ("u", "u.merged", "u.pred")]
+
+
+def test_a_tumour_hides_in_the_organs_ground_truth_tumours_lie_in():
+    from hybridlabel.models.config import PipelineConfig
+
+    config = PipelineConfig()
+    labels, tumor_round = config.label_map, config.rounds[-1]
+    assert tumor_round.trains_tumor and not config.rounds[0].trains_tumor
+    merged = [
+        {"tumors": [{"organ": 1, "source": "gt"}, {"organ": 3, "source": "pseudo"}]},
+        {"tumors": [{"organ": 2, "source": "gt"}, {"organ": None, "source": "gt"}]},
+        {"tumors": []},
+    ]
+    assert hidden_tumor(tumor_round, merged, labels) == [14, [1, 2]]
+    # no ground-truth tumour says where tumours lie: every organ may hide one
+    assert hidden_tumor(tumor_round, merged[2:], labels) == [14, list(range(1, 14))]
+    assert hidden_tumor(config.rounds[0], merged, labels) is None
+    off = tumor_round.model_copy(
+        update={"training": tumor_round.training.model_copy(update={"tumor_drawn_as_organ": False})}
+    )
+    assert hidden_tumor(off, merged, labels) is None

@@ -26,6 +26,7 @@ class TrainingSpec:
     final_validation: bool = False  # nnU-Net's own sliding-window validation at the end
     parent_checkpoint: str | None = None  # a student's first weights (models.nnunet.warm_start)
     cutmix_pool: str | None = None  # the round's tumour objects (models.cutmix), when training.cutmix is set
+    hidden_tumor: list | None = None  # [tumour id, [host organs]] (models/nnunet/losses.py); None = not hidden
 
     def to_json(self) -> str:
         return json.dumps(
@@ -35,6 +36,7 @@ class TrainingSpec:
                 "final_validation": self.final_validation,
                 "parent_checkpoint": self.parent_checkpoint,
                 "cutmix_pool": self.cutmix_pool,
+                "hidden_tumor": self.hidden_tumor,
             },
             sort_keys=True,
         )
@@ -48,6 +50,7 @@ class TrainingSpec:
             data.get("final_validation", False),
             data.get("parent_checkpoint"),
             data.get("cutmix_pool"),
+            data.get("hidden_tumor"),
         )
 
 

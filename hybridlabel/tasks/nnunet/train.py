@@ -52,6 +52,7 @@ def train_model(
     n_proc: int = 2,
     parent_model: Path | None = None,
     cutmix_pool: Path | None = None,
+    hidden_tumor: list | None = None,
 ) -> Path:
     """Train (or finish training) the round's model; returns its model folder."""
     from hybridlabel.models.nnunet.network import count_parameters
@@ -75,6 +76,7 @@ def train_model(
         annotated=annotated or {},
         parent_checkpoint=str(pretrained) if pretrained else None,
         cutmix_pool=str(cutmix_pool) if cutmix_pool else None,
+        hidden_tumor=hidden_tumor,
     )
     inputs = _training_inputs(model, spec)
     stamp = out / "training_inputs.json"

@@ -111,3 +111,44 @@ def test_batch_dice_pools_the_samples_that_annotate_a_class():
     assert pooled.item() == pytest.approx(ce - np.mean([dice(1, [0, 1]), dice(2, [1])]), rel=1e-5)
     per_sample = PartialLabelLoss("target_adaptive")(logits, target, annotated)
     assert per_sample.item() == pytest.approx(ce - np.mean([dice(1, [0]), dice(1, [1]), dice(2, [1])]), rel=1e-5)
+
+
+def test_a_tumour_not_annotated_counts_as_its_host_organ_and_is_punished_elsewhere():
+    """Class 2 as the tumour, class 1 a host organ: where the case does not annotate the
+    tumour, the organ-labelled voxel scores q_organ + q_tumor, the background voxel punishes
+    the tumour (it is not pooled into background), and the tumour has no Dice term."""
+    p = np.array([softmax(v) for v in LOGITS])
+    logits, target, annotated = as_tensors()
+    hosted = np.stack([p[:, 0], p[:, 1] + np.array([0.0, p[1, 2]]), p[:, 2]], axis=1)
+    loss = PartialLabelLoss("target_adaptive", hidden_tumor=(2, (1,)))(logits, target, annotated)
+    assert loss.item() == pytest.approx(expected_loss(hosted), rel=1e-5)
+    not_a_host = PartialLabelLoss("target_adaptive", hidden_tumor=(2, ()))(logits, target, annotated)
+    assert not_a_host.item() == pytest.approx(expected_loss(p), rel=1e-5)
+    everything = torch.ones(1, 3, dtype=torch.bool)  # annotated: the tumour is the tumour
+    assert PartialLabelLoss("target_adaptive", hidden_tumor=(2, (1,)))(logits, target, everything).item() == (
+        pytest.approx(PartialLabelLoss("target_adaptive")(logits, target, everything).item(), rel=1e-6)
+    )
+
+
+def test_a_tumour_label_the_case_does_not_annotate_is_ignored():
+    logits, target, annotated = as_tensors()
+    with_tumor = target.clone()
+    with_tumor[0, 0, 0] = 2  # voxel 0 carries an unvouched tumour label
+    loss = PartialLabelLoss("target_adaptive", hidden_tumor=(2, (1,)))
+    p = np.array([softmax(v) for v in LOGITS])
+    # only voxel 1 counts: CE of organ-or-tumour there, Dice of class 1 over voxel 1
+    q1 = p[1, 1] + p[1, 2]
+    dice = (2 * q1 + SMOOTH) / (q1 + 1 + SMOOTH)
+    assert loss(logits, with_tumor, annotated).item() == pytest.approx(-np.log(q1) - dice, rel=1e-5)
+
+
+def test_merge_max_keeps_organ_plus_tumour_a_probability():
+    from hybridlabel.models.nnunet.losses import tumor_counts_as_organ
+
+    logits, target, annotated = as_tensors()
+    t = target[:, 0].long()
+    log_q = partial_log_probs(logits, annotated, "merge_max")
+    raised = tumor_counts_as_organ(log_q, logits, t, t == 1, 2).exp()[0, 1, 1, 0, 0].item()
+    z = np.array([max(LOGITS[1, 0], LOGITS[1, 2]), LOGITS[1, 1]])
+    expected = (np.exp(LOGITS[1, 1]) + np.exp(LOGITS[1, 2])) / np.exp(z).sum()
+    assert raised == pytest.approx(expected, rel=1e-5) and raised <= 1.0 + 1e-6

@@ -268,6 +268,9 @@ class HybridLabelTrainer(nnUNetTrainer):
             self.spec.training.loss,
             ignore_label=self.label_manager.ignore_label,
             batch_dice=self.configuration_manager.batch_dice,
+            hidden_tumor=(self.spec.hidden_tumor[0], tuple(self.spec.hidden_tumor[1]))
+            if self.spec.hidden_tumor
+            else None,
         )
         if self.enable_deep_supervision:
             scales = self._get_deep_supervision_scales()
