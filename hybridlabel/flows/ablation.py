@@ -46,7 +46,7 @@ def arm_config(config: PipelineConfig, arm: str, seed: int) -> PipelineConfig:
         rounds = [seeded(r) for r in config.rounds]
     elif arm == "cutmix":
         rounds = [
-            seeded(r, cutmix=r.training.cutmix or CutMixConfig()) if r.targets == "organs+tumor" else seeded(r)
+            seeded(r, cutmix=r.training.cutmix or CutMixConfig()) if r.trains_tumor else seeded(r)
             for r in config.rounds
         ]
         if not any(r.training.cutmix for r in rounds):

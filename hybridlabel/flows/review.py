@@ -75,10 +75,8 @@ def rank_round(
     ]
     predictions = Layout(workdir).step_dir(round_no, "predict")
     ignore = config.label_map.ignore_id
-    parent_targets = config.rounds[round_no - 1].targets if round_no - 1 < len(config.rounds) else "organs"
-    predictable = list(config.label_map.organ_ids) + (
-        [config.label_map.tumor_id] if parent_targets == "organs+tumor" else []
-    )
+    parent_trains_tumor = round_no - 1 < len(config.rounds) and config.rounds[round_no - 1].trains_tumor
+    predictable = list(config.label_map.organ_ids) + ([config.label_map.tumor_id] if parent_trains_tumor else [])
 
     def evidence(case: dict) -> dict:
         found = case_evidence(case, predictions / f"{case['case_id']}.nii.gz", ignore, predictable)

@@ -442,7 +442,7 @@ class PipelineConfig(_Frozen):
                 )
         for spec in self.rounds:
             cutmix = spec.training.cutmix
-            if cutmix is not None and spec.targets != "organs+tumor":
+            if cutmix is not None and not spec.trains_tumor:
                 raise ValueError(
                     f"round {spec.name!r}: training.cutmix pastes tumours, so the round must train "
                     f"targets: organs+tumor (it trains {spec.targets})"

@@ -101,9 +101,7 @@ def collect_arms(work: Path, arms: list[str], seeds: list[int], config: Pipeline
             elif arm == "rounds":
                 source, rounds = "rounds", range(1 if "teacher" in arms else 0, len(config.rounds))
             elif arm == "cutmix":  # its rounds before the first tumour round are the rounds arm's
-                first = next(
-                    (i for i, r in enumerate(config.rounds) if r.targets == "organs+tumor"), len(config.rounds)
-                )
+                first = next((i for i, r in enumerate(config.rounds) if r.trains_tumor), len(config.rounds))
                 source, rounds = "cutmix", range(first, len(config.rounds))
             else:
                 source, rounds = arm, [0]
