@@ -236,6 +236,8 @@ def test_a_tumour_hides_in_the_organs_ground_truth_tumours_lie_in():
 
     config = PipelineConfig()
     labels, tumor_round = config.label_map, config.rounds[-1]
+    hide = tumor_round.training.model_copy(update={"tumor_drawn_as_organ": True})
+    off, tumor_round = tumor_round, tumor_round.model_copy(update={"training": hide})
     assert tumor_round.trains_tumor and not config.rounds[0].trains_tumor
     merged = [
         {"tumors": [{"organ": 1, "source": "gt"}, {"organ": 3, "source": "pseudo"}]},
@@ -246,7 +248,4 @@ def test_a_tumour_hides_in_the_organs_ground_truth_tumours_lie_in():
     # no ground-truth tumour says where tumours lie: every organ may hide one
     assert hidden_tumor(tumor_round, merged[2:], labels) == [14, list(range(1, 14))]
     assert hidden_tumor(config.rounds[0], merged, labels) is None
-    off = tumor_round.model_copy(
-        update={"training": tumor_round.training.model_copy(update={"tumor_drawn_as_organ": False})}
-    )
-    assert hidden_tumor(off, merged, labels) is None
+    assert hidden_tumor(off, merged, labels) is None  # the default
