@@ -193,7 +193,13 @@ def main() -> None:
 
         io_s, _ = best_of(io_only, args.repeats)
         task_s, _ = best_of(
-            lambda: merge_case_files(tmp / "pred.nii.gz", tmp / "task.nii.gz", PipelineConfig(), tmp / "gt.nii.gz"),
+            lambda: merge_case_files(
+                tmp / "pred.nii.gz",
+                tmp / "task.nii.gz",
+                PipelineConfig().merge,
+                PipelineConfig().label_map,
+                tmp / "gt.nii.gz",
+            ),
             args.repeats,
         )
         print(

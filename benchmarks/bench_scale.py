@@ -156,7 +156,16 @@ def serial_seconds_per_case(config, work: Path, round_no: int, model: Path, scra
             None,
             str(scratch / "store"),
         )
-        merge_case_step(case, pred, str(scratch / "merge"), config, True, spec.targets, str(scratch / "store"))
+        merge_case_step(
+            case,
+            pred,
+            str(scratch / "merge"),
+            config.merge,
+            config.label_map,
+            True,
+            spec.targets,
+            str(scratch / "store"),
+        )
     return (time.perf_counter() - started) / len(todo)
 
 

@@ -174,7 +174,7 @@ def merge(
     try:
         cfg = load_config(config) if config else PipelineConfig()
         out_path, json_path, record = merge_case_files(
-            pred, out, cfg, label, probs, _class_list(annotated), tumor_selected
+            pred, out, cfg.merge, cfg.label_map, label, probs, _class_list(annotated), tumor_selected
         )
     except (ConfigError, ImageReadError, MergeInputError, OSError) as exc:
         fail(str(exc))

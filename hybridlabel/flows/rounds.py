@@ -260,7 +260,8 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
             ids,
             {"cases": todo, "preds": preds, "tumor_selected": tumor_kept(todo, decisions)},
             out_dir=str(layout.step_dir(round_no, "merge")),
-            config=config,
+            merge=config.merge,
+            labels=config.label_map,
             targets=spec.targets,
             store=str(layout.store),
         )

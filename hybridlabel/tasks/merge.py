@@ -10,7 +10,7 @@ import fastremap
 import numpy as np
 import SimpleITK as sitk
 
-from hybridlabel.models.config import PipelineConfig
+from hybridlabel.models.config import LabelMapConfig, MergeConfig
 from hybridlabel.models.geometry import compare_grids
 from hybridlabel.models.merge import merge_case
 from hybridlabel.models.pseudo_trust import class_overlap
@@ -54,7 +54,8 @@ def load_probabilities(path: Path) -> np.ndarray:
 def merge_case_files(
     pred_path: Path,
     out_path: Path,
-    config: PipelineConfig,
+    merge: MergeConfig,
+    labels: LabelMapConfig,
     label_path: Path | None = None,
     probs_path: Path | None = None,
     annotated: list[int] | None = None,
@@ -87,14 +88,14 @@ def merge_case_files(
             f"probabilities have shape {probs.shape[1:]} but the prediction {pred.shape}; "
             "write them on the prediction's grid"
         )
-    max_prob = probs.max(axis=0) if probs is not None and config.merge.min_voxel_confidence is not None else None
+    max_prob = probs.max(axis=0) if probs is not None and merge.min_voxel_confidence is not None else None
     result = merge_case(
         gt,
         annotated,
         pred,
         spacing_zyx(reference),
-        config.merge,
-        config.label_map,
+        merge,
+        labels,
         max_prob=max_prob,
         tumor_selected=tumor_selected,
     )
@@ -109,7 +110,7 @@ def merge_case_files(
         "overlap": {str(c): v for c, v in class_overlap(gt, pred, annotated).items()} if gt is not None else {},
     }
     if probs is not None:
-        record["scores"] = entropy_scores(probs, pred, config.label_map)
+        record["scores"] = entropy_scores(probs, pred, labels)
     json_path = Path(str(out_path) + ".json")
     atomic_write_text(json_path, json.dumps(record, indent=1, sort_keys=True))
     return Path(out_path), json_path, record

@@ -16,7 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 from prefect import get_run_logger, task
 
-from hybridlabel.models.config import CutMixConfig, LabelMapConfig, PipelineConfig, TrainingConfig
+from hybridlabel.models.config import CutMixConfig, LabelMapConfig, MergeConfig, TrainingConfig
 from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.tasks.files.content_store import dedupe
 from hybridlabel.tasks.files.imageio import array_to_image, sha256_path, write_image
@@ -151,7 +151,8 @@ def merge_case_step(
     case: dict,
     pred: dict,
     out_dir: str,
-    config: PipelineConfig,
+    merge: MergeConfig,
+    labels: LabelMapConfig,
     tumor_selected: bool,
     targets: str,
     store: str | None = None,
@@ -166,8 +167,8 @@ def merge_case_step(
         case.get("input_label_sha256"),
         case.get("label_path"),
         case.get("annotated_classes"),
-        config.merge.model_dump(),
-        config.label_map.model_dump(),
+        merge.model_dump(),
+        labels.model_dump(),
         tumor_selected,
         targets,
         withhold,
@@ -178,10 +179,12 @@ def merge_case_step(
     out = step / f"{case['case_id']}.nii.gz"
     label = Path(case["label_path"]) if case.get("label_path") else None
     annotated = list(case.get("annotated_classes") or []) if label else None
-    _, _, record = merge_case_files(Path(pred["path"]), out, config, label, None, annotated, tumor_selected, withhold)
+    _, _, record = merge_case_files(
+        Path(pred["path"]), out, merge, labels, label, None, annotated, tumor_selected, withhold
+    )
     train_label = out
     if targets == "organs":
-        train_label = organ_training_label(out, step / "train" / out.name, config.label_map)
+        train_label = organ_training_label(out, step / "train" / out.name, labels)
     for written in {out, train_label} if store else ():
         dedupe(written, Path(store))
     uses_ignore = "ignore" in record["counts"]
@@ -207,7 +210,8 @@ def merge_cases_task(
     cases: list[dict],
     preds: list[dict],
     out_dir: str,
-    config: PipelineConfig,
+    merge: MergeConfig,
+    labels: LabelMapConfig,
     tumor_selected: list[bool],
     targets: str,
     store: str | None,
@@ -216,7 +220,7 @@ def merge_cases_task(
 ) -> list[dict]:
     """`merge_case_step` for each for a chunk of cases (each with its own journal)."""
     return [
-        merge_case_step(case, pred, out_dir, config, selected, targets, store)
+        merge_case_step(case, pred, out_dir, merge, labels, selected, targets, store)
         for case, pred, selected in zip(cases, preds, tumor_selected)
     ]
 

@@ -33,7 +33,7 @@ def test_merge_files_on_a_real_scan_writes_label_in_gt_geometry_and_record(tmp_p
         probs[c][pred == c] = 1.0
     np.savez_compressed(tmp_path / "probs.npz", probabilities=probs)
     out, record_path, returned = merge_case_files(
-        p, tmp_path / "out.nii.gz", PipelineConfig(), g, tmp_path / "probs.npz"
+        p, tmp_path / "out.nii.gz", PipelineConfig().merge, PipelineConfig().label_map, g, tmp_path / "probs.npz"
     )
     hybrid = sitk.ReadImage(str(out))
     assert hybrid.GetSize() == ref.GetSize() and hybrid.GetDirection() == ref.GetDirection()
