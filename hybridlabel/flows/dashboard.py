@@ -12,6 +12,7 @@ import pandas as pd
 
 from hybridlabel.data_registry.frames import decoded, records
 from hybridlabel.flows.fanout import in_flow_run
+from hybridlabel.models.round_counts import label_source_counts, tumor_organ_counts
 
 
 def round_line(
@@ -112,16 +113,13 @@ def round_summary(
 ) -> str:
     """Markdown: metrics, cases per role, label sources per class, selection, tumours per organ, times."""
     roles = Counter(cases["role"])
-    sources: dict[str, Counter] = {}
-    for sources_of_case in decoded(cases[["label_sources"]])["label_sources"].dropna():
-        for cls, src in sources_of_case.items():
-            sources.setdefault(cls, Counter())[src] += 1
+    sources = label_source_counts(records(cases[["label_sources"]]))
     source_rows = [
-        {"class": f"{c} {labels.get(int(c), '')}", **dict(sources[c])} for c in sorted(sources, key=int) if c != "0"
+        {"class": f"{c} {labels.get(int(c), '')}", **dict(zip(group["source"], group["cases"]))}
+        for c, group in sources.groupby("class_id", sort=True)
     ]
-    organ_counts = Counter(
-        str(labels.get(t["organ"], t["organ"])) if isinstance(t["organ"], int) else t["organ"] for t in tumors
-    )
+    counted = tumor_organ_counts(tumors, labels)
+    organ_counts = dict(zip(counted["organ"], counted["tumours"]))
     parts = [f"# Round {round_no}: {name}\n"]
     for ref, title in REFERENCE_TITLES.items():
         if rows := metric_rows(metrics, ref):

@@ -10,6 +10,7 @@ import pandas as pd
 from hybridlabel.data_registry.frames import decoded, records
 from hybridlabel.data_registry.schema import JSON_COLUMNS
 from hybridlabel.data_registry.store import Registry
+from hybridlabel.models.round_counts import label_source_counts, tumor_organ_counts
 from hybridlabel.tasks.workdir import Layout
 
 
@@ -31,6 +32,11 @@ class ReportData:
 
 def _config(rounds: pd.DataFrame) -> dict:
     return next((c for c in reversed(rounds.get("config_json", pd.Series(dtype=object)).tolist()) if c), {})
+
+
+def _per_round(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def collect(workdir: Path) -> ReportData:
@@ -59,10 +65,12 @@ def collect(workdir: Path) -> ReportData:
         last_cases = cases
         if r in exports:  # the export's cases are the last round's: no sources, selection or tumours of its own
             continue
-        for row in records(cases):
-            for cls, src in (row.get("label_sources") or {}).items():
-                if cls != "0":
-                    source_rows.append({"round": r, "class_id": int(cls), "source": src})
+        rows = records(cases)
+        source_rows.append(label_source_counts(rows).assign(round=r))
+        tumor_rows.append(
+            tumor_organ_counts([t for row in rows for t in row.get("tumors") or []], labels).assign(round=r)
+        )
+        for row in rows:
             scores = row.get("scores") or {}
             if row.get("role") == "unlabeled" and f"organ_{scorer}" in scores:
                 score_rows.append(
@@ -74,22 +82,8 @@ def collect(workdir: Path) -> ReportData:
                         "decision": row.get("selection"),
                     }
                 )
-            for t in row.get("tumors") or []:
-                if t.get("kept", True):
-                    organ = t.get("organ")
-                    tumor_rows.append(
-                        {"round": r, "organ": labels.get(organ, str(organ)) if isinstance(organ, int) else str(organ)}
-                    )
-    sources = (
-        pd.DataFrame(source_rows).groupby(["round", "class_id", "source"]).size().rename("cases").reset_index()
-        if source_rows
-        else pd.DataFrame(columns=["round", "class_id", "source", "cases"])
-    )
-    tumors = (
-        pd.DataFrame(tumor_rows).groupby(["round", "organ"]).size().rename("tumours").reset_index()
-        if tumor_rows
-        else pd.DataFrame(columns=["round", "organ", "tumours"])
-    )
+    sources = _per_round(source_rows, ["round", "class_id", "source", "cases"])
+    tumors = _per_round(tumor_rows, ["round", "organ", "tumours"])
     stages = pd.DataFrame(
         [
             {"round": int(row["round"]), "stage": stage, "seconds": float(sec)}
