@@ -6,11 +6,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hybridlabel.data_registry.store import Registry
 from hybridlabel.models.config import CutMixConfig, LabelMapConfig
 from hybridlabel.models.cutmix import pool_from_arrays
 from hybridlabel.tasks.nnunet.cutmix_pool import write_cutmix_pool
+
+pytestmark = pytest.mark.slow  # reads the shared pipeline run (`finished`): `pytest -m "not slow"` skips it
 
 
 def _round_two(finished):
