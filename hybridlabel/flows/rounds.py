@@ -206,36 +206,19 @@ def _metrics(reg: Registry, round_no: int) -> pd.DataFrame | None:
         return None
 
 
-@flow(name="student-round", flow_run_name="round-{round_no}-student")
-def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
-    """Round r >= 1: the parent predicts, labels are merged, unlabeled cases selected,
-    and the student trains on the result."""
-    layout, reg = Layout(Path(workdir)), Registry(Path(workdir))
-    spec, started, stages = config.rounds[round_no], datetime.now(timezone.utc), {}
-    model_dir = parent_model(Path(workdir), round_no - 1)
-    reg.set_round_status(round_no, "running", **_round_row(config, round_no, "student", started))
-    parent_cases = reg.read("cases", round_no - 1)
-    # reviewed classes are ground truth from the round after the review on (and in a rerun of it)
-    cases = apply_reviews(
-        next_round_cases(parent_cases, round_no),
-        reg.reviews_through(round_no),
-        config.label_map.organ_ids,
-        config.label_map.tumor_id,
-    )
-    todo = prediction_set(cases, spec.predict_roles)
-
-    sel = config.selection
+def _predict(config: PipelineConfig, layout: Layout, round_no: int, todo: list[dict], model_dir: str, stages: dict):
+    """The parent's pseudo labels (and scores) of the cases to predict, chunked over tasks."""
+    sel, spec = config.selection, config.rounds[round_no]
     previous = str(layout.step_dir(round_no - 1, "predict")) if sel.disagreement_with == "previous_round" else None
     with timed(stages, "predict", len(todo)):
         progress = Progress(
             f"round-{round_no:03d}-predict", len(todo), f"round {round_no}: pseudo labels predicted", "predict"
         )
-        ids = [c["case_id"] for c in todo]
-        preds = map_chunks(
+        return map_chunks(
             predict_cases_task,
             config.workers,
             progress,
-            ids,
+            [c["case_id"] for c in todo],
             {"cases": todo, "scorers": case_scorers(todo, sel.scorer)},
             model_dir=model_dir,
             out_dir=str(layout.step_dir(round_no, "predict")),
@@ -246,48 +229,93 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
             reference_dir=previous,
             store=str(layout.store),
         )
-    todo, preds, failed = without_failed_predictions(todo, preds, round_no)
-    ids = [c["case_id"] for c in todo]
-    by_case = {p["case_id"]: p for p in preds}
-    selection = select_unlabeled(todo, by_case, sel.scorer, sel.organ_keep, sel.tumor_keep)
-    decisions = dict(zip(selection["case_id"], selection["decision"])) if len(selection) else {}
+
+
+def _merge(
+    config: PipelineConfig, layout: Layout, round_no: int, todo: list[dict], preds: list[dict], decisions, stages
+):
+    """Each predicted case's hybrid label (ground truth wins), chunked over tasks."""
     with timed(stages, "merge", len(todo)):
         progress = Progress(f"round-{round_no:03d}-merge", len(todo), f"round {round_no}: labels merged", "merge")
-        merged = map_chunks(
+        return map_chunks(
             merge_cases_task,
             config.workers,
             progress,
-            ids,
+            [c["case_id"] for c in todo],
             {"cases": todo, "preds": preds, "tumor_selected": tumor_kept(todo, decisions)},
             out_dir=str(layout.step_dir(round_no, "merge")),
             merge=config.merge,
             labels=config.label_map,
-            targets=spec.targets,
+            targets=config.rounds[round_no].targets,
             store=str(layout.store),
         )
-    merged_by_case = {m["case_id"]: m for m in merged}
 
+
+def _trust(config: PipelineConfig, reg: Registry, round_no: int, parent_cases: pd.DataFrame, merged: list[dict]):
+    """Per pseudo-labelled class, the parent's Dice where it did not train (and where that
+    was measured), and the classes too poor to teach the student."""
     evidence = trust_evidence(
         merged,
         parent_cases.loc[parent_cases["trained"].fillna(False).astype(bool), "case_id"],
         val_dice(_metrics(reg, round_no - 1)),
     )
     pseudo_dice = {c: d for c, (d, _) in evidence.items()}
-    untrusted = untrusted_classes(pseudo_dice, config.merge.min_pseudo_dice, config.label_map.labels)
+    return evidence, untrusted_classes(pseudo_dice, config.merge.min_pseudo_dice, config.label_map.labels)
+
+
+def _student_counts(cases, todo, failed, train, evidence, untrusted, loss: str, objects, selection) -> dict:
+    """The round's counts as its registry row keeps them."""
+    return {
+        **summarize(cases),
+        "predicted": len(todo),
+        "prediction_failed": len(failed),
+        "trained": len(train),
+        "reviewed": reviewed_count(cases),
+        "pseudo_dice": {str(c): d for c, (d, _) in evidence.items()},
+        "pseudo_evidence": {str(c): where for c, (_, where) in evidence.items()},
+        "untrusted_classes": untrusted if loss != "naive" else [],
+        **_cutmix_counts(objects),
+        "selection": {k: int(v) for k, v in selection["decision"].value_counts().items()} if len(selection) else {},
+    }
+
+
+@flow(name="student-round", flow_run_name="round-{round_no}-student")
+def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
+    """Round r >= 1: the parent predicts, labels are merged, unlabeled cases selected,
+    and the student trains on the result."""
+    layout, reg = Layout(Path(workdir)), Registry(Path(workdir))
+    spec, started, stages, labels = config.rounds[round_no], datetime.now(timezone.utc), {}, config.label_map
+    model_dir = parent_model(Path(workdir), round_no - 1)
+    reg.set_round_status(round_no, "running", **_round_row(config, round_no, "student", started))
+    parent_cases = reg.read("cases", round_no - 1)
+    # reviewed classes are ground truth from the round after the review on (and in a rerun of it)
+    cases = apply_reviews(
+        next_round_cases(parent_cases, round_no), reg.reviews_through(round_no), labels.organ_ids, labels.tumor_id
+    )
+    todo = prediction_set(cases, spec.predict_roles)
+    preds = _predict(config, layout, round_no, todo, model_dir, stages)
+    todo, preds, failed = without_failed_predictions(todo, preds, round_no)
+    by_case = {p["case_id"]: p for p in preds}
+    sel = config.selection
+    selection = select_unlabeled(todo, by_case, sel.scorer, sel.organ_keep, sel.tumor_keep)
+    decisions = dict(zip(selection["case_id"], selection["decision"])) if len(selection) else {}
+    merged = _merge(config, layout, round_no, todo, preds, decisions, stages)
+    merged_by_case = {m["case_id"]: m for m in merged}
+    evidence, untrusted = _trust(config, reg, round_no, parent_cases, merged)
+
     train, annotated = training_set(cases, spec.train_roles, merged_by_case, decisions, untrusted)
     new_model, objects = _train(
         config,
         layout,
         round_no,
         train,
-        needs_ignore(merged, spec.targets, config.label_map.tumor_id),
+        needs_ignore(merged, spec.targets, labels.tumor_id),
         stages,
         loss_classes(annotated, spec.training.loss),
-        tumor_donors(cases, train, merged_by_case, config.label_map.tumor_id),
+        tumor_donors(cases, train, merged_by_case, labels.tumor_id),
         model_dir,
-        hidden_tumor(spec, merged, config.label_map),
+        hidden_tumor(spec, merged, labels),
     )
-
     cases = apply_updates(cases, {**case_updates(todo, by_case, merged_by_case, selection, train), **failed})
     cases = apply_updates(cases, _cutmix_updates(objects))
     with timed(stages, "evaluate"):
@@ -300,19 +328,8 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
             [(c, by_case[c["case_id"]]["path"]) for c in todo],
             complete=complete_label_jobs(todo, merged_by_case, by_case),
         )
-    tumors = [t for m in merged for t in m["tumors"] if t.get("kept", True)]
-    counts = {
-        **summarize(cases),
-        "predicted": len(todo),
-        "prediction_failed": len(failed),
-        "trained": len(train),
-        "reviewed": reviewed_count(cases),
-        "pseudo_dice": {str(c): d for c, d in pseudo_dice.items()},
-        "pseudo_evidence": {str(c): where for c, (_, where) in evidence.items()},
-        "untrusted_classes": untrusted if spec.training.loss != "naive" else [],
-        **_cutmix_counts(objects),
-        "selection": {k: int(v) for k, v in selection["decision"].value_counts().items()} if len(selection) else {},
-    }
+
+    counts = _student_counts(cases, todo, failed, train, evidence, untrusted, spec.training.loss, objects, selection)
     row = _round_row(
         config,
         round_no,
@@ -325,20 +342,22 @@ def student_round(config: PipelineConfig, workdir: str, round_no: int) -> dict:
         mean_metrics=dumps(means),
         finished_at=datetime.now(timezone.utc),
     )
-    parent_means = round_means(reg, round_no - 1)
+    tumors = [t for m in merged for t in m["tumors"] if t.get("kept", True)]
     finish_round(
         reg,
         round_no,
         cases,
         row,
         metrics,
-        round_line(round_no, spec.name, counts, means, parent_means, stages, config.evaluation.learned_floor),
+        round_line(
+            round_no, spec.name, counts, means, round_means(reg, round_no - 1), stages, config.evaluation.learned_floor
+        ),
         round_summary(
             round_no,
             spec.name,
             cases,
             stages,
-            config.label_map.labels,
+            labels.labels,
             selection,
             tumors,
             metrics,
