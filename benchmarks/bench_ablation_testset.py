@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("workdir", type=Path, help="an ablation folder (hybridlabel ablate --workdir)")
     ap.add_argument("--cases", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1000, help="phantom seed of the test cases (the ablation's is 0)")
-    ap.add_argument("--arms", default="teacher,teacher_long,naive,target_adaptive,merge_max,rounds,cutmix")
+    ap.add_argument("--arms", default="teacher,teacher_long,naive,target_adaptive,merge_max,oracle,rounds,cutmix")
     ap.add_argument(
         "--rounds",
         default=None,

@@ -41,7 +41,10 @@ def ablate(
     arms: str = typer.Option(
         "teacher,teacher_long,naive,target_adaptive,merge_max,rounds",
         "--arms",
-        help="arms, comma-separated: teacher, teacher_long, naive, target_adaptive, merge_max, rounds, cutmix",
+        help=(
+            "arms, comma-separated: teacher, teacher_long, naive, target_adaptive, merge_max, rounds, "
+            "oracle (needs complete labels), cutmix"
+        ),
     ),
     seeds: str = typer.Option("1", "--seeds", help="training seeds, comma-separated"),
     phantom: bool = typer.Option(

@@ -7,6 +7,9 @@ Arms, all on the same dataset, val cases and per-model budget (the config's), pe
   student that starts from its parent has trained that long by its last round;
 - `naive`: every labeled case, unannotated classes = background, nnU-Net's loss;
 - `target_adaptive`, `merge_max`: every labeled case with a partial-label loss;
+- `oracle`: one model trained as long as `teacher_long` on every case that has a complete
+  label (the phantom's and `simulate-partial`'s `groundTruth/`), as a strong case: the
+  ceiling that perfect pseudo labels would give, so the loop's gain reads against its room;
 - `rounds`: the config's rounds, each round's model evaluated;
 - `cutmix`: the same rounds with tumour CutMix in every organs+tumor round (the config's
   `training.cutmix` where it has one, else the defaults); its rounds before the first
@@ -25,10 +28,14 @@ from prefect import flow
 
 from hybridlabel.models.config import CutMixConfig, PipelineConfig, RoundSpec, load_config
 from hybridlabel.models.config_yaml import render_config_yaml
+from hybridlabel.models.nnunet.identity import round_dataset
 from hybridlabel.tasks.ablation_results import collect_arms, write_ablation
 from hybridlabel.tasks.files.atomic import atomic_write_text
+from hybridlabel.tasks.intake.oracle import write_oracle_manifest
+from hybridlabel.tasks.nnunet.preprocess import adopt_plans
+from hybridlabel.tasks.workdir import Layout
 
-ARMS = ("teacher", "teacher_long", "naive", "target_adaptive", "merge_max", "rounds", "cutmix")
+ARMS = ("teacher", "teacher_long", "naive", "target_adaptive", "merge_max", "rounds", "oracle", "cutmix")
 LABELED = ["strong", "partial", "tumor_only"]
 
 
@@ -36,12 +43,14 @@ class AblationError(ValueError):
     """The arms or seeds asked for cannot run; the message says why."""
 
 
-def arm_config(config: PipelineConfig, arm: str, seed: int) -> PipelineConfig:
-    """The pipeline config of one arm and seed (budgets unchanged, seeds set)."""
+def arm_config(config: PipelineConfig, arm: str, seed: int, oracle_manifest: Path | None = None) -> PipelineConfig:
+    """The pipeline config of one arm and seed (budgets unchanged, seeds set); the oracle arm
+    reads `oracle_manifest` (`tasks/intake/oracle.py`)."""
 
     def seeded(spec: RoundSpec, **training) -> RoundSpec:
         return spec.model_copy(update={"training": spec.training.model_copy(update={"seed": seed, **training})})
 
+    extra: dict = {}
     if arm == "rounds":
         rounds = [seeded(r) for r in config.rounds]
     elif arm == "cutmix":
@@ -53,17 +62,28 @@ def arm_config(config: PipelineConfig, arm: str, seed: int) -> PipelineConfig:
             raise AblationError("the cutmix arm needs a round with targets: organs+tumor in the config")
     elif arm == "teacher":
         rounds = [seeded(config.rounds[0])]
-    elif arm == "teacher_long":
+    elif arm in ("teacher_long", "oracle"):
         first, budgets = config.rounds[0], [r.training for r in config.rounds]
         iterations = sum(b.epochs * b.iterations_per_epoch for b in budgets)
         seconds = [b.max_train_seconds for b in budgets]
+        spec = (
+            {"name": arm}
+            if arm == "teacher_long"
+            else {"name": arm, "targets": "organs+tumor", "train_roles": ["strong"]}
+        )
         rounds = [
             seeded(
-                first.model_copy(update={"name": arm}),
+                first.model_copy(update=spec),
                 epochs=math.ceil(iterations / first.training.iterations_per_epoch),
                 max_train_seconds=sum(seconds) if all(seconds) else None,
             )
         ]
+        if arm == "oracle":
+            if oracle_manifest is None:
+                raise AblationError("the oracle arm needs its manifest (tasks/intake/oracle.py)")
+            # complete labels the user's config names outside the dataset are theirs to read
+            trusted = config.allow_paths_outside_dataset or config.evaluation.complete_labels is not None
+            extra = {"manifest": Path(oracle_manifest), "allow_paths_outside_dataset": trusted}
     elif arm in ("naive", "target_adaptive", "merge_max"):
         first = config.rounds[0]
         rounds = [
@@ -71,7 +91,7 @@ def arm_config(config: PipelineConfig, arm: str, seed: int) -> PipelineConfig:
         ]
     else:
         raise AblationError(f"unknown arm {arm!r}; arms are {', '.join(ARMS)}")
-    return config.model_copy(update={"rounds": rounds, "name": f"{config.name}_{arm}"})
+    return config.model_copy(update={"rounds": rounds, "name": f"{config.name}_{arm}", **extra})
 
 
 def plan_arms(arms: list[str], seeds: list[int]) -> list[tuple[str, int]]:
@@ -81,6 +101,8 @@ def plan_arms(arms: list[str], seeds: list[int]) -> list[tuple[str, int]]:
         raise AblationError(f"unknown arm(s) {bad or arms}; choose from {', '.join(ARMS)}")
     if not seeds:
         raise AblationError("give at least one seed, e.g. --seeds 1,2")
+    if "oracle" in arms and not {"teacher_long", "rounds"} & set(arms):
+        raise AblationError("the oracle arm takes the teacher's plans: ask for teacher_long or rounds too")
     runs = [a for a in ARMS if a in arms and not (a == "teacher" and "rounds" in arms)]
     return [(arm, seed) for seed in seeds for arm in runs]
 
@@ -93,7 +115,19 @@ def ablation(config_path: str, workdir: str, arms: list[str], seeds: list[int]) 
     config, work = load_config(Path(config_path)), Path(workdir)
     for arm, seed in plan_arms(arms, seeds):
         arm_dir = work / "arms" / f"{arm}-s{seed}"
-        cfg = arm_config(config, arm, seed)
+        manifest = write_oracle_manifest(config, work / "arms" / "oracle-manifest.csv") if arm == "oracle" else None
+        cfg = arm_config(config, arm, seed, manifest)
+        if arm == "oracle":  # planned like the teacher: equal iterations are then equal compute
+            teacher = next(a for a in ("teacher_long", "rounds") if (work / "arms" / f"{a}-s{seed}").is_dir())
+            adopt_plans(
+                round_dataset(
+                    Layout(work / "arms" / f"{teacher}-s{seed}").nnunet,
+                    config.nnunet_dataset_id,
+                    f"{config.name}_{teacher}",
+                    0,
+                ),
+                round_dataset(Layout(arm_dir).nnunet, cfg.nnunet_dataset_id, cfg.name, 0),
+            )
         cfg_path = atomic_write_text(work / "arms" / f"{arm}-s{seed}.yaml", render_config_yaml(cfg))
         start = first_round_to_run(arm_dir, cfg)
         if start < len(cfg.rounds):  # completed arms are skipped: the ablation resumes

@@ -115,4 +115,15 @@ def equal_compute_verdict(table: pd.DataFrame) -> str | None:
     if "teacher" in arms.index:
         teacher = score("teacher")[0]
         text += f"; against the teacher alone {ours - teacher:+.3f}"
+    if "oracle" in arms.index:  # what perfect pseudo labels would give at the same compute
+        ceiling, ceiling_sd = score("oracle")
+        room = ceiling - control
+        text += (
+            f". The ceiling (every training case with its complete labels, as long): {ceiling:.3f} ± {ceiling_sd:.3f}"
+        )
+        text += (
+            f", {room:+.3f} over the teacher trained as long: the loop took {delta / room:.0%} of that room"
+            if room > max(spread, ceiling_sd)
+            else f", {room:+.3f} over the teacher trained as long: within the spread, so no loop can beat it here"
+        )
     return text + "."

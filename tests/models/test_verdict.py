@@ -112,3 +112,10 @@ def test_the_ablation_states_the_payoff_against_the_teacher_trained_as_long():
     better = table.assign(organ_dsc_present_mean=[0.651, 0.80, 0.78, 0.879])
     assert " beats the teacher trained as long" in equal_compute_verdict(better)
     assert equal_compute_verdict(table[table["arm"] != "teacher_long"]) is None
+    with_room = pd.concat([table, pd.DataFrame([arm("oracle", 0.957, 0.01, 3000)])])
+    assert equal_compute_verdict(with_room).endswith(
+        "The ceiling (every training case with its complete labels, as long): 0.957 ± 0.010, +0.080 over the "
+        "teacher trained as long: the loop took 3% of that room."
+    )
+    no_room = pd.concat([table, pd.DataFrame([arm("oracle", 0.890, 0.01, 3000)])])
+    assert "within the spread, so no loop can beat it here" in equal_compute_verdict(no_room)

@@ -82,6 +82,22 @@ def plan_dataset(
     return plans_file
 
 
+def adopt_plans(source: NnunetDataset, target: NnunetDataset) -> Path:
+    """Give `target` the plans (fingerprint, planner record) `source` was planned with, so that
+    `plan_dataset` keeps them: a model trained on more cases then trains with the same batch,
+    patch and normalisation as one planned on the source's (a student's plans are its
+    teacher's the same way). Returns the plans file; NnunetError when the source has none."""
+    plans_file = source.preprocessed / f"{BASE_PLANS}.json"
+    if not plans_file.is_file():
+        raise NnunetError(f"{source.folder_name} has no plans in {source.preprocessed}; run its round first")
+    target.preprocessed.mkdir(parents=True, exist_ok=True)
+    for extra in ("dataset_fingerprint.json", f"{BASE_PLANS}.planner.json"):
+        if (source.preprocessed / extra).is_file():
+            atomic_write_text(target.preprocessed / extra, (source.preprocessed / extra).read_text())
+    plans = dict(json.loads(plans_file.read_text()), dataset_name=target.folder_name)
+    return atomic_write_text(target.preprocessed / f"{BASE_PLANS}.json", json.dumps(plans, indent=1))
+
+
 def check_fingerprint(root: Path, name: str) -> None:
     """Refuse a fingerprint whose intensities cannot normalise CT (it would turn every image
     of the data set into zeros), naming the training images responsible; the plans made from
