@@ -122,7 +122,11 @@ def equal_compute_verdict(table: pd.DataFrame) -> str | None:
             f". The ceiling (every training case with its complete labels, as long): {ceiling:.3f} ± {ceiling_sd:.3f}"
         )
         text += (
-            f", {room:+.3f} over the teacher trained as long: the loop took {delta / room:.0%} of that room"
+            (
+                f", {room:+.3f} over the teacher trained as long: the loop took {delta / room:.0%} of that room"
+                if delta > 0
+                else f", {room:+.3f} over the teacher trained as long: the loop took none of that room"
+            )
             if room > max(spread, ceiling_sd)
             else f", {room:+.3f} over the teacher trained as long: within the spread, so no loop can beat it here"
         )

@@ -117,5 +117,7 @@ def test_the_ablation_states_the_payoff_against_the_teacher_trained_as_long():
         "The ceiling (every training case with its complete labels, as long): 0.957 ± 0.010, +0.080 over the "
         "teacher trained as long: the loop took 3% of that room."
     )
+    level = pd.concat([table.assign(organ_dsc_present_mean=[0.651, 0.877, 0.78, 0.871]), with_room.tail(1)])
+    assert "+0.080 over the teacher trained as long: the loop took none of that room." in equal_compute_verdict(level)
     no_room = pd.concat([table, pd.DataFrame([arm("oracle", 0.890, 0.01, 3000)])])
     assert "within the spread, so no loop can beat it here" in equal_compute_verdict(no_room)
