@@ -107,6 +107,21 @@ def plan_arms(arms: list[str], seeds: list[int]) -> list[tuple[str, int]]:
     return [(arm, seed) for seed in seeds for arm in runs]
 
 
+def _oracle_inputs(config: PipelineConfig, work: Path, seed: int) -> Path:
+    """The oracle arm's manifest; its dataset given the teacher's plans (from `teacher_long`
+    or `rounds`, which run before it), so that equal iterations are equal compute."""
+    teacher = next(a for a in ("teacher_long", "rounds") if (work / "arms" / f"{a}-s{seed}").is_dir())
+    adopt_plans(
+        round_dataset(
+            Layout(work / "arms" / f"{teacher}-s{seed}").nnunet, config.nnunet_dataset_id, f"{config.name}_{teacher}", 0
+        ),
+        round_dataset(
+            Layout(work / "arms" / f"oracle-s{seed}").nnunet, config.nnunet_dataset_id, f"{config.name}_oracle", 0
+        ),
+    )
+    return write_oracle_manifest(config, work / "arms" / "oracle-manifest.csv")
+
+
 @flow(name="ablation", flow_run_name="ablation")
 def ablation(config_path: str, workdir: str, arms: list[str], seeds: list[int]) -> str:
     """Train and evaluate every arm for every seed, then write the ablation table."""
@@ -115,19 +130,7 @@ def ablation(config_path: str, workdir: str, arms: list[str], seeds: list[int]) 
     config, work = load_config(Path(config_path)), Path(workdir)
     for arm, seed in plan_arms(arms, seeds):
         arm_dir = work / "arms" / f"{arm}-s{seed}"
-        manifest = write_oracle_manifest(config, work / "arms" / "oracle-manifest.csv") if arm == "oracle" else None
-        cfg = arm_config(config, arm, seed, manifest)
-        if arm == "oracle":  # planned like the teacher: equal iterations are then equal compute
-            teacher = next(a for a in ("teacher_long", "rounds") if (work / "arms" / f"{a}-s{seed}").is_dir())
-            adopt_plans(
-                round_dataset(
-                    Layout(work / "arms" / f"{teacher}-s{seed}").nnunet,
-                    config.nnunet_dataset_id,
-                    f"{config.name}_{teacher}",
-                    0,
-                ),
-                round_dataset(Layout(arm_dir).nnunet, cfg.nnunet_dataset_id, cfg.name, 0),
-            )
+        cfg = arm_config(config, arm, seed, _oracle_inputs(config, work, seed) if arm == "oracle" else None)
         cfg_path = atomic_write_text(work / "arms" / f"{arm}-s{seed}.yaml", render_config_yaml(cfg))
         start = first_round_to_run(arm_dir, cfg)
         if start < len(cfg.rounds):  # completed arms are skipped: the ablation resumes

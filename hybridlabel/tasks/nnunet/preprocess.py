@@ -87,15 +87,21 @@ def adopt_plans(source: NnunetDataset, target: NnunetDataset) -> Path:
     `plan_dataset` keeps them: a model trained on more cases then trains with the same batch,
     patch and normalisation as one planned on the source's (a student's plans are its
     teacher's the same way). Returns the plans file; NnunetError when the source has none."""
-    plans_file = source.preprocessed / f"{BASE_PLANS}.json"
+    plans_file, adopted = source.preprocessed / f"{BASE_PLANS}.json", target.preprocessed / f"{BASE_PLANS}.json"
     if not plans_file.is_file():
         raise NnunetError(f"{source.folder_name} has no plans in {source.preprocessed}; run its round first")
+    plans = dict(json.loads(plans_file.read_text()), dataset_name=target.folder_name)
+    if adopted.is_file():  # its cached data follow the plans it has: never swap them underneath
+        if json.loads(adopted.read_text()) != plans:
+            raise NnunetError(
+                f"{target.folder_name} was planned otherwise than {source.folder_name}; use a new workdir"
+            )
+        return adopted
     target.preprocessed.mkdir(parents=True, exist_ok=True)
     for extra in ("dataset_fingerprint.json", f"{BASE_PLANS}.planner.json"):
         if (source.preprocessed / extra).is_file():
             atomic_write_text(target.preprocessed / extra, (source.preprocessed / extra).read_text())
-    plans = dict(json.loads(plans_file.read_text()), dataset_name=target.folder_name)
-    return atomic_write_text(target.preprocessed / f"{BASE_PLANS}.json", json.dumps(plans, indent=1))
+    return atomic_write_text(adopted, json.dumps(plans, indent=1))
 
 
 def check_fingerprint(root: Path, name: str) -> None:

@@ -24,3 +24,8 @@ def test_the_target_keeps_the_source_plans_under_its_own_name(tmp_path):
     assert json.loads((target.preprocessed / "dataset_fingerprint.json").read_text()) == fingerprint
     target.raw.mkdir(parents=True)  # plan_dataset finds the raw folder and keeps the plans it holds
     assert plan_dataset(target.root, target.id, log=lambda _: None) == made
+    assert adopt_plans(source, target) == made  # again: the same plans, kept
+    plans["configurations"]["2d"]["batch_size"] = 35  # the source planned anew: never swap under cached data
+    (source.preprocessed / "nnUNetPlans.json").write_text(json.dumps(plans))
+    with pytest.raises(NnunetError, match="was planned otherwise"):
+        adopt_plans(source, target)
