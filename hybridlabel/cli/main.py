@@ -291,11 +291,14 @@ def _summary(workdir: Path) -> None:
     """After a run: the rounds and the val DSC per class; the rest is one command away."""
     import hybridlabel
     from hybridlabel.cli.views import metrics_tables, rounds_table
+    from hybridlabel.tasks.report.data import collect
+    from hybridlabel.tasks.report.page import verdict_sentences
 
     console.print(rounds_table(hybridlabel.status(workdir)))
     tables = metrics_tables(workdir)
     if tables:
         console.print(tables[0])
+    console.print(" ".join(verdict_sentences(collect(workdir))), highlight=False)
     console.print(
         f"more: `hybridlabel status --metrics --workdir {workdir}` (NSD, pseudo-label quality)", highlight=False
     )

@@ -85,8 +85,10 @@ def verdict(
             + (f"; below 0.5 for {', '.join(map(str, low))}." if low else ".")
         )
     out.append(
-        "One run on few val cases: a difference smaller than its spread over seeds is not a result; "
-        "`hybridlabel ablate` measures it over seeds."
+        "Beating the teacher is not the payoff: the control at equal compute is the teacher trained for as many "
+        "iterations as every round together (`teacher_long`), which this run did not train, and one run on few "
+        "val cases is not a result; `hybridlabel ablate CONFIG --arms teacher_long,rounds,oracle --seeds 1,2` "
+        "measures both over seeds, with the ceiling complete labels would give (`oracle`)."
     )
     return out
 

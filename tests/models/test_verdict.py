@@ -30,6 +30,8 @@ def test_rounds_that_beat_the_teacher_name_the_gain_and_the_classes():
     assert "Largest gains: pancreas +0.20, liver +0.01." in text
     assert "Largest losses: spleen -0.10." in text
     assert any("below 0.5 for spleen" in s for s in text)
+    # beating the teacher is not the payoff: the verdict names the control at equal compute
+    assert text[-1].startswith("Beating the teacher is not the payoff") and "`teacher_long`" in text[-1]
 
 
 def test_rounds_below_the_teacher_say_so_and_a_lone_teacher_is_named():

@@ -84,7 +84,8 @@ CAPTIONS = {
 }
 
 
-def _verdict(data: ReportData) -> str:
+def verdict_sentences(data: ReportData) -> list[str]:
+    """The report's opening words on a workdir's rounds (`models/verdict.py`)."""
     from hybridlabel.models.verdict import verdict
 
     organ_ids = [c for c in data.labels if c not in (0, data.tumor_id)]
@@ -110,8 +111,11 @@ def _verdict(data: ReportData) -> str:
     val = data.metrics[data.metrics["reference"] == "val_gt"] if len(data.metrics) else data.metrics
     last = max((r for r in names if r not in exports), default=None)
     tumors = detection_text(tumor_detection(val[val["round"] == last], data.tumor_id)) if len(val) else ""
-    sentences = verdict(table, names, exports[-1] if exports else None, pseudo, n_val, data.learned_floor, tumors)
-    return _section("Verdict", "<p>" + " ".join(html.escape(s) for s in sentences) + "</p>")
+    return verdict(table, names, exports[-1] if exports else None, pseudo, n_val, data.learned_floor, tumors)
+
+
+def _verdict(data: ReportData) -> str:
+    return _section("Verdict", "<p>" + " ".join(html.escape(s) for s in verdict_sentences(data)) + "</p>")
 
 
 def _metric_section(data: ReportData, reference: str, title: str) -> str:
