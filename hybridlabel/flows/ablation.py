@@ -110,7 +110,11 @@ def plan_arms(arms: list[str], seeds: list[int]) -> list[tuple[str, int]]:
 def _oracle_inputs(config: PipelineConfig, work: Path, seed: int) -> Path:
     """The oracle arm's manifest; its dataset given the teacher's plans (from `teacher_long`
     or `rounds`, which run before it), so that equal iterations are equal compute."""
-    teacher = next(a for a in ("teacher_long", "rounds") if (work / "arms" / f"{a}-s{seed}").is_dir())
+    teacher = next((a for a in ("teacher_long", "rounds") if (work / "arms" / f"{a}-s{seed}").is_dir()), None)
+    if teacher is None:
+        raise AblationError(
+            f"the oracle arm of seed {seed} takes the teacher's plans: run teacher_long or rounds first"
+        )
     adopt_plans(
         round_dataset(
             Layout(work / "arms" / f"{teacher}-s{seed}").nnunet, config.nnunet_dataset_id, f"{config.name}_{teacher}", 0

@@ -113,7 +113,7 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
         "--workdir",
         str(work),
         "--arms",
-        "teacher,teacher_long,naive,target_adaptive,rounds",
+        "teacher,teacher_long,naive,target_adaptive,rounds,oracle",
         "--seeds",
         "3",
     ]
@@ -124,14 +124,28 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     assert "…" not in result.output.split("ablation in")[1]  # the table fits an 80-column terminal uncut
     assert "Equal compute: round 1 (" in " ".join(result.output.split())  # the payoff against teacher_long
     rows = pd.read_parquet(work / "ablation.parquet")
-    assert list(rows["arm"]) == ["teacher", "teacher_long", "naive", "target_adaptive", "round 1"]
+    assert list(rows["arm"]) == ["teacher", "teacher_long", "naive", "target_adaptive", "round 1", "oracle"]
+    # the ceiling: every non-val case on its complete label, as long as teacher_long, with the teacher's plans
+    assert "The ceiling (every training case with its complete labels, as long)" in " ".join(result.output.split())
     assert rows["organ_dsc"].between(0, 1).all() and (rows["seed"] == 3).all()
     assert rows["organ_dsc_present"].between(0, 1).all()  # judged over the classes present
     # complete labels: only the student round makes them (its hybrid labels and the teacher's raw predictions)
     labelled = rows.set_index("arm")[["labels_dsc_present", "raw_labels_dsc_present"]]
     assert labelled.loc["round 1"].between(0, 1).all() and labelled.drop("round 1").isna().all().all()
     per_model = rows.set_index("arm")["trained_iterations"]
-    assert rows[rows["arm"] != "teacher_long"]["iterations"].nunique() == 1  # one budget for every other model
+    assert per_model["oracle"] == per_model["teacher_long"]
+    from hybridlabel.data_registry.store import Registry
+
+    oracle, teacher = (Registry(work / "arms" / f"{a}-s3").round_row(0, decoded=True) for a in ("oracle", "rounds"))
+    assert oracle["counts"]["trained"] > teacher["counts"]["trained"]  # more cases ...
+    plans = [
+        json.loads(next((work / "arms" / f"{a}-s3").rglob("nnUNetPlans.json")).read_text())["configurations"]
+        for a in ("teacher_long", "oracle")
+    ]
+    assert plans[0] == plans[1]  # ... at the teacher's batch and patch: equal iterations, equal compute
+    assert (
+        rows[~rows["arm"].isin(["teacher_long", "oracle"])]["iterations"].nunique() == 1
+    )  # one budget for every other model
     assert per_model["teacher_long"] == per_model["teacher"] + per_model["round 1"]  # as long as both rounds
     assert rows.loc[rows["arm"] == "teacher", "tumor_dsc"].isna().all()  # organs-only teacher
     assert rows.loc[rows["arm"] == "naive", "tumor_dsc"].notna().all()
@@ -141,8 +155,6 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     shown = figures.to_numpy(dtype=float).ravel()
     assert ((shown[~np.isnan(shown)] >= 0) & (shown[~np.isnan(shown)] <= 100)).all()
     # each arm is a pipeline run recorded in its own registry, with its loss in the config
-    from hybridlabel.data_registry.store import Registry
-
     ta = Registry(work / "arms" / "target_adaptive-s3").round_row(0)
     assert json.loads(ta["config_json"])["rounds"][0]["training"]["loss"] == "target_adaptive"
     checkpoint = next((work / "arms" / "naive-s3").rglob("checkpoint_final.pth"))
@@ -150,7 +162,7 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     again = CliRunner().invoke(app, args)  # everything complete: nothing is trained again
     assert again.exit_code == 0, again.output
     assert checkpoint.stat().st_mtime_ns == stamp
-    assert len(pd.read_parquet(work / "ablation.parquet")) == 5
+    assert len(pd.read_parquet(work / "ablation.parquet")) == 6
     report = CliRunner().invoke(app, ["report", "--workdir", str(work)])
     assert report.exit_code == 0, report.output
     html = (work / "report.html").read_text()
