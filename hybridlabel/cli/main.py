@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from hybridlabel.cli.app import app, console, fail, run_guarded  # noqa: F401  (the shared app, console and error line)
+from hybridlabel.cli.app import app, console, err_console, fail, run_guarded  # noqa: F401  (the shared app, console and error line)
 
 
 @app.command()
@@ -112,7 +112,13 @@ def audit(
     from hybridlabel.cli.progress import case_progress
     from hybridlabel.cli.views import audit_table
     from hybridlabel.models.config import ConfigError, PipelineConfig, load_config
-    from hybridlabel.tasks.intake.audit import DatasetError, audit_dataset, default_manifest, discover_cases
+    from hybridlabel.tasks.intake.audit import (
+        DatasetError,
+        audit_dataset,
+        default_manifest,
+        discover_cases,
+        orientation_warning,
+    )
     from hybridlabel.tasks.registry import write_audit_parquet
 
     try:
@@ -126,6 +132,8 @@ def audit(
     except (ConfigError, DatasetError) as exc:
         fail(str(exc))
     console.print(audit_table(cases))
+    if warning := orientation_warning(cases):
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if out:
         write_audit_parquet(cases, out)
         console.print(f"wrote {out}")

@@ -26,6 +26,7 @@ CASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("label_resampled", pa.bool_(), "input label was resampled (nearest neighbour) onto the image grid"),
     ("spacing", pa.list_(pa.float64()), "voxel spacing in mm, (x, y, z)"),
     ("shape", pa.list_(pa.int32()), "image size in voxels, (x, y, z)"),
+    ("orientation", pa.string(), "the image's axis directions, DICOM letters (LPS = identity direction)"),
     ("voxel_counts", pa.string(), "JSON: class id -> voxels of the input label"),
     ("hybrid_label_path", pa.string(), "this round's hybrid label"),
     ("hybrid_label_sha256", pa.string(), "sha256 of the hybrid label"),

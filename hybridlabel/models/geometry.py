@@ -144,3 +144,44 @@ def voxel_count_problem(size) -> str | None:
             f"{MAX_VOXELS:,} limit; crop or downsample it"
         )
     return None
+
+
+# the patient direction each voxel axis steps toward, DICOM letters (LPS: x to the
+# patient's left, y to posterior, z to superior), as SimpleITK's DICOMOrient names them
+_AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
+
+
+def orientation_code(direction) -> str | None:
+    """The image's axis directions as three letters (the identity is "LPS"; a NIfTI
+    written in RAS reads "RAS"): for each voxel axis, the patient axis it is closest to.
+    None for an image that is not 3d."""
+    d = np.asarray(direction, dtype=float)
+    if d.size != 9:
+        return None
+    d = d.reshape(3, 3)
+    letters = []
+    for column in d.T:
+        axis = int(np.argmax(np.abs(column)))
+        letters.append(_AXIS_LETTERS[axis][0 if column[axis] > 0 else 1])
+    return "".join(letters)
+
+
+def orientation_mix(codes: dict[str, str]) -> str | None:
+    """A one-line warning when a cohort's images (case id -> orientation_code) come in
+    more than one orientation, or None. nnU-Net trains and predicts on voxel arrays and
+    ignores the header's directions, so a case stored in another orientation shows the
+    network its anatomy flipped or turned."""
+    counts: dict[str, int] = {}
+    for code in codes.values():
+        counts[code] = counts.get(code, 0) + 1
+    if len(counts) < 2:
+        return None
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    common = ranked[0][0]
+    odd = sorted(case for case, code in codes.items() if code != common)
+    named = ", ".join(odd[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
+    return (
+        f"images in {len(counts)} axis orientations ({', '.join(f'{c}: {n}' for c, n in ranked)}; not {common}: "
+        f"{named}); nnU-Net ignores the header's directions, so the network sees those cases flipped or "
+        f"turned: write them in {common} (SimpleITK: DICOMOrient(image, '{common}'), labels the same)"
+    )

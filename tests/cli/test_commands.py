@@ -3,8 +3,10 @@
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
+import SimpleITK as sitk
 from typer.testing import CliRunner
 
 from hybridlabel.cli.main import app
@@ -76,12 +78,36 @@ def test_phantom_then_audit_shows_the_intended_roles(tmp_path):
         "image_sha256",
         "spacing",
         "shape",
+        "orientation",
         "voxel_counts",
         "label_resampled",
         "quarantine_reason",
     ):
         assert column in audit.columns
     assert "intake audit: 8 cases" in result.output
+    assert set(audit["orientation"]) == {"LPS"} and "orientations" not in result.output
+
+
+def test_audit_warns_when_images_come_in_two_orientations(tmp_path):
+    raw = tmp_path / "raw"
+    for i, direction in enumerate([None, None, (-1, 0, 0, 0, -1, 0, 0, 0, 1)]):
+        image = sitk.GetImageFromArray(np.random.default_rng(i).normal(0, 100, (4, 6, 8)).astype(np.int16))
+        label = sitk.GetImageFromArray(np.pad(np.ones((2, 4, 6), np.uint8), 1))
+        if direction:
+            image.SetDirection(direction)
+        label.CopyInformation(image)
+        for sub, img, name in (("imagesTr", image, f"c{i}_0000"), ("labelsTr", label, f"c{i}")):
+            (raw / sub).mkdir(parents=True, exist_ok=True)
+            sitk.WriteImage(img, str(raw / sub / f"{name}.nii.gz"))
+    parquet = tmp_path / "audit.parquet"
+    result = runner.invoke(app, ["audit", str(raw), "--out", str(parquet)])
+    assert result.exit_code == 0, result.output
+    assert "2 axis orientations (LPS: 2, RAS: 1; not LPS: c2)" in " ".join(result.output.split())
+    assert dict(zip(*pd.read_parquet(parquet)[["case_id", "orientation"]].T.values)) == {
+        "c0": "LPS",
+        "c1": "LPS",
+        "c2": "RAS",
+    }
 
 
 def test_cli_errors_are_one_clear_line(tmp_path):

@@ -1,4 +1,4 @@
-from hybridlabel.models.geometry import Grid, compare_grids
+from hybridlabel.models.geometry import Grid, compare_grids, orientation_code, orientation_mix
 
 IDENTITY = (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)
 
@@ -29,3 +29,18 @@ def test_shifted_label_is_incompatible_with_a_reason():
 def test_two_dimensional_label_is_incompatible():
     flat = Grid((10, 20), (1.0, 1.0), (0.0, 0.0), (1.0, 0, 0, 1.0))
     assert compare_grids(grid(), flat)[0] == "incompatible"
+
+
+def test_orientation_codes_are_the_dicom_letters_of_each_axis():
+    assert orientation_code(IDENTITY) == "LPS"
+    assert orientation_code((-1.0, 0, 0, 0, -1.0, 0, 0, 0, 1.0)) == "RAS"  # a NIfTI written in RAS
+    assert orientation_code((0, 0, 1.0, 1.0, 0, 0, 0, 1.0, 0)) == "PSL"  # axes permuted (a sagittal stack)
+    tilted = (0.99, -0.14, 0, 0.14, 0.99, 0, 0, 0, 1.0)  # gantry tilt: still closest to LPS
+    assert orientation_code(tilted) == "LPS"
+
+
+def test_orientation_mix_names_the_minority_and_the_fix():
+    assert orientation_mix({"a": "LPS", "b": "LPS"}) is None
+    line = orientation_mix({f"c{i}": "LPS" for i in range(6)} | {f"r{i}": "RAS" for i in range(5)})
+    assert line.startswith("images in 2 axis orientations (LPS: 6, RAS: 5; not LPS: r0, r1, r2 and 2 more)")
+    assert "DICOMOrient(image, 'LPS')" in line and "\n" not in line

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from hybridlabel.data_registry.frames import dumps, from_arrow, to_arrow
 from hybridlabel.models.config import LabelMapConfig
-from hybridlabel.models.geometry import compare_grids
+from hybridlabel.models.geometry import compare_grids, orientation_code, orientation_mix
 from hybridlabel.models.intake import (
     check_case_id,
     check_intensities,
@@ -226,7 +226,11 @@ def _audit_into(row: dict, case: CaseInput, label_map: LabelMapConfig, resample_
         return f"image refused: {exc}"
     except ImageReadError as exc:
         return f"image unreadable: {exc}"
-    row.update(spacing=list(image.GetSpacing()), shape=list(image.GetSize()))
+    row.update(
+        spacing=list(image.GetSpacing()),
+        shape=list(image.GetSize()),
+        orientation=orientation_code(image.GetDirection()),
+    )
     if reason := check_intensities(sitk.GetArrayViewFromImage(image)):
         return reason
     row["image_sha256"] = sha256_path(case.image)
@@ -286,6 +290,14 @@ def audit_dataset(
         if on_case:
             on_case(row)
     return from_arrow(to_arrow(pd.DataFrame(rows), "cases"))
+
+
+def orientation_warning(cases: pd.DataFrame) -> str | None:
+    """One line when the usable cases' images come in more than one orientation."""
+    if "orientation" not in cases:
+        return None
+    usable = cases[cases["role"].ne("quarantined") & cases["orientation"].notna()]
+    return orientation_mix(dict(zip(usable["case_id"], usable["orientation"])))
 
 
 def summarize(cases: pd.DataFrame) -> dict:
