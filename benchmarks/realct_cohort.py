@@ -28,8 +28,6 @@ OUT/ablation.yaml (the phantom ablation's config, `--iterations` per model) and 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 
@@ -46,6 +44,7 @@ from hybridlabel.models.config_yaml import render_config_yaml  # noqa: E402
 from hybridlabel.models.partiality import assign_roles, partial_label, tumor_as_organ  # noqa: E402
 from hybridlabel.models.presets import cpu_preset  # noqa: E402
 from hybridlabel.tasks.files.atomic import atomic_write_text  # noqa: E402
+from hybridlabel.tasks.intake.cohort_manifest import manifest_row, write_manifest  # noqa: E402
 from hybridlabel.tasks.intake.simulate_partial import simulate_partial  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "data" / "real-ct"
@@ -175,21 +174,8 @@ def cross_patient_cohort(out: Path, n_cases: int, seed: int, labels: LabelMapCon
             partial.CopyInformation(truth)
             label_rel = f"labelsTr/{case_id}.nii.gz"
             sitk.WriteImage(partial, str(out / label_rel))
-        rows.append(
-            {
-                "case_id": case_id,
-                "image": f"imagesTr/{case_id}_0000.nii.gz",
-                "label": label_rel,
-                "annotated": " ".join(str(c) for c in annotated) if annotated else "",
-                "role": "val" if role == "val" else "",
-                "site": site,
-            }
-        )
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return atomic_write_text(out / "manifest.csv", buf.getvalue())
+        rows.append(manifest_row(case_id, f"imagesTr/{case_id}_0000.nii.gz", label_rel, role, annotated, site=site))
+    return write_manifest(out / "manifest.csv", rows)
 
 
 def single_patient_cohort(out: Path, n_cases: int, seed: int, labels: LabelMapConfig) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +14,7 @@ from hybridlabel.models.phantom import generate_phantom, phantom_partial_label
 from hybridlabel.models.phantom_sites import assign_sites, site_profile
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.files.imageio import write_image
+from hybridlabel.tasks.intake.cohort_manifest import manifest_row, write_manifest
 
 
 def _to_image(array: np.ndarray, spacing_zyx) -> sitk.Image:
@@ -58,25 +57,12 @@ def write_phantom_cohort(
             label_rel = f"labelsTr/{case_id}.nii.gz"
             write_image(_to_image(phantom_partial_label(case, annotated), case.spacing), out_dir / label_rel)
         manifest_rows.append(
-            {
-                "case_id": case_id,
-                "image": f"imagesTr/{case_id}_0000.nii.gz",
-                "label": label_rel,
-                "annotated": " ".join(str(c) for c in annotated) if annotated else "",
-                "role": "val" if role == "val" else "",
-                "site": site,
-            }
+            manifest_row(case_id, f"imagesTr/{case_id}_0000.nii.gz", label_rel, role, annotated, site=site)
         )
         truth[case_id] = {"role": role, "annotated": list(annotated or []), "tumors": case.tumors, "site": site}
         if on_case:
             on_case(case_id)
-    buf = io.StringIO()
-    writer = csv.DictWriter(
-        buf, fieldnames=["case_id", "image", "label", "annotated", "role", "site"], lineterminator="\n"
-    )
-    writer.writeheader()
-    writer.writerows(manifest_rows)
-    manifest = atomic_write_text(out_dir / "manifest.csv", buf.getvalue())
+    manifest = write_manifest(out_dir / "manifest.csv", manifest_rows)
     atomic_write_text(
         out_dir / "phantom.json",
         json.dumps(

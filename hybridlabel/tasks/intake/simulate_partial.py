@@ -4,8 +4,6 @@ partial labels by `models/partiality.py`), its complete labels kept aside in
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shutil
@@ -20,6 +18,7 @@ from hybridlabel.models.partiality import assign_roles, partial_label, tumor_as_
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.files.imageio import ImageReadError, array_to_image, image_suffix, read_image, write_image
 from hybridlabel.tasks.intake.audit import DatasetError, discover_cases
+from hybridlabel.tasks.intake.cohort_manifest import manifest_row, write_manifest
 
 
 def _place(source: Path, target: Path) -> None:
@@ -64,23 +63,11 @@ def simulate_partial(
             write_image(
                 array_to_image(partial_label(full_label, organs, annotated, labels.tumor_id), truth), out / label_rel
             )
-        rows.append(
-            {
-                "case_id": case.case_id,
-                "image": image_rel,
-                "label": label_rel,
-                "annotated": " ".join(str(c) for c in annotated) if annotated else "",
-                "role": "val" if role == "val" else "",
-            }
-        )
+        rows.append(manifest_row(case.case_id, image_rel, label_rel, role, annotated))
         record[case.case_id] = {"role": role, "annotated": list(annotated or [])}
         if on_case:
             on_case(case.case_id)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["case_id", "image", "label", "annotated", "role"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    manifest = atomic_write_text(out / "manifest.csv", buf.getvalue())
+    manifest = write_manifest(out / "manifest.csv", rows)
     atomic_write_text(
         out / "simulation.json",
         json.dumps(
