@@ -29,7 +29,7 @@ from prefect import flow
 from hybridlabel.models.config import CutMixConfig, PipelineConfig, RoundSpec, load_config
 from hybridlabel.models.config_yaml import render_config_yaml
 from hybridlabel.models.nnunet.identity import round_dataset
-from hybridlabel.tasks.ablation_results import collect_arms, write_ablation
+from hybridlabel.tasks.ablation_results import collect_arms, merge_rows, read_ablation, write_ablation
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.intake.oracle import write_oracle_manifest
 from hybridlabel.tasks.nnunet.preprocess import adopt_plans
@@ -139,5 +139,5 @@ def ablation(config_path: str, workdir: str, arms: list[str], seeds: list[int]) 
         start = first_round_to_run(arm_dir, cfg)
         if start < len(cfg.rounds):  # completed arms are skipped: the ablation resumes
             pipeline.with_options(flow_run_name=f"arm-{arm}-seed-{seed}")(str(cfg_path), str(arm_dir), start, False)
-    rows = collect_arms(work, arms, seeds, config)
+    rows = merge_rows(read_ablation(work), collect_arms(work, arms, seeds, config))
     return str(write_ablation(work, rows))

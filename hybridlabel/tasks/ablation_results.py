@@ -148,6 +148,18 @@ def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def merge_rows(earlier: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
+    """The table after a run: its rows, and the earlier runs' rows of every (arm, seed) it
+    did not collect, so `--seeds 3` after `--seeds 1,2` gives a table over 3 seeds."""
+    if earlier is None or earlier.empty:
+        return new
+    if new.empty:
+        return earlier
+    ran = pd.MultiIndex.from_frame(new[["arm", "seed"]])
+    kept = earlier[~pd.MultiIndex.from_frame(earlier[["arm", "seed"]]).isin(ran)]
+    return pd.concat([kept, new], ignore_index=True).sort_values("seed", kind="stable", ignore_index=True)
+
+
 def write_ablation(work: Path, rows: pd.DataFrame) -> Path:
     return atomic_write_parquet(Path(work) / ABLATION_FILE, rows)
 
