@@ -45,10 +45,8 @@ def round_line(
     line = f"round {round_no} {name}: " + ", ".join(parts)
     if floor is not None and (why := learned_little(dsc, parent, floor)):
         line += (
-            f"; learned little: {why} (more iterations help where it still underfits: training.epochs x "
-            "iterations_per_epoch; where the teacher trained as long scores no better (`ablate --arms "
-            "teacher_long`), the val cases differ from the labelled ones: label a few like them; its labels "
-            "are handed on all the same)"
+            f"; learned little: {why} (give it more iterations: training.epochs x iterations_per_epoch; "
+            "its labels are handed on all the same)"
         )
     return line
 

@@ -73,9 +73,7 @@ def verdict(
                 out.append(
                     f"Round {r} ({round_names.get(r, '')}) learned little: {why}; its model's labels were "
                     "handed on all the same. Give it more iterations (training.epochs x "
-                    "iterations_per_epoch) or, on a CPU, the cpu preset's 2d configuration, where it still "
-                    "underfits; where the teacher trained as long scores no better (`hybridlabel ablate --arms "
-                    "teacher_long`), the val cases differ from the labelled ones: label a few like them."
+                    "iterations_per_epoch) or, on a CPU, the cpu preset's 2d configuration."
                 )
     if pseudo_dice:
         r = max(pseudo_dice)
