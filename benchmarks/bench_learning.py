@@ -34,6 +34,7 @@ from hybridlabel.models.metrics import MetricRules, score_case  # noqa: E402
 from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.models.nnunet.predictor import Segmenter  # noqa: E402
 from hybridlabel.tasks.files.atomic import atomic_write_text  # noqa: E402
+from hybridlabel.tasks.files.orient import to_model_orientation  # noqa: E402
 from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
 from hybridlabel.tasks.model.archive import load_weights  # noqa: E402
 from hybridlabel.tasks.nnunet.dataset import TrainingCase, write_round_dataset  # noqa: E402
@@ -149,8 +150,11 @@ def main() -> None:
     ]
     val = []
     for case in sorted(c for c, t in truth.items() if t["role"] == "val"):
-        image = sitk.ReadImage(str(cohort / "imagesTr" / f"{case}_0000.nii.gz"))
-        gt = sitk.GetArrayFromImage(sitk.ReadImage(str(cohort / "groundTruth" / f"{case}.nii.gz")))
+        # in the orientation the network is trained in (real CT is stored in RAS)
+        image = to_model_orientation(sitk.ReadImage(str(cohort / "imagesTr" / f"{case}_0000.nii.gz")))
+        gt = sitk.GetArrayFromImage(
+            to_model_orientation(sitk.ReadImage(str(cohort / "groundTruth" / f"{case}.nii.gz")))
+        )
         gt = np.where(gt == labels.tumor_id, 0, gt)  # organ teachers: tumour voxels are not scored
         val.append((sitk.GetArrayFromImage(image).astype(np.float32), gt, image.GetSpacing()[::-1]))
     root = work / "nnunet"

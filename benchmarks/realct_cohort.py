@@ -78,18 +78,25 @@ def random_transform(image: sitk.Image, rng: np.random.Generator) -> sitk.Transf
 
 
 def second_patient() -> tuple[sitk.Image, sitk.Image]:
-    """Patient B: the DICOM series at 3 x 3 x 2 mm in patient A's axis directions (x and y
-    flipped: nnU-Net trains on arrays, so one cohort in two orientations would measure
-    orientation, not patients), cropped to the body, and its labels resampled onto that
-    grid (their own direction flips y: array-to-array would be wrong)."""
+    """Patient B: the DICOM series at 3 x 3 x 2 mm in its own axis directions (LPS, where
+    patient A's NIfTI is RAS: hybridlabel reorients, `tasks/files/orient.py`), cropped to
+    the body, and its labels resampled onto that grid (their own direction flips y:
+    array-to-array would be wrong)."""
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(SOURCE / "dicom_series")))
     image = reader.Execute()
-    spacing, direction = (3.0, 3.0, 2.0), (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
+    spacing = (3.0, 3.0, 2.0)
     size = [int(round(n * s / t)) for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing)]
-    corner = image.TransformContinuousIndexToPhysicalPoint((image.GetSize()[0] - 1, image.GetSize()[1] - 1, 0))
     grid = sitk.Resample(
-        image, size, sitk.Transform(), sitk.sitkLinear, corner, spacing, direction, -1024.0, sitk.sitkInt16
+        image,
+        size,
+        sitk.Transform(),
+        sitk.sitkLinear,
+        image.GetOrigin(),
+        spacing,
+        image.GetDirection(),
+        -1024.0,
+        sitk.sitkInt16,
     )
     label = sitk.Resample(
         flare_labels(sitk.ReadImage(str(SOURCE / "dicom_series_totalseg.nii.gz"))),

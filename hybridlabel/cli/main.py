@@ -117,7 +117,7 @@ def audit(
         audit_dataset,
         default_manifest,
         discover_cases,
-        orientation_warning,
+        orientation_note,
     )
     from hybridlabel.tasks.registry import write_audit_parquet
 
@@ -132,8 +132,8 @@ def audit(
     except (ConfigError, DatasetError) as exc:
         fail(str(exc))
     console.print(audit_table(cases))
-    if warning := orientation_warning(cases):
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if note := orientation_note(cases):
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
     if out:
         write_audit_parquet(cases, out)
         console.print(f"wrote {out}")

@@ -43,9 +43,8 @@ from hybridlabel.models.round_rules import (
     tumor_kept,
     without_failed_predictions,
 )
-from hybridlabel.tasks.events import emit
 from hybridlabel.tasks.files.imageio import sha256_path
-from hybridlabel.tasks.intake.audit import audit_dataset, orientation_warning, summarize
+from hybridlabel.tasks.intake.audit import audit_dataset, summarize
 from hybridlabel.tasks.registry import code_version, config_record
 from hybridlabel.tasks.round_inputs import RoundError, parent_model
 from hybridlabel.tasks.round_tasks import (
@@ -90,8 +89,6 @@ def teacher_round(config: PipelineConfig, workdir: str) -> dict:
             resample_dir=layout.workdir / "intake" / "labels",
             allow_outside=config.allow_paths_outside_dataset,
         )
-    if warning := orientation_warning(cases):
-        emit("done", f"  warning: {warning}")
     train, annotated = training_set(cases, spec.train_roles, {}, {})
     if not train:
         raise RoundError(

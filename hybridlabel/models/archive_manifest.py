@@ -17,6 +17,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hybridlabel.models.geometry import ORIENTATION_PATTERN
+
 ARCHIVE_FORMAT = "hybridlabel-model/1"
 MANIFEST = "hybridlabel.json"
 MEMBERS = ("weights.pth", "plans.json", "dataset.json", "config.json")
@@ -59,6 +61,12 @@ class Manifest(BaseModel):
     labels: dict[str, int]
     fast: bool = True
     label_qc: dict[str, ClassQC] = Field(default_factory=dict, description="class id -> training-label ranges")
+    orientation: str | None = Field(
+        None,
+        pattern=ORIENTATION_PATTERN,
+        description="the axis orientation the network was trained in (DICOM letters); none in archives "
+        "exported before hybridlabel reoriented: their inputs are predicted as stored",
+    )
 
 
 def parse_manifest(data: object) -> tuple[Manifest | None, str | None]:

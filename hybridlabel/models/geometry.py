@@ -8,7 +8,7 @@ corners of their voxel boxes coincide as a set, whatever the axis order or flips
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import product
+from itertools import permutations, product
 from typing import Literal
 
 import numpy as np
@@ -150,6 +150,14 @@ def voxel_count_problem(size) -> str | None:
 # patient's left, y to posterior, z to superior), as SimpleITK's DICOMOrient names them
 _AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
 
+# The axis orientation the network sees (`tasks/files/orient.py`): the identity direction,
+# SimpleITK's and DICOM's default, so that most scans need no reoriented copy.
+MODEL_ORIENTATION = "LPS"
+# three letters, one from each of the pairs L/R, P/A, S/I, in any order (48 codes)
+ORIENTATION_PATTERN = (
+    "^(" + "|".join("".join(f"[{''.join(_AXIS_LETTERS[a])}]" for a in order) for order in permutations(range(3))) + ")$"
+)
+
 
 def orientation_code(direction) -> str | None:
     """The image's axis directions as three letters (the identity is "LPS"; a NIfTI
@@ -167,21 +175,20 @@ def orientation_code(direction) -> str | None:
 
 
 def orientation_mix(codes: dict[str, str]) -> str | None:
-    """A one-line warning when a cohort's images (case id -> orientation_code) come in
-    more than one orientation, or None. nnU-Net trains and predicts on voxel arrays and
-    ignores the header's directions, so a case stored in another orientation shows the
-    network its anatomy flipped or turned."""
+    """A one-line note when a cohort's images (case id -> orientation_code) come in more
+    than one orientation, or None: nnU-Net ignores the header's directions, so those not
+    in MODEL_ORIENTATION are trained and predicted reoriented (`tasks/files/orient.py`)."""
     counts: dict[str, int] = {}
     for code in codes.values():
         counts[code] = counts.get(code, 0) + 1
     if len(counts) < 2:
         return None
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    common = ranked[0][0]
-    odd = sorted(case for case, code in codes.items() if code != common)
+    odd = sorted(case for case, code in codes.items() if code != MODEL_ORIENTATION)
     named = ", ".join(odd[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
     return (
-        f"images in {len(counts)} axis orientations ({', '.join(f'{c}: {n}' for c, n in ranked)}; not {common}: "
-        f"{named}); nnU-Net ignores the header's directions, so the network sees those cases flipped or "
-        f"turned: write them in {common} (SimpleITK: DICOMOrient(image, '{common}'), labels the same)"
+        f"images in {len(counts)} axis orientations ({', '.join(f'{c}: {n}' for c, n in ranked)}; "
+        f"not {MODEL_ORIENTATION}: {named}); nnU-Net ignores the header's directions, so every image is "
+        f"trained and predicted in {MODEL_ORIENTATION} (reoriented copies in the workdir) and each label map "
+        f"written back in its image's own"
     )

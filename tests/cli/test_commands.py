@@ -88,7 +88,7 @@ def test_phantom_then_audit_shows_the_intended_roles(tmp_path):
     assert set(audit["orientation"]) == {"LPS"} and "orientations" not in result.output
 
 
-def test_audit_warns_when_images_come_in_two_orientations(tmp_path):
+def test_audit_notes_when_images_come_in_two_orientations(tmp_path):
     raw = tmp_path / "raw"
     for i, direction in enumerate([None, None, (-1, 0, 0, 0, -1, 0, 0, 0, 1)]):
         image = sitk.GetImageFromArray(np.random.default_rng(i).normal(0, 100, (4, 6, 8)).astype(np.int16))

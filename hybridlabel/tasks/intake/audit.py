@@ -292,10 +292,8 @@ def audit_dataset(
     return from_arrow(to_arrow(pd.DataFrame(rows), "cases"))
 
 
-def orientation_warning(cases: pd.DataFrame) -> str | None:
+def orientation_note(cases: pd.DataFrame) -> str | None:
     """One line when the usable cases' images come in more than one orientation."""
-    if "orientation" not in cases:
-        return None
     usable = cases[cases["role"].ne("quarantined") & cases["orientation"].notna()]
     return orientation_mix(dict(zip(usable["case_id"], usable["orientation"])))
 

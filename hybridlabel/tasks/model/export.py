@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hybridlabel.models.archive_manifest import ARCHIVE_FORMAT, MANIFEST
 from hybridlabel.models.config import PipelineConfig
+from hybridlabel.models.geometry import MODEL_ORIENTATION
 from hybridlabel.tasks.files.disk import named_disk_full
 from hybridlabel.tasks.registry import code_version
 
@@ -121,6 +122,7 @@ def write_model_archive(
         "parameters": count_parameters(plans, dataset, configuration),
         "labels": dataset["labels"],
         "fast": config.export.fast,
+        "orientation": MODEL_ORIENTATION,
         "preprocessing": _preprocessing(plans, configuration),
         "val_metrics": val_metrics or {},
         "label_qc": label_qc or {},

@@ -24,6 +24,7 @@ from hybridlabel.tasks.files.imageio import (
     strip_suffix,
     write_image,
 )
+from hybridlabel.tasks.files.orient import to_image_grid, to_model_orientation
 from hybridlabel.tasks.model.archive import read_archive
 from hybridlabel.tasks.model.efficiency import MemorySampler, gpu_memory_reader
 
@@ -126,11 +127,12 @@ def predict_files(
         }
         try:
             with MemorySampler(gpu_memory_reader(segmenter.device.type)) as sampler:
-                image = read_image(job.source)
+                original = read_image(job.source)
+                image = to_model_orientation(original, info.get("orientation"))
                 if problem := check_intensities(sitk.GetArrayViewFromImage(image)):
                     raise ImageReadError(problem)
                 seg = segmenter.predict_label(sitk.GetArrayViewFromImage(image), spacing_zyx(image))
-                write_image(array_to_image(seg, image), job.output)
+                write_image(to_image_grid(array_to_image(seg, image), original), job.output)
             record.update(sampler.record())
             record["labels_present"] = sorted(int(c) for c in np.unique(seg) if c)
             record["labels_valid"] = set(record["labels_present"]) <= labels

@@ -2,7 +2,9 @@
 
 Layout under the workdir's nnU-Net root: `raw/DatasetNNN_<name>/{imagesTr,labelsTr}`.
 nnU-Net needs one file ending per dataset: images that are not `.nii.gz` (MHA, NRRD,
-DICOM series) are converted once into `converted/` and linked from there.
+DICOM series) are converted once into `converted/` and linked from there. So are images
+not stored in the model's axis orientation (`tasks/files/orient.py`), whose labels are
+then written reoriented beside the links instead of linked.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from hybridlabel.models.nnunet.dataset_json import dataset_json
 from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.files.imageio import read_image, write_image
+from hybridlabel.tasks.files.orient import header_direction, needs_reorienting, to_model_orientation
 
 FILE_ENDING = ".nii.gz"
 
@@ -39,14 +42,23 @@ def _link(target: Path, link: Path) -> None:
 
 
 def nifti_image(root: Path, case_id: str, image: Path) -> Path:
-    """The case's image as `.nii.gz`: the file itself, or a converted copy made once."""
+    """The case's image as `.nii.gz` in the model's orientation: the file itself, or a
+    converted copy made once."""
     image = Path(image)
-    if image.is_file() and image.name.endswith(FILE_ENDING):
+    if image.is_file() and image.name.endswith(FILE_ENDING) and not needs_reorienting(header_direction(image)):
         return image
     converted = Path(root) / "converted" / f"{case_id}_0000{FILE_ENDING}"
     if not converted.exists():
-        write_image(read_image(image), converted)
+        write_image(to_model_orientation(read_image(image)), converted)
     return converted
+
+
+def _place_label(label: Path, target: Path, reorient: bool) -> None:
+    """The round's label in the dataset: linked, or written reoriented with its image."""
+    if reorient:
+        write_image(to_model_orientation(read_image(label)), target)
+    else:
+        _link(label, target)
 
 
 def write_round_dataset(
@@ -66,7 +78,8 @@ def write_round_dataset(
         (folder / sub).mkdir(parents=True)
     for case in cases:
         _link(nifti_image(root, case.case_id, case.image), folder / "imagesTr" / f"{case.case_id}_0000{FILE_ENDING}")
-        _link(case.label, folder / "labelsTr" / f"{case.case_id}{FILE_ENDING}")
+        reorient = needs_reorienting(header_direction(case.label))  # a label shares its image's grid
+        _place_label(case.label, folder / "labelsTr" / f"{case.case_id}{FILE_ENDING}", reorient)
     spec = dataset_json(labels, len(cases), with_ignore=with_ignore, file_ending=FILE_ENDING, tumor=tumor)
     atomic_write_text(folder / "dataset.json", json.dumps(spec, indent=1))
     return folder

@@ -14,6 +14,7 @@ from hybridlabel.models.nnunet.identity import FINAL, checkpoint_path
 from hybridlabel.models.nnunet.predictor import ModelBundle, Segmenter
 from hybridlabel.models.uncertainty import NEEDS_SECOND_PREDICTION, ScoreInputs, case_scores
 from hybridlabel.tasks.files.imageio import array_to_image, read_image, spacing_zyx, write_image
+from hybridlabel.tasks.files.orient import to_image_grid, to_model_orientation
 
 
 def load_bundle(model_folder: Path, checkpoint: str = FINAL) -> ModelBundle:
@@ -40,14 +41,17 @@ def predict_case(
 ) -> tuple[Path, dict]:
     """Write the label map of one image (file or DICOM folder); return it and its scores.
     A scorer that compares two predictions compares with `reference` (a label map of the
-    same case on the same grid, e.g. the previous round's) or else with a mirrored pass."""
-    image = read_image(image_path)
+    same case on the same grid, e.g. the previous round's) or else with a mirrored pass.
+    The network sees the image in the model's orientation; the label map is written on the
+    image's own grid."""
+    original = read_image(image_path)
+    image = to_model_orientation(original)
     array, spacing = sitk.GetArrayViewFromImage(image), spacing_zyx(image)
     seg, probs = segmenter.predict(array, spacing)
     other = None
     if NEEDS_SECOND_PREDICTION & set(scorers):
         if reference is not None and Path(reference).is_file():
-            other = sitk.GetArrayFromImage(read_image(Path(reference)))
+            other = sitk.GetArrayFromImage(to_model_orientation(read_image(Path(reference))))
         else:  # mirrored along x, predicted, mirrored back
             other = np.ascontiguousarray(
                 segmenter.predict(np.ascontiguousarray(array[:, :, ::-1]), spacing)[0][:, :, ::-1]
@@ -56,5 +60,5 @@ def predict_case(
             raise ValueError(f"{reference}: shape {other.shape} differs from the prediction's {seg.shape}")
     scores = case_scores(ScoreInputs(seg, probs, other), labels, scorers)
     del probs
-    write_image(array_to_image(seg, image), out_path)
+    write_image(to_image_grid(array_to_image(seg, image), original), out_path)
     return Path(out_path), scores

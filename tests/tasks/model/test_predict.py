@@ -72,6 +72,19 @@ def test_predict_a_nifti_file_in_its_geometry(archive, phantom_cohort, tmp_path)
     assert result.exit_code == 0, result.output
     record = _check(out, sitk.ReadImage(str(image)), labels)
     assert record["fast"] is True and record["tta"] == "none"
+    # the same scan stored in RAS: the network sees the same voxels, the label map is on the RAS grid
+    ras = sitk.DICOMOrient(sitk.ReadImage(str(image)), "RAS")
+    sitk.WriteImage(ras, str(tmp_path / "ras.nii.gz"))
+    ras_out = tmp_path / "ras_seg.nii.gz"
+    result = runner.invoke(
+        app, ["predict", str(archive), str(tmp_path / "ras.nii.gz"), str(ras_out), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    _check(ras_out, ras, labels)
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(sitk.ReadImage(str(ras_out))),
+        sitk.GetArrayFromImage(sitk.ReadImage(str(out)))[:, ::-1, ::-1],
+    )
 
     slow = tmp_path / "slow.nii.gz"
     result = runner.invoke(app, ["predict", str(archive), str(image), str(slow), "--device", "cpu", "--no-fast"])

@@ -120,6 +120,13 @@ def test_tiny_model_trains_within_budget_and_predicts(engine, tmp_path):
     assert pred.GetOrigin() == image.GetOrigin() and pred.GetDirection() == image.GetDirection()
     assert set(np.unique(sitk.GetArrayFromImage(pred))) <= set(range(15))
     assert 0.0 <= scores["organ_entropy"] <= 1.0 and 0.0 <= scores["tumor_entropy"] <= 1.0
+    # the same scan stored in RAS: predicted on the same voxels, written on its own grid
+    ras = sitk.DICOMOrient(image, "RAS")
+    sitk.WriteImage(ras, str(tmp_path / "ras.nii.gz"))
+    ras_out, ras_scores = predict_case(segmenter, tmp_path / "ras.nii.gz", tmp_path / "ras_pred.nii.gz", LABELS)
+    ras_pred = sitk.ReadImage(str(ras_out))
+    assert ras_pred.GetDirection() == ras.GetDirection() and ras_scores == scores
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(ras_pred), sitk.GetArrayFromImage(pred)[:, ::-1, ::-1])
     # disagreement against a reference label map of the case (here its ground truth) ...
     from hybridlabel.models.uncertainty import disagreement_scores
 
