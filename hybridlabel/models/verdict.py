@@ -72,8 +72,10 @@ def verdict(
             if why := learned_little(float(val_dsc.loc[r, ORGAN_MEAN_PRESENT]), parent, floor):
                 out.append(
                     f"Round {r} ({round_names.get(r, '')}) learned little: {why}; its model's labels were "
-                    "handed on all the same. Give it more iterations (training.epochs x "
-                    "iterations_per_epoch) or, on a CPU, the cpu preset's 2d configuration."
+                    "handed on all the same. Where it still underfits, give it more iterations (training.epochs "
+                    "x iterations_per_epoch) or, on a CPU, the cpu preset's 2d configuration; where the teacher "
+                    "trained as long scores no better (`hybridlabel ablate --arms teacher_long`), the val cases "
+                    "differ from the labelled ones, and labelling a few cases like them is what helps."
                 )
     if pseudo_dice:
         r = max(pseudo_dice)

@@ -61,6 +61,7 @@ def test_a_round_that_learned_little_is_named_with_what_would_help():
     flagged = [s for s in text if "learned little" in s]
     assert [s.split(" learned")[0] for s in flagged] == ["Round 0 (teacher)", "Round 2 (b)"]
     assert "more iterations" in flagged[0] and "below its parent's 0.800" in flagged[1]
+    assert "teacher_long" in flagged[0]  # when more iterations do not help: the val cases differ
     assert not any("learned little" in s for s in verdict(table, {}, None, {}, 3))  # no floor given: not judged
 
 

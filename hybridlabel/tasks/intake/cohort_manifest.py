@@ -26,9 +26,10 @@ def manifest_row(case_id: str, image: str, label: str, role: str, annotated, **e
 
 
 def write_manifest(path: Path, rows: list[dict]) -> Path:
-    fields = list(MANIFEST_COLUMNS) + [k for k in rows[0] if k not in MANIFEST_COLUMNS] if rows else MANIFEST_COLUMNS
+    """Write the rows (the audit's columns first, then the rows' extra ones) atomically."""
+    extra = [k for k in rows[0] if k not in MANIFEST_COLUMNS] if rows else []
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[*MANIFEST_COLUMNS, *extra], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return atomic_write_text(Path(path), buf.getvalue())

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from hybridlabel.models.config import PipelineConfig
 from hybridlabel.tasks.evaluate import complete_label_files
-from hybridlabel.tasks.files.atomic import atomic_write_text
-from hybridlabel.tasks.intake.audit import MANIFEST_COLUMNS, DatasetError, default_manifest, discover_cases
+from hybridlabel.tasks.intake.audit import DatasetError, default_manifest, discover_cases
+from hybridlabel.tasks.intake.cohort_manifest import write_manifest
 
 
 def write_oracle_manifest(config: PipelineConfig, out: Path) -> Path:
@@ -40,4 +38,4 @@ def write_oracle_manifest(config: PipelineConfig, out: Path) -> Path:
             f"{config.evaluation.complete_labels or Path(config.dataset) / 'groundTruth'}; set "
             "evaluation.complete_labels, or leave the oracle out of --arms"
         )
-    return atomic_write_text(Path(out), pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).to_csv(index=False))
+    return write_manifest(Path(out), rows)
