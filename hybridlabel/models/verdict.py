@@ -67,16 +67,20 @@ def verdict(
         )
     if floor is not None:
         ordered = [r for r in val_dsc.index if r != export_round]
+        flagged = 0
         for prev, r in zip([None, *ordered], ordered):
             parent = None if prev is None else float(val_dsc.loc[prev, ORGAN_MEAN_PRESENT])
             if why := learned_little(float(val_dsc.loc[r, ORGAN_MEAN_PRESENT]), parent, floor):
-                out.append(
-                    f"Round {r} ({round_names.get(r, '')}) learned little: {why}; its model's labels were "
-                    "handed on all the same. Where it still underfits, give it more iterations (training.epochs "
-                    "x iterations_per_epoch) or, on a CPU, the cpu preset's 2d configuration; where the teacher "
-                    "trained as long scores no better (`hybridlabel ablate --arms teacher_long`), the val cases "
-                    "differ from the labelled ones, and labelling a few cases like them is what helps."
-                )
+                out.append(f"Round {r} ({round_names.get(r, '')}) learned little: {why}.")
+                flagged += 1
+        if flagged:  # the advice once, however many rounds it concerns
+            whose = "Its model's" if flagged == 1 else "Their models'"
+            out.append(
+                f"{whose} labels were handed on all the same. More "
+                "iterations (training.epochs x iterations_per_epoch) help a model that underfits; where "
+                "`teacher_long` (`hybridlabel ablate`) scores no better, the val cases differ from the labelled "
+                "ones: label a few like them."
+            )
     if pseudo_dice:
         r = max(pseudo_dice)
         dice = pseudo_dice[r]

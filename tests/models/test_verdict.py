@@ -60,8 +60,10 @@ def test_a_round_that_learned_little_is_named_with_what_would_help():
     text = verdict(table, {0: "teacher", 1: "a", 2: "b"}, None, {}, 3, floor=0.5)
     flagged = [s for s in text if "learned little" in s]
     assert [s.split(" learned")[0] for s in flagged] == ["Round 0 (teacher)", "Round 2 (b)"]
-    assert "more iterations" in flagged[0] and "below its parent's 0.800" in flagged[1]
-    assert "teacher_long" in flagged[0]  # when more iterations do not help: the val cases differ
+    assert "below the floor" in flagged[0] and "below its parent's 0.800" in flagged[1]
+    advice = [s for s in text if "iterations_per_epoch" in s]
+    assert len(advice) == 1 and "Their models'" in advice[0]  # said once for both rounds
+    assert "teacher_long" in advice[0]  # when more iterations do not help: the val cases differ
     assert not any("learned little" in s for s in verdict(table, {}, None, {}, 3))  # no floor given: not judged
 
 
