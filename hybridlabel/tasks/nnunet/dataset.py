@@ -48,7 +48,7 @@ def nifti_image(root: Path, case_id: str, image: Path) -> Path:
     if image.is_file() and image.name.endswith(FILE_ENDING) and not needs_reorienting(header_direction(image)):
         return image
     converted = Path(root) / "converted" / f"{case_id}_0000{FILE_ENDING}"
-    if not converted.exists():
+    if not converted.exists() or needs_reorienting(header_direction(converted)):  # one made before reorienting
         write_image(to_model_orientation(read_image(image)), converted)
     return converted
 

@@ -145,7 +145,11 @@ def _cache_image(cache: Path, case: TrainingCase, image: Path, plans: dict, data
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
     from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
 
-    if (cache / f"{case.case_id}.pkl").exists():
+    # the cache holds the image it was made from: a case whose dataset image changed (now a
+    # reoriented copy, tasks/files/orient.py) is preprocessed again, never paired with new labels
+    source = cache / f"{case.case_id}.source"
+    made_from = str(Path(image).resolve())
+    if (cache / f"{case.case_id}.pkl").exists() and source.is_file() and source.read_text() == made_from:
         return
     pm, cm, _ = _managers(plans, dataset, configuration)
     data, props = pm.image_reader_writer_class().read_images([str(image)])
@@ -165,6 +169,7 @@ def _cache_image(cache: Path, case: TrainingCase, image: Path, plans: dict, data
     buf = np.packbits(mask.ravel())
     np.save(cache / f"{case.case_id}_mask.npy", buf)
     atomic_write_bytes(cache / f"{case.case_id}_mask.json", json.dumps(list(mask.shape)).encode())
+    atomic_write_bytes(source, made_from.encode())
     os.replace(f"{tmp}.pkl", cache / f"{case.case_id}.pkl")  # last: marks the case cached
 
 

@@ -103,6 +103,20 @@ def test_a_new_round_reuses_the_preprocessed_images(engine):
     assert changed >= 1  # partial labels differ from the complete ones
 
 
+def test_a_case_whose_image_file_changed_is_preprocessed_again(engine, tmp_path):
+    """A workdir cached before its images were reoriented: the cache is not paired with new labels."""
+    root, cases = engine["root"], engine["cases"]
+    moved = TrainingCase(cases[0].case_id, tmp_path / cases[0].image.name, cases[0].label)
+    shutil.copyfile(cases[0].image, moved.image)  # stands for the reoriented copy
+    cache = next((root / "image_cache").iterdir())
+    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.b2nd")}
+    write_round_dataset(root, 4, "moved", [moved, *cases[1:]], LABELS)
+    preprocess_round(root, engine["plans"], 4, "moved", [moved, *cases[1:]])
+    redone = {p.name for p in cache.glob("*.b2nd") if p.stat().st_mtime_ns != before[p.name]}
+    assert redone == {f"{moved.case_id}.b2nd"}
+    assert (cache / f"{moved.case_id}.source").read_text() == str(moved.image.resolve())
+
+
 def test_tiny_model_trains_within_budget_and_predicts(engine, tmp_path):
     root = engine["root"]
     model = train_model(NnunetDataset(root, 1, "teacher"), TINY, log=lambda _: None)
