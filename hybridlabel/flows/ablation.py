@@ -7,9 +7,13 @@ Arms, all on the same dataset, val cases and per-model budget (the config's), pe
   student that starts from its parent has trained that long by its last round;
 - `naive`: every labeled case, unannotated classes = background, nnU-Net's loss;
 - `target_adaptive`, `merge_max`: every labeled case with a partial-label loss;
-- `oracle`: one model trained as long as `teacher_long` on every case that has a complete
-  label (the phantom's and `simulate-partial`'s `groundTruth/`), as a strong case: the
-  ceiling that perfect pseudo labels would give, so the loop's gain reads against its room;
+- `oracle`: every case that has a complete label (the phantom's and `simulate-partial`'s
+  `groundTruth/`) as a strong case: the ceiling that perfect pseudo labels would give, so
+  the loop's gain reads against its room;
+`naive`, the partial-loss arms and `oracle` train as long as `teacher_long` with the
+teacher's plans (batch, patch, normalisation), as every student of the loop does: equal
+iterations are then equal compute. Planned on their own, more cases, nnU-Net would give
+them a batch many times the teacher's (135 against 6 on the cross-patient real CT).
 - `rounds`: the config's rounds, each round's model evaluated;
 - `cutmix`: the same rounds with tumour CutMix in every organs+tumor round (the config's
   `training.cutmix` where it has one, else the defaults); its rounds before the first
@@ -35,7 +39,10 @@ from hybridlabel.tasks.intake.oracle import write_oracle_manifest
 from hybridlabel.tasks.nnunet.preprocess import adopt_plans
 from hybridlabel.tasks.workdir import Layout
 
-ARMS = ("teacher", "teacher_long", "naive", "target_adaptive", "merge_max", "rounds", "oracle", "cutmix")
+# in run order: the arms whose round 0 is the teacher come first, since the others take its plans
+ARMS = ("teacher", "teacher_long", "rounds", "naive", "target_adaptive", "merge_max", "oracle", "cutmix")
+TEACHER_PLANNED = ("teacher_long", "rounds", "teacher")
+TAKE_TEACHER_PLANS = ("naive", "target_adaptive", "merge_max", "oracle")
 LABELED = ["strong", "partial", "tumor_only"]
 
 
@@ -62,20 +69,22 @@ def arm_config(config: PipelineConfig, arm: str, seed: int, oracle_manifest: Pat
             raise AblationError("the cutmix arm needs a round with targets: organs+tumor in the config")
     elif arm == "teacher":
         rounds = [seeded(config.rounds[0])]
-    elif arm in ("teacher_long", "oracle"):
+    elif arm in ("teacher_long", *TAKE_TEACHER_PLANS):
         first, budgets = config.rounds[0], [r.training for r in config.rounds]
         iterations = sum(b.epochs * b.iterations_per_epoch for b in budgets)
         seconds = [b.max_train_seconds for b in budgets]
-        spec = (
-            {"name": arm}
-            if arm == "teacher_long"
-            else {"name": arm, "targets": "organs+tumor", "train_roles": ["strong"]}
-        )
+        spec: dict = {"name": arm}
+        if arm == "oracle":
+            spec |= {"targets": "organs+tumor", "train_roles": ["strong"]}
+        elif arm != "teacher_long":
+            spec |= {"targets": "organs+tumor", "train_roles": LABELED}
+        loss = {"loss": arm} if arm in ("naive", "target_adaptive", "merge_max") else {}
         rounds = [
             seeded(
                 first.model_copy(update=spec),
                 epochs=math.ceil(iterations / first.training.iterations_per_epoch),
                 max_train_seconds=sum(seconds) if all(seconds) else None,
+                **loss,
             )
         ]
         if arm == "oracle":
@@ -84,11 +93,6 @@ def arm_config(config: PipelineConfig, arm: str, seed: int, oracle_manifest: Pat
             # complete labels the user's config names outside the dataset are theirs to read
             trusted = config.allow_paths_outside_dataset or config.evaluation.complete_labels is not None
             extra = {"manifest": Path(oracle_manifest), "allow_paths_outside_dataset": trusted}
-    elif arm in ("naive", "target_adaptive", "merge_max"):
-        first = config.rounds[0]
-        rounds = [
-            seeded(first.model_copy(update={"name": arm, "train_roles": LABELED, "targets": "organs+tumor"}), loss=arm)
-        ]
     else:
         raise AblationError(f"unknown arm {arm!r}; arms are {', '.join(ARMS)}")
     return config.model_copy(update={"rounds": rounds, "name": f"{config.name}_{arm}", **extra})
@@ -101,29 +105,29 @@ def plan_arms(arms: list[str], seeds: list[int]) -> list[tuple[str, int]]:
         raise AblationError(f"unknown arm(s) {bad or arms}; choose from {', '.join(ARMS)}")
     if not seeds:
         raise AblationError("give at least one seed, e.g. --seeds 1,2")
-    if "oracle" in arms and not {"teacher_long", "rounds"} & set(arms):
-        raise AblationError("the oracle arm takes the teacher's plans: ask for teacher_long or rounds too")
+    if (taking := [a for a in TAKE_TEACHER_PLANS if a in arms]) and not set(TEACHER_PLANNED) & set(arms):
+        which = f"the {taking[0]} arm takes" if len(taking) == 1 else f"the {' and '.join(taking)} arms take"
+        raise AblationError(f"{which} the teacher's plans: ask for teacher, teacher_long or rounds too")
     runs = [a for a in ARMS if a in arms and not (a == "teacher" and "rounds" in arms)]
     return [(arm, seed) for seed in seeds for arm in runs]
 
 
-def _oracle_inputs(config: PipelineConfig, work: Path, seed: int) -> Path:
-    """The oracle arm's manifest; its dataset given the teacher's plans (from `teacher_long`
-    or `rounds`, which run before it), so that equal iterations are equal compute."""
-    teacher = next((a for a in ("teacher_long", "rounds") if (work / "arms" / f"{a}-s{seed}").is_dir()), None)
-    if teacher is None:
-        raise AblationError(
-            f"the oracle arm of seed {seed} takes the teacher's plans: run teacher_long or rounds first"
-        )
-    adopt_plans(
-        round_dataset(
-            Layout(work / "arms" / f"{teacher}-s{seed}").nnunet, config.nnunet_dataset_id, f"{config.name}_{teacher}", 0
-        ),
-        round_dataset(
-            Layout(work / "arms" / f"oracle-s{seed}").nnunet, config.nnunet_dataset_id, f"{config.name}_oracle", 0
-        ),
+def _adopt_teacher_plans(config: PipelineConfig, work: Path, arm: str, seed: int) -> None:
+    """Give the arm's dataset the teacher's plans, from an arm whose round 0 is the teacher
+    (run before it; the same seed's when there is one: the plans depend on the strong cases
+    alone, not the seed), so that equal iterations are equal compute."""
+    arms = work / "arms"
+    ran = [arms / f"{a}-s{seed}" for a in TEACHER_PLANNED] + sorted(
+        d for a in TEACHER_PLANNED for d in arms.glob(f"{a}-s*") if d.is_dir()
     )
-    return write_oracle_manifest(config, work / "arms" / "oracle-manifest.csv")
+    teacher = next((d for d in ran if d.is_dir()), None)
+    if teacher is None:
+        raise AblationError(f"the {arm} arm takes the teacher's plans: run teacher, teacher_long or rounds first")
+    source = teacher.name.rsplit("-s", 1)[0]
+    adopt_plans(
+        round_dataset(Layout(teacher).nnunet, config.nnunet_dataset_id, f"{config.name}_{source}", 0),
+        round_dataset(Layout(arms / f"{arm}-s{seed}").nnunet, config.nnunet_dataset_id, f"{config.name}_{arm}", 0),
+    )
 
 
 @flow(name="ablation", flow_run_name="ablation")
@@ -134,7 +138,10 @@ def ablation(config_path: str, workdir: str, arms: list[str], seeds: list[int]) 
     config, work = load_config(Path(config_path)), Path(workdir)
     for arm, seed in plan_arms(arms, seeds):
         arm_dir = work / "arms" / f"{arm}-s{seed}"
-        cfg = arm_config(config, arm, seed, _oracle_inputs(config, work, seed) if arm == "oracle" else None)
+        if arm in TAKE_TEACHER_PLANS:
+            _adopt_teacher_plans(config, work, arm, seed)
+        manifest = write_oracle_manifest(config, work / "arms" / "oracle-manifest.csv") if arm == "oracle" else None
+        cfg = arm_config(config, arm, seed, manifest)
         cfg_path = atomic_write_text(work / "arms" / f"{arm}-s{seed}.yaml", render_config_yaml(cfg))
         start = first_round_to_run(arm_dir, cfg)
         if start < len(cfg.rounds):  # completed arms are skipped: the ablation resumes

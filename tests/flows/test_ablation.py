@@ -27,18 +27,25 @@ def test_arms_share_data_val_and_budget_and_differ_where_they_should(tmp_path, p
     )
     assert ta.rounds[0].training.loss == "target_adaptive" and ta.rounds[0].targets == "organs+tumor"
     budget = config.rounds[0].training.model_dump(exclude={"seed", "loss"})
+    long = arm_config(config, "teacher_long", 5).rounds[0].training.model_dump(exclude={"seed", "loss"})
     for cfg in (teacher, naive, ta, rounds):
         assert cfg.dataset == config.dataset and cfg.label_map == config.label_map
         assert all(r.training.seed == 5 for r in cfg.rounds)
-        assert cfg.rounds[0].training.model_dump(exclude={"seed", "loss"}) == budget
-    assert plan_arms(["teacher", "rounds", "naive"], [1, 2]) == [
-        ("naive", 1),
+    assert teacher.rounds[0].training.model_dump(exclude={"seed", "loss"}) == budget
+    # the arms on every labelled case train as long as the teacher trained as long: equal compute
+    assert [c.rounds[0].training.model_dump(exclude={"seed", "loss"}) for c in (naive, ta)] == [long, long]
+    assert long["epochs"] > budget["epochs"]
+    # the arms that take the teacher's plans run after one that makes them
+    assert plan_arms(["naive", "teacher", "rounds"], [1, 2]) == [
         ("rounds", 1),
-        ("naive", 2),
+        ("naive", 1),
         ("rounds", 2),
+        ("naive", 2),
     ]  # teacher = rounds' round 0
     with pytest.raises(AblationError, match="unknown arm"):
         plan_arms(["teacher", "bogus"], [1])
+    with pytest.raises(AblationError, match="the naive and merge_max arms take the teacher's plans"):
+        plan_arms(["merge_max", "naive"], [1])
 
 
 def test_the_long_teacher_trains_as_long_as_every_round_together(tmp_path, phantom_cohort):
@@ -140,13 +147,13 @@ def test_ablate_runs_records_prints_and_resumes(tmp_path, phantom_cohort, prefec
     assert oracle["counts"]["trained"] > teacher["counts"]["trained"]  # more cases ...
     plans = [
         json.loads(next((work / "arms" / f"{a}-s3").rglob("nnUNetPlans.json")).read_text())["configurations"]
-        for a in ("teacher_long", "oracle")
+        for a in ("teacher_long", "oracle", "naive", "target_adaptive")
     ]
-    assert plans[0] == plans[1]  # ... at the teacher's batch and patch: equal iterations, equal compute
-    assert (
-        rows[~rows["arm"].isin(["teacher_long", "oracle"])]["iterations"].nunique() == 1
-    )  # one budget for every other model
+    assert plans[1:] == plans[:1] * 3  # ... at the teacher's batch and patch: equal iterations, equal compute
+    long_arms = ["teacher_long", "oracle", "naive", "target_adaptive"]
+    assert rows[~rows["arm"].isin(long_arms)]["iterations"].nunique() == 1  # one budget for every other model
     assert per_model["teacher_long"] == per_model["teacher"] + per_model["round 1"]  # as long as both rounds
+    assert (per_model[long_arms] == per_model["teacher_long"]).all()
     assert rows.loc[rows["arm"] == "teacher", "tumor_dsc"].isna().all()  # organs-only teacher
     assert rows.loc[rows["arm"] == "naive", "tumor_dsc"].notna().all()
     # both tumour figures, where the model outputs a tumour: found (% of val cases with one), false alarms

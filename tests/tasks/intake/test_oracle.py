@@ -53,3 +53,4 @@ def test_the_oracle_refuses_a_dataset_without_complete_labels(phantom_cohort, tm
     with pytest.raises(AblationError, match="takes the teacher's plans"):
         plan_arms(["oracle"], [1])
     assert plan_arms(["oracle", "teacher_long"], [1]) == [("teacher_long", 1), ("oracle", 1)]
+    assert plan_arms(["oracle", "teacher"], [1]) == [("teacher", 1), ("oracle", 1)]
