@@ -38,6 +38,8 @@ from hybridlabel.tasks.nnunet.predict import load_bundle  # noqa: E402
 def test_cases(n: int, seed: int, sites: int) -> list:
     """Fresh phantoms, round-robin over the cohort's sites (the last is the one no labelled
     case came from)."""
+    # generated arrays are laid out as the phantom's files (identity directions: LPS, the
+    # model orientation), so they go to the network as they are
     return [
         (i % sites, generate_phantom(np.random.default_rng([seed, i]), size="small", site=site_profile(i % sites)))
         for i in range(n)

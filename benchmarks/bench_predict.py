@@ -35,6 +35,7 @@ from hybridlabel.models.config import LabelMapConfig, PipelineConfig, TrainingCo
 from hybridlabel.models.nnunet.fast_predictor import FastSegmenter  # noqa: E402
 from hybridlabel.models.nnunet.identity import NnunetDataset
 from hybridlabel.models.phantom import generate_phantom  # noqa: E402
+from hybridlabel.tasks.files.orient import to_model_orientation  # noqa: E402
 from hybridlabel.tasks.intake.phantom import write_phantom_cohort  # noqa: E402
 from hybridlabel.tasks.model.archive import read_archive  # noqa: E402
 from hybridlabel.tasks.model.export import write_model_archive  # noqa: E402
@@ -77,8 +78,11 @@ def cases(cohort: Path, n_flare: int, slices: int) -> list[tuple[str, np.ndarray
     truth = json.loads((cohort / "phantom.json").read_text())["cases"]
     out = []
     for case in sorted(c for c, t in truth.items() if t["role"] == "val"):
-        image = sitk.ReadImage(str(cohort / "imagesTr" / f"{case}_0000.nii.gz"))
-        gt = sitk.GetArrayFromImage(sitk.ReadImage(str(cohort / "groundTruth" / f"{case}.nii.gz")))
+        # the network's arrays are in the model orientation (the phantom's already are)
+        image = to_model_orientation(sitk.ReadImage(str(cohort / "imagesTr" / f"{case}_0000.nii.gz")))
+        gt = sitk.GetArrayFromImage(
+            to_model_orientation(sitk.ReadImage(str(cohort / "groundTruth" / f"{case}.nii.gz")))
+        )
         out.append((case, sitk.GetArrayFromImage(image), gt, tuple(reversed(image.GetSpacing()))))
     for i in range(n_flare):
         ph = generate_phantom(np.random.default_rng(100 + i), size="flare", shape=(slices, 512, 512))
