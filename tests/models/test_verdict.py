@@ -124,5 +124,11 @@ def test_the_ablation_states_the_payoff_against_the_teacher_trained_as_long():
     )
     level = pd.concat([table.assign(organ_dsc_present_mean=[0.651, 0.877, 0.78, 0.871]), with_room.tail(1)])
     assert "+0.080 over the teacher trained as long: the loop took none of that room." in equal_compute_verdict(level)
+    partial = pd.concat([table, pd.DataFrame([arm("naive", 0.10, 0.03, 3000), arm("merge_max", 0.85, 0.01, 3000)])])
+    assert equal_compute_verdict(partial).endswith(
+        "It beats the best arm on every labelled case, as long (merge_max 0.850, +0.029)."
+    )
+    close = partial.assign(organ_dsc_present_mean=[0.651, 0.877, 0.779, 0.879, 0.10, 0.87])
+    assert "It is level with (within the spread) the best arm on every labelled case" in equal_compute_verdict(close)
     no_room = pd.concat([table, pd.DataFrame([arm("oracle", 0.890, 0.01, 3000)])])
     assert "within the spread, so no loop can beat it here" in equal_compute_verdict(no_room)
