@@ -68,10 +68,10 @@ def ablate(
     seed_list = _int_list(seeds, "--seeds")
 
     def action():
-        from hybridlabel.flows.ablation import AblationError, ablation, plan_arms
+        from hybridlabel.flows.ablation import AblationError, ablation, plan_arms, teacher_arms_ran
 
         try:
-            plan_arms(arm_list, seed_list)
+            plan_arms(arm_list, seed_list, bool(teacher_arms_ran(workdir)))
         except AblationError as exc:
             fail(str(exc))
         return ablation(str(config.resolve()), str(workdir.resolve()), arm_list, seed_list)

@@ -98,14 +98,23 @@ def arm_config(config: PipelineConfig, arm: str, seed: int, oracle_manifest: Pat
     return config.model_copy(update={"rounds": rounds, "name": f"{config.name}_{arm}", **extra})
 
 
-def plan_arms(arms: list[str], seeds: list[int]) -> list[tuple[str, int]]:
-    """(arm, seed) runs: the teacher arm is the rounds arm's round 0 when both are asked."""
+def teacher_arms_ran(work: Path) -> list[Path]:
+    """The workdir's arms whose round 0 is the teacher (any seed: its plans depend on the
+    strong cases alone)."""
+    return sorted(d for a in TEACHER_PLANNED for d in (Path(work) / "arms").glob(f"{a}-s*") if d.is_dir())
+
+
+def plan_arms(arms: list[str], seeds: list[int], teacher_planned: bool = False) -> list[tuple[str, int]]:
+    """(arm, seed) runs: the teacher arm is the rounds arm's round 0 when both are asked; the
+    arms that take the teacher's plans need an arm that makes them, asked for or already in
+    the workdir (`teacher_planned`)."""
     bad = [a for a in arms if a not in ARMS]
     if bad or not arms:
         raise AblationError(f"unknown arm(s) {bad or arms}; choose from {', '.join(ARMS)}")
     if not seeds:
         raise AblationError("give at least one seed, e.g. --seeds 1,2")
-    if (taking := [a for a in TAKE_TEACHER_PLANS if a in arms]) and not set(TEACHER_PLANNED) & set(arms):
+    taking = [a for a in TAKE_TEACHER_PLANS if a in arms]
+    if taking and not teacher_planned and not set(TEACHER_PLANNED) & set(arms):
         which = f"the {taking[0]} arm takes" if len(taking) == 1 else f"the {' and '.join(taking)} arms take"
         raise AblationError(f"{which} the teacher's plans: ask for teacher, teacher_long or rounds too")
     runs = [a for a in ARMS if a in arms and not (a == "teacher" and "rounds" in arms)]
@@ -117,10 +126,8 @@ def _adopt_teacher_plans(config: PipelineConfig, work: Path, arm: str, seed: int
     (run before it; the same seed's when there is one: the plans depend on the strong cases
     alone, not the seed), so that equal iterations are equal compute."""
     arms = work / "arms"
-    ran = [arms / f"{a}-s{seed}" for a in TEACHER_PLANNED] + sorted(
-        d for a in TEACHER_PLANNED for d in arms.glob(f"{a}-s*") if d.is_dir()
-    )
-    teacher = next((d for d in ran if d.is_dir()), None)
+    same_seed = [arms / f"{a}-s{seed}" for a in TEACHER_PLANNED]
+    teacher = next((d for d in same_seed + teacher_arms_ran(work) if d.is_dir()), None)
     if teacher is None:
         raise AblationError(f"the {arm} arm takes the teacher's plans: run teacher, teacher_long or rounds first")
     source = teacher.name.rsplit("-s", 1)[0]
@@ -136,7 +143,7 @@ def ablation(config_path: str, workdir: str, arms: list[str], seeds: list[int]) 
     from hybridlabel.flows.pipeline import first_round_to_run, pipeline
 
     config, work = load_config(Path(config_path)), Path(workdir)
-    for arm, seed in plan_arms(arms, seeds):
+    for arm, seed in plan_arms(arms, seeds, bool(teacher_arms_ran(work))):
         arm_dir = work / "arms" / f"{arm}-s{seed}"
         if arm in TAKE_TEACHER_PLANS:
             _adopt_teacher_plans(config, work, arm, seed)

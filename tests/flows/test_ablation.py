@@ -46,6 +46,34 @@ def test_arms_share_data_val_and_budget_and_differ_where_they_should(tmp_path, p
         plan_arms(["teacher", "bogus"], [1])
     with pytest.raises(AblationError, match="the naive and merge_max arms take the teacher's plans"):
         plan_arms(["merge_max", "naive"], [1])
+    assert plan_arms(["naive"], [3], teacher_planned=True) == [("naive", 3)]  # from an earlier run's teacher
+
+
+def test_an_arm_on_every_labelled_case_takes_the_teacher_plans_of_any_seed(tmp_path, phantom_cohort):
+    from hybridlabel.flows.ablation import _adopt_teacher_plans, teacher_arms_ran
+    from hybridlabel.models.nnunet.identity import round_dataset
+
+    path = tmp_path / "c.yaml"
+    path.write_text(tiny_config_yaml(phantom_cohort))
+    config, work = load_config(path), tmp_path / "w"
+
+    def dataset(arm, seed):
+        return round_dataset(
+            work / "arms" / f"{arm}-s{seed}" / "nnunet", config.nnunet_dataset_id, f"{config.name}_{arm}", 0
+        )
+
+    with pytest.raises(AblationError, match="run teacher, teacher_long or rounds first"):
+        _adopt_teacher_plans(config, work, "naive", 1)
+    teacher = dataset("teacher_long", 2).preprocessed
+    teacher.mkdir(parents=True)
+    (teacher / "nnUNetPlans.json").write_text(
+        json.dumps({"dataset_name": "x", "configurations": {"2d": {"batch_size": 6}}})
+    )
+    assert teacher_arms_ran(work) == [work / "arms" / "teacher_long-s2"]
+    _adopt_teacher_plans(config, work, "naive", 1)  # seed 1 has no teacher: seed 2's plans are the same
+    adopted = json.loads((dataset("naive", 1).preprocessed / "nnUNetPlans.json").read_text())
+    assert adopted["configurations"] == {"2d": {"batch_size": 6}}
+    assert adopted["dataset_name"] == dataset("naive", 1).folder_name
 
 
 def test_the_long_teacher_trains_as_long_as_every_round_together(tmp_path, phantom_cohort):
