@@ -70,11 +70,11 @@ def ablate(
     def action():
         from hybridlabel.flows.ablation import AblationError, ablation, plan_arms, teacher_arms_ran
 
-        try:
+        try:  # the arms asked for, or an arm folder that cannot take the teacher's plans
             plan_arms(arm_list, seed_list, bool(teacher_arms_ran(workdir)))
+            return ablation(str(config.resolve()), str(workdir.resolve()), arm_list, seed_list)
         except AblationError as exc:
             fail(str(exc))
-        return ablation(str(config.resolve()), str(workdir.resolve()), arm_list, seed_list)
 
     if phantom:
         config = _phantom_config(workdir, iterations, sites)

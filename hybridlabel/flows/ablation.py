@@ -10,14 +10,14 @@ Arms, all on the same dataset, val cases and per-model budget (the config's), pe
 - `oracle`: every case that has a complete label (the phantom's and `simulate-partial`'s
   `groundTruth/`) as a strong case: the ceiling that perfect pseudo labels would give, so
   the loop's gain reads against its room;
-`naive`, the partial-loss arms and `oracle` train as long as `teacher_long` with the
-teacher's plans (batch, patch, normalisation), as every student of the loop does: equal
-iterations are then equal compute. Planned on their own, more cases, nnU-Net would give
-them a batch many times the teacher's (135 against 6 on the cross-patient real CT).
 - `rounds`: the config's rounds, each round's model evaluated;
 - `cutmix`: the same rounds with tumour CutMix in every organs+tumor round (the config's
   `training.cutmix` where it has one, else the defaults); its rounds before the first
   CutMix round equal the rounds arm's and are not reported twice.
+`naive`, the partial-loss arms and `oracle` train as long as `teacher_long` with the
+teacher's plans (batch, patch, normalisation), as every student of the loop does: equal
+iterations are then equal compute. Planned on their own, more cases, nnU-Net would give
+them a batch many times the teacher's (135 against 6 on the cross-patient real CT).
 Each arm is the `pipeline` flow (a Prefect subflow) in its own workdir
 `W/arms/<arm>-s<seed>`, so it is recorded in a registry like any round (config with budget
 and seed, metrics partition) and resumes like one.
@@ -36,7 +36,7 @@ from hybridlabel.models.nnunet.identity import round_dataset
 from hybridlabel.tasks.ablation_results import collect_arms, merge_rows, read_ablation, write_ablation
 from hybridlabel.tasks.files.atomic import atomic_write_text
 from hybridlabel.tasks.intake.oracle import write_oracle_manifest
-from hybridlabel.tasks.nnunet.preprocess import adopt_plans
+from hybridlabel.tasks.nnunet.preprocess import NnunetError, adopt_plans
 from hybridlabel.tasks.workdir import Layout
 
 # in run order: the arms whose round 0 is the teacher come first, since the others take its plans
@@ -130,11 +130,19 @@ def _adopt_teacher_plans(config: PipelineConfig, work: Path, arm: str, seed: int
     teacher = next((d for d in same_seed + teacher_arms_ran(work) if d.is_dir()), None)
     if teacher is None:
         raise AblationError(f"the {arm} arm takes the teacher's plans: run teacher, teacher_long or rounds first")
-    source = teacher.name.rsplit("-s", 1)[0]
-    adopt_plans(
-        round_dataset(Layout(teacher).nnunet, config.nnunet_dataset_id, f"{config.name}_{source}", 0),
-        round_dataset(Layout(arms / f"{arm}-s{seed}").nnunet, config.nnunet_dataset_id, f"{config.name}_{arm}", 0),
-    )
+    source, arm_dir = teacher.name.rsplit("-s", 1)[0], arms / f"{arm}-s{seed}"
+    try:
+        adopt_plans(
+            round_dataset(Layout(teacher).nnunet, config.nnunet_dataset_id, f"{config.name}_{source}", 0),
+            round_dataset(Layout(arm_dir).nnunet, config.nnunet_dataset_id, f"{config.name}_{arm}", 0),
+        )
+    except NnunetError as exc:
+        if not (arm_dir / "nnunet").is_dir():  # the teacher's side: its own message says it
+            raise
+        raise AblationError(
+            f"{arm_dir} was planned otherwise than the teacher ({teacher.name}; an ablation from before "
+            f"these arms took the teacher's plans?): move that folder aside to train the arm again"
+        ) from exc
 
 
 @flow(name="ablation", flow_run_name="ablation")

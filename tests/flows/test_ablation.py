@@ -74,6 +74,16 @@ def test_an_arm_on_every_labelled_case_takes_the_teacher_plans_of_any_seed(tmp_p
     adopted = json.loads((dataset("naive", 1).preprocessed / "nnUNetPlans.json").read_text())
     assert adopted["configurations"] == {"2d": {"batch_size": 6}}
     assert adopted["dataset_name"] == dataset("naive", 1).folder_name
+    own = dataset("merge_max", 1).preprocessed  # an arm planned on its own cases, as before
+    own.mkdir(parents=True)
+    (own / "nnUNetPlans.json").write_text(
+        json.dumps({"dataset_name": "y", "configurations": {"2d": {"batch_size": 135}}})
+    )
+    with pytest.raises(
+        AblationError, match="merge_max-s1 was planned otherwise than the teacher .*move that folder aside"
+    ):
+        _adopt_teacher_plans(config, work, "merge_max", 1)
+    assert json.loads((own / "nnUNetPlans.json").read_text())["configurations"]["2d"]["batch_size"] == 135  # untouched
 
 
 def test_the_long_teacher_trains_as_long_as_every_round_together(tmp_path, phantom_cohort):
