@@ -9,7 +9,12 @@ model's mean over the test cases: organ DSC over the classes present, tumour DSC
 over the cases that have a tumour, and the share of tumour-free cases given a tumour
 (false positives); and the organ DSC per site (the last: no labelled case came from it).
 
-Usage: python benchmarks/bench_ablation_testset.py W [--cases 30] [--seed 1000]
+`--realct`: the ablation ran on the cross-patient real-CT cohort
+(`benchmarks/realct_cohort.py --cross-patient`), whose 5 val cases all hold a tumour; the
+test cases are then N fresh copies of patient B (every other one tumour-free), handed to
+each model as the ablation's own evaluation hands it a case (in the model orientation).
+
+Usage: python benchmarks/bench_ablation_testset.py W [--cases 30] [--seed 1000] [--realct]
        [--arms rounds,cutmix] [--rounds 1,2] [--out W/testset.csv]
 """
 
@@ -22,28 +27,50 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.realct_cohort import second_patient_test_cases  # noqa: E402
 from hybridlabel.data_registry.store import Registry  # noqa: E402
 from hybridlabel.models.config import LabelMapConfig  # noqa: E402
 from hybridlabel.models.metrics import MetricRules, score_case  # noqa: E402
 from hybridlabel.models.nnunet.predictor import Segmenter  # noqa: E402
 from hybridlabel.models.phantom import generate_phantom  # noqa: E402
 from hybridlabel.models.phantom_sites import site_profile  # noqa: E402
+from hybridlabel.tasks.files.imageio import spacing_zyx  # noqa: E402
+from hybridlabel.tasks.files.orient import to_model_orientation  # noqa: E402
 from hybridlabel.tasks.nnunet.predict import load_bundle  # noqa: E402
 
 
-def test_cases(n: int, seed: int, sites: int) -> list:
+def test_cases(n: int, seed: int, sites: int) -> list[tuple]:
     """Fresh phantoms, round-robin over the cohort's sites (the last is the one no labelled
-    case came from)."""
+    case came from): (site, image, label, spacing)."""
     # generated arrays are laid out as the phantom's files (identity directions: LPS, the
     # model orientation), so they go to the network as they are
-    return [
-        (i % sites, generate_phantom(np.random.default_rng([seed, i]), size="small", site=site_profile(i % sites)))
-        for i in range(n)
-    ]
+    cases = []
+    for i in range(n):
+        case = generate_phantom(np.random.default_rng([seed, i]), size="small", site=site_profile(i % sites))
+        cases.append((i % sites, case.image, case.label, case.spacing))
+    return cases
+
+
+def realct_test_cases(n: int, seed: int, workdir: Path) -> list[tuple]:
+    """Fresh copies of patient B in the model orientation, as the ablation's evaluation
+    reads a val case: (site 1, image, label, spacing)."""
+    config = next((workdir / "arms").glob("*-s*.yaml"), None)
+    if config is None:
+        raise SystemExit(f"{workdir}/arms holds no arm config: not an ablation workdir")
+    cohort = Path(yaml.safe_load(config.read_text())["dataset"])
+    manifest = pd.read_csv(cohort / "manifest.csv")
+    like = cohort / manifest.loc[manifest["site"] == 1, "image"].iloc[0]
+    cases = []
+    for image, label in second_patient_test_cases(n, seed, like):
+        image, label = to_model_orientation(image), to_model_orientation(label)
+        cases.append((1, sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(label), spacing_zyx(image)))
+    return cases
 
 
 def cohort_sites(workdir: Path) -> int:
@@ -55,11 +82,10 @@ def score_model(model_dir: str, cases: list, labels: LabelMapConfig) -> list[dic
     rules = MetricRules(dict(labels.labels), dict(labels.nsd_tolerance_mm))
     segmenter = Segmenter(load_bundle(Path(model_dir)), device="cpu")
     rows = []
-    for i, (site, case) in enumerate(cases):
-        pred = segmenter.predict(case.image, case.spacing)[0]
+    for i, (site, image, label, spacing) in enumerate(cases):
+        pred = segmenter.predict(image, spacing)[0]
         records = {
-            r["class_id"]: r
-            for r in score_case(pred, case.label, case.spacing, rules, [*labels.organ_ids, labels.tumor_id])
+            r["class_id"]: r for r in score_case(pred, label, spacing, rules, [*labels.organ_ids, labels.tumor_id])
         }
         organs = [records[c]["dsc"] for c in labels.organ_ids if records[c]["gt_present"]]
         tumour = records[labels.tumor_id]
@@ -82,6 +108,7 @@ def main() -> None:
     ap.add_argument("workdir", type=Path, help="an ablation folder (hybridlabel ablate --workdir)")
     ap.add_argument("--cases", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1000, help="phantom seed of the test cases (the ablation's is 0)")
+    ap.add_argument("--realct", action="store_true", help="the workdir is a cross-patient real-CT ablation")
     ap.add_argument("--arms", default="teacher,teacher_long,naive,target_adaptive,merge_max,oracle,rounds,cutmix")
     ap.add_argument(
         "--rounds",
@@ -91,12 +118,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     labels = LabelMapConfig()
-    sites = cohort_sites(args.workdir)
-    cases = test_cases(args.cases, args.seed, sites)
-    print(
-        f"{len(cases)} test phantoms (seed {args.seed}, {sites} site(s) round-robin), "
-        f"{sum(bool(c.tumors) for _, c in cases)} with a tumour"
-    )
+    if args.realct:
+        sites, cases = 1, realct_test_cases(args.cases, args.seed, args.workdir)
+        what = "copies of patient B"
+    else:
+        sites = cohort_sites(args.workdir)
+        cases = test_cases(args.cases, args.seed, sites)
+        what = f"phantoms ({sites} site(s) round-robin)"
+    with_tumour = sum(bool((label == labels.tumor_id).any()) for _, _, label, _ in cases)
+    print(f"{len(cases)} test {what}, seed {args.seed}, {with_tumour} with a tumour")
     rows = []
     for folder in sorted((args.workdir / "arms").iterdir()):
         arm, _, seed = folder.name.rpartition("-s")

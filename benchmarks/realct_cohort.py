@@ -113,11 +113,15 @@ def second_patient() -> tuple[sitk.Image, sitk.Image]:
     return sitk.RegionOfInterest(grid, extent, index), sitk.RegionOfInterest(label, extent, index)
 
 
-def insert_tumours(hu: np.ndarray, label: np.ndarray, spacing_zyx, rng: np.random.Generator) -> None:
-    """0-2 low-contrast tumours (8-18 mm radius, 25-45 HU below their organ, a soft rim)
-    inside organs the copy has, in place; label 14 where the tumour lies."""
+def insert_tumours(
+    hu: np.ndarray, label: np.ndarray, spacing_zyx, rng: np.random.Generator, count: int | None = None
+) -> None:
+    """`count` (default: 0-2 at random) low-contrast tumours (8-18 mm radius, 25-45 HU below
+    their organ, a soft rim) inside organs the copy has, in place; label 14 where the tumour
+    lies."""
     hosts = [h for h in TUMOUR_HOSTS if (label == h).sum() >= 30]
-    for _ in range(int(rng.choice([0, 1, 1, 2])) if hosts else 0):
+    count = int(rng.choice([0, 1, 1, 2])) if count is None else count
+    for _ in range(count if hosts else 0):
         host = int(rng.choice(hosts))
         organ = label == host
         centre = np.argwhere(organ)[rng.integers(int(organ.sum()))]
@@ -132,7 +136,7 @@ def insert_tumours(hu: np.ndarray, label: np.ndarray, spacing_zyx, rng: np.rando
 
 
 def deformed_copy(
-    image: sitk.Image, label: sitk.Image, rng: np.random.Generator, tumours: bool = False
+    image: sitk.Image, label: sitk.Image, rng: np.random.Generator, tumours: bool = False, count: int | None = None
 ) -> tuple[sitk.Image, sitk.Image]:
     transform = random_transform(image, rng)
     moved = sitk.Resample(image, image, transform, sitk.sitkLinear, -1024.0, sitk.sitkFloat32)
@@ -140,7 +144,7 @@ def deformed_copy(
     hu = sitk.GetArrayFromImage(moved)
     if tumours:
         lab = sitk.GetArrayFromImage(moved_label)
-        insert_tumours(hu, lab, image.GetSpacing()[::-1], rng)
+        insert_tumours(hu, lab, image.GetSpacing()[::-1], rng, count)
         moved_label = sitk.GetImageFromArray(lab)
         moved_label.CopyInformation(label)
     soft = hu > -200  # contrast phase and scanner: tissue HU scaled and shifted, then noise
@@ -183,6 +187,26 @@ def cross_patient_cohort(out: Path, n_cases: int, seed: int, labels: LabelMapCon
             sitk.WriteImage(partial, str(out / label_rel))
         rows.append(manifest_row(case_id, f"imagesTr/{case_id}_0000.nii.gz", label_rel, role, annotated, site=site))
     return write_manifest(out / "manifest.csv", rows)
+
+
+def second_patient_test_cases(n_cases: int, seed: int, like: Path) -> list[tuple[sitk.Image, sitk.Image]]:
+    """Fresh copies of patient B (image, complete label), every other one tumour-free, the
+    rest with 1-2 tumours, in the axis directions of `like` (a patient-B image of the
+    cohort the models trained on: the cohort's B copies were written in patient A's
+    directions before hybridlabel reoriented, so models of such a cohort saw B that way)."""
+    header = sitk.ReadImage(str(like))
+    patient = second_patient()
+    if header.GetSize() != patient[0].GetSize():
+        raise SystemExit(f"{like} is {header.GetSize()}, patient B's grid is {patient[0].GetSize()}: not a B copy")
+    cases = []
+    for i in range(n_cases):
+        rng = np.random.default_rng([seed, i])
+        image, label = deformed_copy(*patient, rng, tumours=i % 2 == 1, count=int(rng.integers(1, 3)))
+        for part in (image, label):
+            part.SetDirection(header.GetDirection())
+            part.SetOrigin(header.GetOrigin())
+        cases.append((image, label))
+    return cases
 
 
 def single_patient_cohort(out: Path, n_cases: int, seed: int, labels: LabelMapConfig) -> Path:
