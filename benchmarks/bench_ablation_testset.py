@@ -107,7 +107,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workdir", type=Path, help="an ablation folder (hybridlabel ablate --workdir)")
     ap.add_argument("--cases", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=1000, help="phantom seed of the test cases (the ablation's is 0)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=1000,
+        help="seed of the test cases (the phantom ablation's cohort is seed 0; the real-CT cohort's 0 by default)",
+    )
     ap.add_argument("--realct", action="store_true", help="the workdir is a cross-patient real-CT ablation")
     ap.add_argument("--arms", default="teacher,teacher_long,naive,target_adaptive,merge_max,oracle,rounds,cutmix")
     ap.add_argument(

@@ -120,8 +120,9 @@ def insert_tumours(
     their organ, a soft rim) inside organs the copy has, in place; label 14 where the tumour
     lies."""
     hosts = [h for h in TUMOUR_HOSTS if (label == h).sum() >= 30]
-    count = int(rng.choice([0, 1, 1, 2])) if count is None else count
-    for _ in range(count if hosts else 0):
+    if not hosts:  # before any draw, so that a cohort's random stream stays as it was
+        return
+    for _ in range(int(rng.choice([0, 1, 1, 2])) if count is None else count):
         host = int(rng.choice(hosts))
         organ = label == host
         centre = np.argwhere(organ)[rng.integers(int(organ.sum()))]
