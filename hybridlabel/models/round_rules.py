@@ -129,13 +129,13 @@ def hidden_tumor(spec, merged: Iterable[dict], label_map) -> list | None:
     if not (spec.trains_tumor and spec.training.tumor_drawn_as_organ and spec.training.loss != "naive"):
         return None
     tumor = label_map.tumor_id
-    hosts = {
-        int(t["organ"])
+    organs = [c for c in label_map.labels if c not in (0, tumor)]
+    hosts = {  # a tumour outside every organ (attributed to "extra_organ") names no host
+        t["organ"]
         for m in merged
         for t in m.get("tumors") or []
-        if t.get("source") == "gt" and t.get("organ") not in (None, 0, tumor)
+        if t.get("source") == "gt" and t.get("organ") in organs
     }
-    organs = [c for c in label_map.labels if c not in (0, tumor)]
     return [tumor, sorted(hosts) if hosts else organs]
 
 

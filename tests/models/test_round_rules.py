@@ -242,6 +242,7 @@ def test_a_tumour_hides_in_the_organs_ground_truth_tumours_lie_in():
     merged = [
         {"tumors": [{"organ": 1, "source": "gt"}, {"organ": 3, "source": "pseudo"}]},
         {"tumors": [{"organ": 2, "source": "gt"}, {"organ": None, "source": "gt"}]},
+        {"tumors": [{"organ": "extra_organ", "source": "gt"}]},  # outside every organ
         {"tumors": []},
     ]
     assert hidden_tumor(tumor_round, merged, labels) == [14, [1, 2]]
