@@ -235,8 +235,8 @@ class TrainingConfig(_Frozen):
         "annotated tumours lie in scores as organ or tumour, and the tumour is punished everywhere else; "
         "false = the tumour counts as background there, like any class the case does not annotate, so its organ "
         "labels teach the organ over a tumour inside it. Off by "
-        "default: on the 4-site phantom it found no more tumours and gave every tumour-free test case a false "
-        "one (docs/benchmarks.md)",
+        "default: on the 4-site phantom and the cross-patient real CT it found more tumours but gave more "
+        "tumour-free test cases a false one, and on the real CT it cost the organs (docs/benchmarks.md)",
     )
     cutmix: CutMixConfig | None = Field(
         None,
