@@ -65,6 +65,10 @@ def realct_test_cases(n: int, seed: int, workdir: Path) -> list[tuple]:
         raise SystemExit(f"{workdir}/arms holds no arm config: not an ablation workdir")
     cohort = Path(yaml.safe_load(config.read_text())["dataset"])
     manifest = pd.read_csv(cohort / "manifest.csv")
+    if "site" not in manifest or not (manifest["site"] == 1).any():
+        raise SystemExit(
+            f"{cohort} has no patient-B case (site 1): --realct needs a realct_cohort.py --cross-patient cohort"
+        )
     like = cohort / manifest.loc[manifest["site"] == 1, "image"].iloc[0]
     cases = []
     for image, label in second_patient_test_cases(n, seed, like):
