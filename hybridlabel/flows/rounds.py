@@ -228,6 +228,7 @@ def _predict(config: PipelineConfig, layout: Layout, round_no: int, todo: list[d
             model_sha=sha256_path(checkpoint_path(model_dir)),
             reference_dir=previous,
             store=str(layout.store),
+            confidence=config.merge.min_voxel_confidence is not None,
         )
 
 

@@ -88,7 +88,8 @@ class MergeConfig(_Frozen):
         None,
         ge=0,
         le=1,
-        description="pseudo voxels with max probability below this become the ignore label; null = off",
+        description="pseudo voxels whose highest class probability is below this become the ignore label "
+        "(the round's prediction step then writes each case's voxel confidence beside its label map); null = off",
     )
     min_pseudo_dice: float | None = Field(
         0.75,

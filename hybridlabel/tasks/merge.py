@@ -61,11 +61,21 @@ def merge_case_files(
     annotated: list[int] | None = None,
     tumor_selected: bool = True,
     withhold: list[int] | None = None,
+    confidence_path: Path | None = None,
 ) -> tuple[Path, Path, dict]:
     """Merge one case's files: the hybrid label at `out_path`, its record beside it
     (`OUT.json`: annotated and withheld classes, sources, tumours, counts, overlap), and
-    the record returned."""
+    the record returned. `confidence_path`: the prediction's voxel confidence as the
+    prediction step writes it (uint8, round(255 p) of the highest class probability, on
+    the prediction's grid), what `merge.min_voxel_confidence` compares with where no
+    probabilities are given."""
     pred_img = read_image(pred_path)
+    confidence_img = read_image(confidence_path) if confidence_path is not None else None
+    if confidence_img is not None and confidence_img.GetSize() != pred_img.GetSize():
+        raise MergeInputError(
+            f"{confidence_path}: voxel confidence of size {confidence_img.GetSize()} does not match the "
+            f"prediction's {pred_img.GetSize()}; predict the case again"
+        )
     reference = pred_img
     gt = None
     if label_path is not None:
@@ -75,6 +85,8 @@ def merge_case_files(
             raise MergeInputError(f"prediction and label do not share a physical space: {why}")
         if match == "resample":
             pred_img = resample_label_onto(pred_img, reference)  # the output lives on G's grid
+            if confidence_img is not None:
+                confidence_img = resample_label_onto(confidence_img, reference)
         gt = _label_array(reference, "label")
     pred = _label_array(pred_img, "prediction")
     if annotated is None:
@@ -88,7 +100,11 @@ def merge_case_files(
             f"probabilities have shape {probs.shape[1:]} but the prediction {pred.shape}; "
             "write them on the prediction's grid"
         )
-    max_prob = probs.max(axis=0) if probs is not None and merge.min_voxel_confidence is not None else None
+    max_prob = None
+    if merge.min_voxel_confidence is not None and probs is not None:
+        max_prob = probs.max(axis=0)
+    elif merge.min_voxel_confidence is not None and confidence_img is not None:
+        max_prob = sitk.GetArrayFromImage(confidence_img).astype(np.float32) / 255.0
     result = merge_case(
         gt,
         annotated,

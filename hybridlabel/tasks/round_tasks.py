@@ -62,16 +62,21 @@ def predict_case_step(
     scorers: tuple[str, ...] = ("entropy",),
     reference_dir: str | None = None,
     store: str | None = None,
+    confidence: bool = False,
 ) -> dict:
     """Predict one case and score it. `reference_dir`: the previous round's predictions,
     which a disagreement scorer compares with (else with a mirrored pass). `store`: the
-    content store the output is kept in (one copy of identical labels across rounds)."""
+    content store the output is kept in (one copy of identical labels across rounds).
+    `confidence`: also write the voxels' highest probability (`<case>.confidence.nii.gz`)."""
     step = Path(out_dir)
     reference = Path(reference_dir) / f"{case['case_id']}.nii.gz" if reference_dir else None
     reference_sha = sha256_path(reference) if reference is not None and reference.is_file() else None
     inputs = fingerprint(
         model_sha or model_dir, case.get("image_sha256") or case["image_path"], tta, sorted(scorers), reference_sha
     )
+    if confidence:  # only then: journals of runs without it stay valid
+        inputs = fingerprint(inputs, "confidence")
+    confidence_path = step / f"{case['case_id']}.confidence.nii.gz" if confidence else None
     done = read_journal(step, case["case_id"], inputs)
     if done:
         return done
@@ -85,15 +90,17 @@ def predict_case_step(
             labels,
             tuple(scorers),
             reference if reference_sha else None,
+            confidence_path,
         )
     except Exception as exc:  # noqa: BLE001  (one case's failure is that case's record; the round goes on)
         _logger().warning(f"{case['case_id']}: prediction failed: {one_line(exc)}", exc_info=True)
         return {"case_id": case["case_id"], "error": one_line(exc)}
     if store:
         dedupe(out, Path(store))
-    return write_journal(
-        step, case["case_id"], inputs, {"case_id": case["case_id"], "path": str(out), "scores": scores}
-    )
+    record = {"case_id": case["case_id"], "path": str(out), "scores": scores}
+    if confidence_path is not None:
+        record["confidence_path"] = str(confidence_path)
+    return write_journal(step, case["case_id"], inputs, record)
 
 
 def one_line(exc: BaseException) -> str:
@@ -125,12 +132,15 @@ def predict_cases_task(
     scorers: list[tuple[str, ...]],
     reference_dir: str | None,
     store: str | None,
+    confidence: bool = False,
     first: str = "",
     last: str = "",
 ) -> list[dict]:
     """`predict_case_step` for each for a chunk of cases (each with its own journal)."""
     return [
-        predict_case_step(model_dir, case, out_dir, labels, device, tta, model_sha, tuple(s), reference_dir, store)
+        predict_case_step(
+            model_dir, case, out_dir, labels, device, tta, model_sha, tuple(s), reference_dir, store, confidence
+        )
         for case, s in zip(cases, scorers)
     ]
 
@@ -179,8 +189,10 @@ def merge_case_step(
     out = step / f"{case['case_id']}.nii.gz"
     label = Path(case["label_path"]) if case.get("label_path") else None
     annotated = list(case.get("annotated_classes") or []) if label else None
+    # the voxels' confidence, where the prediction step wrote it (merge.min_voxel_confidence set)
+    confidence = Path(pred["confidence_path"]) if pred.get("confidence_path") else None
     _, _, record = merge_case_files(
-        Path(pred["path"]), out, merge, labels, label, None, annotated, tumor_selected, withhold
+        Path(pred["path"]), out, merge, labels, label, None, annotated, tumor_selected, withhold, confidence
     )
     train_label = out
     if targets == "organs":

@@ -53,6 +53,40 @@ def test_merge_files_on_a_real_scan_writes_label_in_gt_geometry_and_record(tmp_p
         assert inter == int(((pred == c) & (gt == c)).sum()) > 0
 
 
+def test_voxel_confidence_written_by_the_prediction_step_makes_unsure_pseudo_voxels_ignore(tmp_path):
+    """`merge.min_voxel_confidence` in a round: the prediction step's uint8 confidence map
+    (round(255 p)) is what the merge compares with; ground truth is never ignored."""
+    import pytest
+
+    from hybridlabel.tasks.merge import MergeInputError
+
+    full, ref = read_flare("ct_abdomen_3mm_totalseg.nii.gz")
+    pred, _ = read_flare("ct_abdomen_3mm_totalseg_fast.nii.gz")
+    gt = np.where(np.isin(full, [2, 13]), full, 0).astype(np.uint8)
+    g, p = _write(gt, ref, tmp_path / "gt.nii.gz"), _write(pred, ref, tmp_path / "pred.nii.gz")
+    confidence = np.full(pred.shape, 255, np.uint8)
+    confidence[np.isin(pred, [1, 2])] = 100  # 0.39: the liver and the right kidney unsure
+    c = _write(confidence, ref, tmp_path / "confidence.nii.gz")
+    cfg = PipelineConfig(merge={"min_voxel_confidence": 0.5})
+    out, _, record = merge_case_files(p, tmp_path / "out.nii.gz", cfg.merge, cfg.label_map, g, confidence_path=c)
+    h = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    ignore = cfg.label_map.ignore_id
+    unsure_pseudo = np.isin(pred, [1, 2]) & (gt == 0)
+    assert unsure_pseudo.any() and (h[unsure_pseudo] == ignore).all()
+    assert np.array_equal(h == 2, gt == 2)  # the annotated kidney stays, however unsure the prediction
+    assert (h == 1).sum() == 0 and sum(record["counts"]["ignore"].values()) == (h == ignore).sum()
+    # without the option the same files merge as before: no voxel ignored
+    plain, _, _ = merge_case_files(
+        p, tmp_path / "plain.nii.gz", PipelineConfig().merge, cfg.label_map, g, None, confidence_path=c
+    )
+    assert (sitk.GetArrayFromImage(sitk.ReadImage(str(plain))) == ignore).sum() == 0
+    # a confidence map of another case: one line, nothing written
+    small = _write(confidence[:, :10], sitk.GetImageFromArray(confidence[:, :10]), tmp_path / "small.nii.gz")
+    with pytest.raises(MergeInputError, match="does not match the prediction's"):
+        merge_case_files(p, tmp_path / "bad.nii.gz", cfg.merge, cfg.label_map, g, confidence_path=small)
+    assert not (tmp_path / "bad.nii.gz").exists()
+
+
 def test_merge_cli_resamples_a_prediction_in_another_orientation(tmp_path):
     """The DICOM series' label (y flipped) as prediction, merged onto the series' own grid."""
     label = sitk.ReadImage(str(REAL_CT / "dicom_series_totalseg.nii.gz"))

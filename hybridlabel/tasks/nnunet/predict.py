@@ -1,5 +1,6 @@
 """Predict cases with a trained model: label maps written in the input's geometry,
-uncertainty computed from the probabilities in memory (never written per case)."""
+uncertainty computed from the probabilities in memory (never written per case; only
+their per-voxel maximum, as uint8, where the merge's voxel-confidence rule asks for it)."""
 
 from __future__ import annotations
 
@@ -38,12 +39,14 @@ def predict_case(
     labels: LabelMapConfig,
     scorers: tuple[str, ...] = ("entropy",),
     reference: Path | None = None,
+    confidence_out: Path | None = None,
 ) -> tuple[Path, dict]:
     """Write the label map of one image (file or DICOM folder); return it and its scores.
     A scorer that compares two predictions compares with `reference` (a label map of the
     same case on the same grid, e.g. the previous round's) or else with a mirrored pass.
     The network sees the image in the model's orientation; the label map is written on the
-    image's own grid."""
+    image's own grid. `confidence_out`: also write each voxel's highest class probability
+    there, as round(255 p) in uint8 on the same grid (`merge.min_voxel_confidence` reads it)."""
     original = read_image(image_path)
     image = to_model_orientation(original)
     array, spacing = sitk.GetArrayViewFromImage(image), spacing_zyx(image)
@@ -59,6 +62,9 @@ def predict_case(
         if other.shape != seg.shape:
             raise ValueError(f"{reference}: shape {other.shape} differs from the prediction's {seg.shape}")
     scores = case_scores(ScoreInputs(seg, probs, other), labels, scorers)
+    if confidence_out is not None:
+        confidence = np.rint(probs.max(axis=0) * 255).astype(np.uint8)
+        write_image(to_image_grid(array_to_image(confidence, image), original), confidence_out)
     del probs
     write_image(to_image_grid(array_to_image(seg, image), original), out_path)
     return Path(out_path), scores

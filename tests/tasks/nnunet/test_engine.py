@@ -141,6 +141,14 @@ def test_tiny_model_trains_within_budget_and_predicts(engine, tmp_path):
     ras_pred = sitk.ReadImage(str(ras_out))
     assert ras_pred.GetDirection() == ras.GetDirection() and ras_scores == scores
     np.testing.assert_array_equal(sitk.GetArrayFromImage(ras_pred), sitk.GetArrayFromImage(pred)[:, ::-1, ::-1])
+    # the voxels' confidence where the merge asks for it: round(255 p) on the input's own grid
+    conf_path = tmp_path / "ras_confidence.nii.gz"
+    predict_case(segmenter, tmp_path / "ras.nii.gz", tmp_path / "ras_c.nii.gz", LABELS, confidence_out=conf_path)
+    confidence = sitk.ReadImage(str(conf_path))
+    assert confidence.GetDirection() == ras.GetDirection() and confidence.GetPixelID() == sitk.sitkUInt8
+    _, lps_probs = segmenter.predict(sitk.GetArrayFromImage(image), tuple(reversed(image.GetSpacing())))
+    expected = np.rint(lps_probs.astype(np.float32).max(0) * 255)[:, ::-1, ::-1]
+    np.testing.assert_allclose(sitk.GetArrayFromImage(confidence), expected, atol=1)
     # disagreement against a reference label map of the case (here its ground truth) ...
     from hybridlabel.models.uncertainty import disagreement_scores
 
