@@ -183,14 +183,17 @@ def merge_case_step(
         targets,
         withhold,
     )
+    # the voxels' confidence, where the prediction step wrote it (merge.min_voxel_confidence set);
+    # its content too: a prediction redone (another tta) may give the same labels, other confidences
+    confidence = Path(pred["confidence_path"]) if pred.get("confidence_path") else None
+    if confidence is not None:
+        inputs = fingerprint(inputs, sha256_path(confidence))
     done = read_journal(step, case["case_id"], inputs)
     if done:
         return done
     out = step / f"{case['case_id']}.nii.gz"
     label = Path(case["label_path"]) if case.get("label_path") else None
     annotated = list(case.get("annotated_classes") or []) if label else None
-    # the voxels' confidence, where the prediction step wrote it (merge.min_voxel_confidence set)
-    confidence = Path(pred["confidence_path"]) if pred.get("confidence_path") else None
     _, _, record = merge_case_files(
         Path(pred["path"]), out, merge, labels, label, None, annotated, tumor_selected, withhold, confidence
     )

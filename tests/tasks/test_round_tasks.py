@@ -56,3 +56,10 @@ def test_voxel_confidence_travels_from_the_prediction_step_to_the_merge(tmp_path
     hybrid = sitk.GetArrayFromImage(sitk.ReadImage(merged["path"]))
     assert (hybrid[:, :, :3] == labels.ignore_id).all() and (hybrid[1:3, 1:5, 3:5] == 1).all()
     assert merged["uses_ignore"]
+    # the same labels with other confidences (a prediction redone): merged again, not taken from the journal
+    conf[:] = 255
+    again = round_tasks.predict_case_step("m", case, str(tmp_path / "p1"), labels, confidence=True)
+    assert again["sha256"] == record["sha256"]  # same journal inputs: the prediction is reused as is
+    sitk.WriteImage(sitk.GetImageFromArray(conf), again["confidence_path"])
+    remerged = round_tasks.merge_case_step(case, again, str(tmp_path / "m"), merge, labels, False, "organs+tumor")
+    assert not remerged["uses_ignore"] and remerged["inputs"] != merged["inputs"]
