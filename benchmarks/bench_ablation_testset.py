@@ -8,6 +8,9 @@ by any model), then prints per arm and round, mean ± SD over the ablation's see
 model's mean over the test cases: organ DSC over the classes present, tumour DSC and NSD
 over the cases that have a tumour, and the share of tumour-free cases given a tumour
 (false positives); and the organ DSC per site (the last: no labelled case came from it).
+Predictions are post-processed as the pipeline's are (each arm's `min_tumor_peak`); the two
+tumour shares of the network's raw argmax, from the same forward pass, are printed beside
+them (`*_raw`).
 
 `--realct`: the ablation ran on the cross-patient real-CT cohort
 (`benchmarks/realct_cohort.py --cross-patient`), whose 5 val cases all hold a tumour; the
@@ -15,7 +18,7 @@ test cases are then N fresh copies of patient B (every other one tumour-free), h
 each model as the ablation's own evaluation hands it a case (in the model orientation).
 
 Usage: python benchmarks/bench_ablation_testset.py W [--cases 30] [--seed 1000] [--realct]
-       [--arms rounds,cutmix] [--rounds 1,2] [--out W/testset.csv]
+       [--arms rounds,cutmix] [--rounds 1,2] [--min-tumor-peak P] [--out W/testset.csv]
 """
 
 from __future__ import annotations
@@ -35,11 +38,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.realct_cohort import second_patient_test_cases  # noqa: E402
 from hybridlabel.data_registry.store import Registry  # noqa: E402
-from hybridlabel.models.config import LabelMapConfig  # noqa: E402
+from hybridlabel.models.config import LabelMapConfig, load_config  # noqa: E402
 from hybridlabel.models.metrics import MetricRules, score_case  # noqa: E402
 from hybridlabel.models.nnunet.predictor import Segmenter  # noqa: E402
 from hybridlabel.models.phantom import generate_phantom  # noqa: E402
 from hybridlabel.models.phantom_sites import site_profile  # noqa: E402
+from hybridlabel.models.tumor_filter import drop_unsure_tumors  # noqa: E402
 from hybridlabel.tasks.files.imageio import spacing_zyx  # noqa: E402
 from hybridlabel.tasks.files.orient import to_model_orientation  # noqa: E402
 from hybridlabel.tasks.nnunet.predict import load_bundle  # noqa: E402
@@ -82,15 +86,21 @@ def cohort_sites(workdir: Path) -> int:
     return len(json.loads(found.read_text()).get("sites", {})) or 1 if found.is_file() else 1
 
 
-def score_model(model_dir: str, cases: list, labels: LabelMapConfig) -> list[dict]:
+def score_model(model_dir: str, cases: list, labels: LabelMapConfig, min_tumor_peak: float | None) -> list[dict]:
+    """Each case's figures as the pipeline predicts (its `min_tumor_peak` rule applied), and
+    the tumour figures of the network's raw argmax (`*_raw`) from the same forward pass."""
     rules = MetricRules(dict(labels.labels), dict(labels.nsd_tolerance_mm))
     segmenter = Segmenter(load_bundle(Path(model_dir)), device="cpu")
     rows = []
     for i, (site, image, label, spacing) in enumerate(cases):
-        pred = segmenter.predict(image, spacing)[0]
+        raw, probs = segmenter.predict(image, spacing)
+        pred = raw
+        if min_tumor_peak is not None:
+            pred = drop_unsure_tumors(raw, probs, segmenter.classes, labels.tumor_id, min_tumor_peak)[0]
         records = {
             r["class_id"]: r for r in score_case(pred, label, spacing, rules, [*labels.organ_ids, labels.tumor_id])
         }
+        raw_tumour = score_case(raw, label, spacing, rules, [labels.tumor_id])[0]
         organs = [records[c]["dsc"] for c in labels.organ_ids if records[c]["gt_present"]]
         tumour = records[labels.tumor_id]
         rows.append(
@@ -102,6 +112,8 @@ def score_model(model_dir: str, cases: list, labels: LabelMapConfig) -> list[dic
                 "tumour_dsc": tumour["dsc"],
                 "tumour_nsd": tumour["nsd"],
                 "tumour_predicted": bool((pred == labels.tumor_id).any()),
+                "tumour_dsc_raw": raw_tumour["dsc"],
+                "tumour_predicted_raw": bool((raw == labels.tumor_id).any()),
             }
         )
     return rows
@@ -123,6 +135,12 @@ def main() -> None:
         "--rounds",
         default=None,
         help="rounds of each arm to score, comma-separated (default: each arm's last model round)",
+    )
+    ap.add_argument(
+        "--min-tumor-peak",
+        type=float,
+        default=None,
+        help="the tumour rule to score with (default: each arm's config; -1: none, the raw argmax)",
     )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -147,7 +165,12 @@ def main() -> None:
         for r in wanted:
             if not reg.is_complete(r):
                 continue
-            for row in score_model(reg.round_row(r)["model_dir"], cases, labels):
+            peak = (
+                load_config(folder / "config.yaml").min_tumor_peak
+                if args.min_tumor_peak is None
+                else args.min_tumor_peak
+            )
+            for row in score_model(reg.round_row(r)["model_dir"], cases, labels, peak if peak >= 0 else None):
                 rows.append({"arm": arm, "seed": int(seed), "round": r, **row})
             print(f"  scored {folder.name} round {r}")
     frame = pd.DataFrame(rows)
@@ -161,6 +184,8 @@ def main() -> None:
                 "tumour_nsd": g.loc[g["has_tumour"], "tumour_nsd"].mean(),
                 "tumour_found": (g.loc[g["has_tumour"], "tumour_dsc"] > 0).mean(),
                 "false_positive": g.loc[~g["has_tumour"], "tumour_predicted"].mean(),
+                "tumour_found_raw": (g.loc[g["has_tumour"], "tumour_dsc_raw"] > 0).mean(),
+                "false_positive_raw": g.loc[~g["has_tumour"], "tumour_predicted_raw"].mean(),
             }
         ),
         include_groups=False,
@@ -170,12 +195,21 @@ def main() -> None:
     print("\nper arm and round: mean ± SD over seeds of each model's mean over the test cases")
     print(
         "(tumour DSC / NSD over the cases with a tumour; found: share of them with DSC > 0; "
-        "false_positive: share of tumour-free cases given a tumour)"
+        "false_positive: share of tumour-free cases given a tumour; *_raw: the same without the "
+        "min_tumor_peak rule, the network's argmax)"
     )
     for (arm, r), row in table.iterrows():
         cells = [
             f"{k} {row[(k, 'mean')]:.3f} ± {row[(k, 'std')]:.3f}"
-            for k in ("organ_dsc", "tumour_dsc", "tumour_nsd", "tumour_found", "false_positive")
+            for k in (
+                "organ_dsc",
+                "tumour_dsc",
+                "tumour_nsd",
+                "tumour_found",
+                "false_positive",
+                "tumour_found_raw",
+                "false_positive_raw",
+            )
         ]
         print(f"  {arm} round {r} (seeds {per_model.loc[(arm, r)].index.tolist()}): " + ", ".join(cells))
     if sites > 1:

@@ -72,6 +72,7 @@ def predict(
     sha256: str | None = None,
     on_start: Callable[[int], None] | None = None,
     on_case: Callable[[str], None] | None = None,
+    min_tumor_peak: float | None = None,
 ) -> list[dict]:
     """Segment a CT file, a DICOM series folder or a folder of them with an exported
     model archive. Returns one record per input: its output and efficiency figures, or
@@ -84,7 +85,17 @@ def predict(
     loaded = read_archive(Path(model), sha256)  # a bad archive fails before any case
     if on_start:
         on_start(len(jobs))
-    return predict_files(Path(model), Path(source), Path(output), device, tta, fast, on_case=on_case, loaded=loaded)
+    return predict_files(
+        Path(model),
+        Path(source),
+        Path(output),
+        device,
+        tta,
+        fast,
+        on_case=on_case,
+        loaded=loaded,
+        min_tumor_peak=min_tumor_peak,
+    )
 
 
 def evaluate(

@@ -22,6 +22,11 @@ def predict(
     fast: Optional[bool] = typer.Option(
         None, "--fast/--no-fast", help="body crop + fast resampling (default: as exported, on)"
     ),
+    min_tumor_peak: Optional[float] = typer.Option(
+        None,
+        "--min-tumor-peak",
+        help="drop predicted tumours whose highest probability is below this (default: as exported; 0: keep all)",
+    ),
     sha256: Optional[str] = typer.Option(
         None, "--sha256", help="refuse the archive unless its sha256 is this (the digest its publisher gave)"
     ),
@@ -43,7 +48,16 @@ def predict(
     bar = BarOnStart("cases segmented")
     try:
         records = hybridlabel.predict(
-            model, source, output, device, tta, fast, sha256, on_start=bar.start, on_case=bar.advance
+            model,
+            source,
+            output,
+            device,
+            tta,
+            fast,
+            sha256,
+            on_start=bar.start,
+            on_case=bar.advance,
+            min_tumor_peak=min_tumor_peak,
         )
     except (ArchiveError, PredictInputError, RuntimeError) as exc:
         bar.stop()

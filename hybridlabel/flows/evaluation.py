@@ -66,6 +66,7 @@ def evaluate_round(
             model_sha=sha256_path(checkpoint),
             reference_dir=None,
             store=str(layout.store),
+            min_tumor_peak=config.min_tumor_peak,
         )
         ours = model_classes(config, round_no, targets)
         for row, pred in zip(val, preds):

@@ -229,6 +229,7 @@ def _predict(config: PipelineConfig, layout: Layout, round_no: int, todo: list[d
             reference_dir=previous,
             store=str(layout.store),
             confidence=config.merge.min_voxel_confidence is not None,
+            min_tumor_peak=config.min_tumor_peak,
         )
 
 

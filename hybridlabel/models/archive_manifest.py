@@ -52,6 +52,14 @@ class ClassQC(BaseModel):
         return self
 
 
+class TumorFilter(BaseModel):
+    """Predicted tumours never this sure are dropped (models/tumor_filter.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    tumor_id: int = Field(ge=1, le=255)
+    min_peak: float = Field(ge=0, le=1)
+
+
 class Manifest(BaseModel):
     """`hybridlabel.json`: the fields inference relies on are typed; the rest is kept."""
 
@@ -66,6 +74,9 @@ class Manifest(BaseModel):
         pattern=ORIENTATION_PATTERN,
         description="the axis orientation the network was trained in (DICOM letters); none in archives "
         "exported before hybridlabel reoriented: their inputs are predicted as stored",
+    )
+    tumor_filter: TumorFilter | None = Field(
+        None, description="the pipeline's `min_tumor_peak` at export; none: every predicted tumour is kept"
     )
 
 

@@ -413,6 +413,14 @@ class PipelineConfig(_Frozen):
         "3d_fullres patch covers under a quarter of the median image. Fixed once a workdir is planned",
     )
     predict_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="device for pseudo-label prediction")
+    min_tumor_peak: float | None = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="a predicted tumour (connected component) whose highest tumour probability is below this "
+        "takes the class the model ranks next, in every prediction (pseudo labels, val, the exported "
+        "model's default); null = keep every predicted tumour",
+    )
     allow_paths_outside_dataset: bool = Field(
         False,
         description="manifest paths may point outside the dataset and manifest folders (refused by default: a "

@@ -63,11 +63,13 @@ def predict_case_step(
     reference_dir: str | None = None,
     store: str | None = None,
     confidence: bool = False,
+    min_tumor_peak: float | None = None,
 ) -> dict:
     """Predict one case and score it. `reference_dir`: the previous round's predictions,
     which a disagreement scorer compares with (else with a mirrored pass). `store`: the
     content store the output is kept in (one copy of identical labels across rounds).
-    `confidence`: also write the voxels' highest probability (`<case>.confidence.nii.gz`)."""
+    `confidence`: also write the voxels' highest probability (`<case>.confidence.nii.gz`).
+    `min_tumor_peak`: predicted tumours never this sure take their next-ranked class."""
     step = Path(out_dir)
     reference = Path(reference_dir) / f"{case['case_id']}.nii.gz" if reference_dir else None
     reference_sha = sha256_path(reference) if reference is not None and reference.is_file() else None
@@ -76,6 +78,8 @@ def predict_case_step(
     )
     if confidence:  # only then: journals of runs without it stay valid
         inputs = fingerprint(inputs, "confidence")
+    if min_tumor_peak is not None:
+        inputs = fingerprint(inputs, "min_tumor_peak", min_tumor_peak)
     confidence_path = step / f"{case['case_id']}.confidence.nii.gz" if confidence else None
     done = read_journal(step, case["case_id"], inputs)
     if done:
@@ -91,6 +95,7 @@ def predict_case_step(
             tuple(scorers),
             reference if reference_sha else None,
             confidence_path,
+            min_tumor_peak,
         )
     except Exception as exc:  # noqa: BLE001  (one case's failure is that case's record; the round goes on)
         _logger().warning(f"{case['case_id']}: prediction failed: {one_line(exc)}", exc_info=True)
@@ -133,13 +138,25 @@ def predict_cases_task(
     reference_dir: str | None,
     store: str | None,
     confidence: bool = False,
+    min_tumor_peak: float | None = None,
     first: str = "",
     last: str = "",
 ) -> list[dict]:
     """`predict_case_step` for each for a chunk of cases (each with its own journal)."""
     return [
         predict_case_step(
-            model_dir, case, out_dir, labels, device, tta, model_sha, tuple(s), reference_dir, store, confidence
+            model_dir,
+            case,
+            out_dir,
+            labels,
+            device,
+            tta,
+            model_sha,
+            tuple(s),
+            reference_dir,
+            store,
+            confidence,
+            min_tumor_peak,
         )
         for case, s in zip(cases, scorers)
     ]

@@ -37,7 +37,7 @@ def test_voxel_confidence_travels_from_the_prediction_step_to_the_merge(tmp_path
     conf = np.full(pred.shape, 255, np.uint8)
     conf[:, :, :3] = 60
 
-    def predicting(model_dir, device, tta, image, out, labels, scorers, reference, confidence_out):
+    def predicting(model_dir, device, tta, image, out, labels, scorers, reference, confidence_out, min_tumor_peak):
         out.parent.mkdir(parents=True, exist_ok=True)
         sitk.WriteImage(sitk.GetImageFromArray(pred), str(out))
         if confidence_out is not None:
@@ -63,3 +63,27 @@ def test_voxel_confidence_travels_from_the_prediction_step_to_the_merge(tmp_path
     sitk.WriteImage(sitk.GetImageFromArray(conf), again["confidence_path"])
     remerged = round_tasks.merge_case_step(case, again, str(tmp_path / "m"), merge, labels, False, "organs+tumor")
     assert not remerged["uses_ignore"] and remerged["inputs"] != merged["inputs"]
+
+
+def test_the_tumour_peak_rule_reaches_the_prediction_and_its_journal(tmp_path, monkeypatch):
+    """`min_tumor_peak` is handed to the prediction and is one of its journal's inputs: a
+    case predicted without it (or with another bar) is predicted again, the same bar is not."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from hybridlabel.models.config import LabelMapConfig
+    from hybridlabel.tasks import round_tasks
+
+    seen = []
+
+    def predicting(model_dir, device, tta, image, out, labels, scorers, reference, confidence_out, min_tumor_peak):
+        seen.append(min_tumor_peak)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 3, 3), np.uint8)), str(out))
+        return out, {"organ_entropy": 0.1}
+
+    monkeypatch.setattr(round_tasks, "_predict_locked", predicting)
+    case, step = {"case_id": "u1", "image_path": "u1.nii.gz"}, str(tmp_path / "p")
+    for bar in (None, 0.9, 0.9, 0.8):
+        round_tasks.predict_case_step("m", case, step, LabelMapConfig(), min_tumor_peak=bar)
+    assert seen == [None, 0.9, 0.8]

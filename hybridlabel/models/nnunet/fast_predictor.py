@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hybridlabel.models.nnunet.predictor import ModelBundle, Segmenter
+from hybridlabel.models.tumor_filter import drop_unsure_tumors, unsure_tumor_voxels
 
 BODY_HU = -500.0
 
@@ -47,9 +48,13 @@ def _source_index(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return lo, hi, (u - lo).astype(np.float32)
 
 
-def logits_to_labels(logits: torch.Tensor, shape: tuple[int, int, int]) -> np.ndarray:
+def logits_to_labels(
+    logits: torch.Tensor, shape: tuple[int, int, int], tumor_channel: int | None = None
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """(C, z', y', x') logits -> (z, y, x) uint8 argmax on `shape`: bilinear in-plane per
-    source slice, linear along z per output slice; memory O(C * y * x)."""
+    source slice, linear along z per output slice; memory O(C * y * x). With a
+    `tumor_channel`, also that channel's softmax probability (float16) and the argmax
+    without it (what a dropped tumour voxel becomes), on the same grid."""
     import torch.nn.functional as F
 
     lo, hi, w = _source_index(shape[0], logits.shape[1])
@@ -63,15 +68,22 @@ def logits_to_labels(logits: torch.Tensor, shape: tuple[int, int, int]) -> np.nd
         return cache[i]
 
     out = np.empty(shape, dtype=np.uint8)
+    tumor = None if tumor_channel is None else (np.empty(shape, np.float16), np.empty(shape, np.uint8))
     for z in range(shape[0]):
         a = plane(int(lo[z]))
         mixed = a if hi[z] == lo[z] or w[z] == 0 else torch.lerp(a, plane(int(hi[z])), float(w[z]))
         out[z] = mixed.argmax(0).to(torch.uint8).cpu().numpy()
-    return out
+        if tumor is not None:
+            tumor[0][z] = torch.softmax(mixed.float(), 0)[tumor_channel].cpu().numpy()
+            top2 = mixed.topk(2, dim=0).indices
+            tumor[1][z] = torch.where(top2[0] == tumor_channel, top2[1], top2[0]).to(torch.uint8).cpu().numpy()
+    return out, tumor
 
 
 class FastSegmenter(Segmenter):
-    """`predict_label(image, spacing)` -> uint8 label map on the input grid."""
+    """`predict_label(image, spacing)` -> uint8 label map on the input grid. `tumor_filter`
+    (tumour class, min peak): predicted tumours never that sure take their next-ranked
+    class (`models/tumor_filter.py`), on either path."""
 
     def __init__(
         self, bundle: ModelBundle, device: str = "auto", tta: str = "none", fast: bool = True, body_crop: bool = True
@@ -80,13 +92,19 @@ class FastSegmenter(Segmenter):
         self.fast, self.body_crop = fast, body_crop  # body_crop=False: to measure that shortcut alone
         self.bundle = bundle
 
-    def predict_label(self, image: np.ndarray, spacing_zyx) -> np.ndarray:
+    def predict_label(
+        self, image: np.ndarray, spacing_zyx, tumor_filter: tuple[int, float] | None = None
+    ) -> np.ndarray:
+        tumor_filter = tumor_filter if tumor_filter and tumor_filter[0] in self.classes else None
         if not self.fast:
-            data = np.asarray(image, dtype=np.float32)[None]
-            seg = self.predictor.predict_single_npy_array(
-                data, {"spacing": [float(s) for s in spacing_zyx]}, None, None, False
-            )
-            return np.asarray(seg, dtype=np.uint8)
+            if tumor_filter is None:
+                data = np.asarray(image, dtype=np.float32)[None]
+                seg = self.predictor.predict_single_npy_array(
+                    data, {"spacing": [float(s) for s in spacing_zyx]}, None, None, False
+                )
+                return np.asarray(seg, dtype=np.uint8)
+            seg, probs = self.predict(image, spacing_zyx)
+            return drop_unsure_tumors(seg, probs, self.classes, *tumor_filter)[0]
         from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 
         p = self.predictor
@@ -104,7 +122,11 @@ class FastSegmenter(Segmenter):
             logits = p.predict_logits_from_preprocessed_data(torch.from_numpy(data)).to(self.device)
             if self.device.type == "cuda":
                 logits = logits.half()
-            inner = logits_to_labels(logits, tuple(props["shape_after_cropping_and_before_resampling"]))
+            channel = None if tumor_filter is None else self.classes.index(tumor_filter[0])
+            inner, tumor = logits_to_labels(logits, tuple(props["shape_after_cropping_and_before_resampling"]), channel)
+        if tumor is not None:
+            unsure = unsure_tumor_voxels(inner, tumor[0], channel, tumor_filter[1])
+            inner[unsure] = tumor[1][unsure]
         transposed = np.zeros(props["shape_before_cropping"], dtype=np.uint8)
         transposed[tuple(slice(a, b) for a, b in props["bbox_used_for_cropping"])] = inner
         out = np.zeros(image.shape, dtype=np.uint8)

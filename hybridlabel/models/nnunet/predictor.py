@@ -96,6 +96,8 @@ class Segmenter:
         )
         self.predictor = predictor
         self.n_classes = n_out
+        # channel c of the probabilities is class classes[c] (the ignore label has none)
+        self.classes = sorted(int(v) for k, v in bundle.dataset_json["labels"].items() if k != "ignore")[:n_out]
         self.n_parameters = sum(p.numel() for p in network.parameters())
 
     def predict(self, image: np.ndarray, spacing_zyx) -> tuple[np.ndarray, np.ndarray]:

@@ -123,6 +123,9 @@ def write_model_archive(
         "labels": dataset["labels"],
         "fast": config.export.fast,
         "orientation": MODEL_ORIENTATION,
+        "tumor_filter": None
+        if config.min_tumor_peak is None
+        else {"tumor_id": config.label_map.tumor_id, "min_peak": config.min_tumor_peak},
         "preprocessing": _preprocessing(plans, configuration),
         "val_metrics": val_metrics or {},
         "label_qc": label_qc or {},

@@ -92,6 +92,23 @@ def _qc(seg: np.ndarray, spacing: tuple, reference: dict, names: dict[int, str])
     }
 
 
+def _tumor_filter(info: dict, min_tumor_peak: float | None) -> tuple[int, float] | None:
+    """(tumour class, bar) the outputs are post-processed with: the archive's, its bar
+    replaced where one is given; archives exported before the rule have none."""
+    rule = info.get("tumor_filter")
+    if min_tumor_peak is not None and not 0 <= min_tumor_peak <= 1:
+        raise PredictInputError(f"--min-tumor-peak must lie in [0, 1], got {min_tumor_peak}")
+    if rule is None:
+        if min_tumor_peak:
+            raise PredictInputError(
+                "this archive was exported before the tumour rule and names no tumour class; "
+                "export it again to use --min-tumor-peak"
+            )
+        return None
+    bar = rule["min_peak"] if min_tumor_peak is None else min_tumor_peak
+    return (rule["tumor_id"], bar) if bar > 0 else None
+
+
 def predict_files(
     archive: Path,
     source: Path,
@@ -101,14 +118,17 @@ def predict_files(
     fast: bool | None = None,
     on_case: Callable[[str], None] | None = None,
     loaded: tuple | None = None,
+    min_tumor_peak: float | None = None,
 ) -> list[dict]:
-    """Segment every input; returns the efficiency records (failures carry `error`)."""
+    """Segment every input; returns the efficiency records (failures carry `error`).
+    `min_tumor_peak`: the tumour rule's bar instead of the archive's (0: keep every tumour)."""
     from hybridlabel.models.nnunet.fast_predictor import FastSegmenter
     from hybridlabel.tasks.registry import code_version
 
     jobs = plan_jobs(source, output)
     bundle, info = loaded or read_archive(archive)
     use_fast = info.get("fast", True) if fast is None else fast
+    tumor_filter = _tumor_filter(info, min_tumor_peak)
     segmenter = FastSegmenter(bundle, device=device, tta=tta, fast=use_fast)
     labels = {int(v) for v in bundle.dataset_json["labels"].values() if isinstance(v, int)}
     names = {int(v): str(k) for k, v in bundle.dataset_json["labels"].items() if isinstance(v, int)}
@@ -122,6 +142,7 @@ def predict_files(
             "device": str(segmenter.device),
             "fast": use_fast,
             "tta": tta,
+            "min_tumor_peak": tumor_filter[1] if tumor_filter else None,
             "model": Path(archive).name,
             "code_version": code_version(),
         }
@@ -131,7 +152,7 @@ def predict_files(
                 image = to_model_orientation(original, info.get("orientation"))
                 if problem := check_intensities(sitk.GetArrayViewFromImage(image)):
                     raise ImageReadError(problem)
-                seg = segmenter.predict_label(sitk.GetArrayViewFromImage(image), spacing_zyx(image))
+                seg = segmenter.predict_label(sitk.GetArrayViewFromImage(image), spacing_zyx(image), tumor_filter)
                 write_image(to_image_grid(array_to_image(seg, image), original), job.output)
             record.update(sampler.record())
             record["labels_present"] = sorted(int(c) for c in np.unique(seg) if c)

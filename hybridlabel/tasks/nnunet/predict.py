@@ -13,6 +13,7 @@ import SimpleITK as sitk
 from hybridlabel.models.config import LabelMapConfig
 from hybridlabel.models.nnunet.identity import FINAL, checkpoint_path
 from hybridlabel.models.nnunet.predictor import ModelBundle, Segmenter
+from hybridlabel.models.tumor_filter import drop_unsure_tumors
 from hybridlabel.models.uncertainty import NEEDS_SECOND_PREDICTION, ScoreInputs, case_scores
 from hybridlabel.tasks.files.imageio import array_to_image, read_image, spacing_zyx, write_image
 from hybridlabel.tasks.files.orient import to_image_grid, to_model_orientation
@@ -40,17 +41,22 @@ def predict_case(
     scorers: tuple[str, ...] = ("entropy",),
     reference: Path | None = None,
     confidence_out: Path | None = None,
+    min_tumor_peak: float | None = None,
 ) -> tuple[Path, dict]:
     """Write the label map of one image (file or DICOM folder); return it and its scores.
     A scorer that compares two predictions compares with `reference` (a label map of the
     same case on the same grid, e.g. the previous round's) or else with a mirrored pass.
     The network sees the image in the model's orientation; the label map is written on the
     image's own grid. `confidence_out`: also write each voxel's highest class probability
-    there, as round(255 p) in uint8 on the same grid (`merge.min_voxel_confidence` reads it)."""
+    there, as round(255 p) in uint8 on the same grid (`merge.min_voxel_confidence` reads it).
+    `min_tumor_peak`: a predicted tumour never this sure takes its next-ranked class
+    (`models/tumor_filter.py`), before the scores."""
     original = read_image(image_path)
     image = to_model_orientation(original)
     array, spacing = sitk.GetArrayViewFromImage(image), spacing_zyx(image)
     seg, probs = segmenter.predict(array, spacing)
+    if min_tumor_peak is not None:
+        seg, _ = drop_unsure_tumors(seg, probs, segmenter.classes, labels.tumor_id, min_tumor_peak)
     other = None
     if NEEDS_SECOND_PREDICTION & set(scorers):
         if reference is not None and Path(reference).is_file():

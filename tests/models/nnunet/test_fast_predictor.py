@@ -28,7 +28,7 @@ def test_slicewise_resampling_equals_torch_trilinear():
     torch.manual_seed(0)
     logits = torch.randn(5, 7, 9, 11)
     shape = (17, 20, 23)
-    ours = logits_to_labels(logits, shape)
+    ours = logits_to_labels(logits, shape)[0]
     ref = torch.nn.functional.interpolate(logits[None], size=shape, mode="trilinear", align_corners=False)[0]
     ref = ref.argmax(0).numpy().astype(np.uint8)
     assert ours.shape == shape and ours.dtype == np.uint8

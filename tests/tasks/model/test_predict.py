@@ -24,6 +24,7 @@ RECORD_KEYS = {
     "device",
     "fast",
     "tta",
+    "min_tumor_peak",
     "model",
     "wall_time_s",
     "peak_ram_mb",
@@ -72,6 +73,7 @@ def test_predict_a_nifti_file_in_its_geometry(archive, phantom_cohort, tmp_path)
     assert result.exit_code == 0, result.output
     record = _check(out, sitk.ReadImage(str(image)), labels)
     assert record["fast"] is True and record["tta"] == "none"
+    assert record["min_tumor_peak"] == info["tumor_filter"]["min_peak"] == 0.9  # the pipeline's rule travels
     # the same scan stored in RAS: the network sees the same voxels, the label map is on the RAS grid
     ras = sitk.DICOMOrient(sitk.ReadImage(str(image)), "RAS")
     sitk.WriteImage(ras, str(tmp_path / "ras.nii.gz"))
@@ -85,6 +87,14 @@ def test_predict_a_nifti_file_in_its_geometry(archive, phantom_cohort, tmp_path)
         sitk.GetArrayFromImage(sitk.ReadImage(str(ras_out))),
         sitk.GetArrayFromImage(sitk.ReadImage(str(out)))[:, ::-1, ::-1],
     )
+
+    # the rule's bar set on the command line: 0 keeps every tumour, a bar outside [0, 1] is refused
+    kept = tmp_path / "kept.nii.gz"
+    result = runner.invoke(app, ["predict", str(archive), str(image), str(kept), "--min-tumor-peak", "0"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "kept.efficiency.json").read_text())["min_tumor_peak"] is None
+    result = runner.invoke(app, ["predict", str(archive), str(image), str(kept), "--min-tumor-peak", "2"])
+    assert result.exit_code == 2 and "--min-tumor-peak must lie in [0, 1], got 2.0" in result.output
 
     slow = tmp_path / "slow.nii.gz"
     result = runner.invoke(app, ["predict", str(archive), str(image), str(slow), "--device", "cpu", "--no-fast"])
@@ -112,7 +122,7 @@ def test_an_implausible_output_is_flagged_against_the_training_labels(archive, p
     assert ranges["1"]["cases"] > 0 and 0 < ranges["1"]["volume_ml"][0] <= ranges["1"]["volume_ml"][1]
     image = sorted((phantom_cohort / "imagesTr").glob("*_0000.nii.gz"))[0]
 
-    def everything_is_liver(self, ct, spacing):
+    def everything_is_liver(self, ct, spacing, tumor_filter=None):
         return np.ones(ct.shape, np.uint8)
 
     monkeypatch.setattr(FastSegmenter, "predict_label", everything_is_liver)
