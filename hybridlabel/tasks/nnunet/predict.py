@@ -54,17 +54,20 @@ def predict_case(
     original = read_image(image_path)
     image = to_model_orientation(original)
     array, spacing = sitk.GetArrayViewFromImage(image), spacing_zyx(image)
-    seg, probs = segmenter.predict(array, spacing)
-    if min_tumor_peak is not None:
-        seg, _ = drop_unsure_tumors(seg, probs, segmenter.classes, labels.tumor_id, min_tumor_peak)
+
+    def predicted(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seg, probs = segmenter.predict(volume, spacing)
+        if min_tumor_peak is not None:
+            seg, _ = drop_unsure_tumors(seg, probs, segmenter.classes, labels.tumor_id, min_tumor_peak)
+        return seg, probs
+
+    seg, probs = predicted(array)
     other = None
     if NEEDS_SECOND_PREDICTION & set(scorers):
         if reference is not None and Path(reference).is_file():
             other = sitk.GetArrayFromImage(to_model_orientation(read_image(Path(reference))))
-        else:  # mirrored along x, predicted, mirrored back
-            other = np.ascontiguousarray(
-                segmenter.predict(np.ascontiguousarray(array[:, :, ::-1]), spacing)[0][:, :, ::-1]
-            )
+        else:  # mirrored along x, predicted (the same rule), mirrored back
+            other = np.ascontiguousarray(predicted(np.ascontiguousarray(array[:, :, ::-1]))[0][:, :, ::-1])
         if other.shape != seg.shape:
             raise ValueError(f"{reference}: shape {other.shape} differs from the prediction's {seg.shape}")
     scores = case_scores(ScoreInputs(seg, probs, other), labels, scorers)
