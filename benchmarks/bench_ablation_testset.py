@@ -170,7 +170,8 @@ def main() -> None:
                 if args.min_tumor_peak is None
                 else args.min_tumor_peak
             )
-            for row in score_model(reg.round_row(r)["model_dir"], cases, labels, peak if peak >= 0 else None):
+            peak = None if peak is None or peak < 0 else peak  # an arm that ran with `min_tumor_peak: null`
+            for row in score_model(reg.round_row(r)["model_dir"], cases, labels, peak):
                 rows.append({"arm": arm, "seed": int(seed), "round": r, **row})
             print(f"  scored {folder.name} round {r}")
     frame = pd.DataFrame(rows)

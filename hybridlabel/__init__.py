@@ -79,10 +79,11 @@ def predict(
     `error` (the one-line reason) for an input that could not be segmented. The archive
     and the inputs are checked first; then `on_start(number of inputs)`."""
     from hybridlabel.tasks.model.archive import read_archive
-    from hybridlabel.tasks.model.predict_files import plan_jobs, predict_files
+    from hybridlabel.tasks.model.predict_files import plan_jobs, predict_files, tumor_rule
 
     jobs = plan_jobs(Path(source), Path(output))
     loaded = read_archive(Path(model), sha256)  # a bad archive fails before any case
+    tumor_rule(loaded[1], min_tumor_peak)  # ... and so does a bad tumour bar
     if on_start:
         on_start(len(jobs))
     return predict_files(

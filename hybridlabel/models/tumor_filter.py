@@ -2,8 +2,8 @@
 
 A tumour the network has learned is confident somewhere inside it: its core's tumour
 probability is near 1 even where its border is not. The false alarms of our models are
-specks (tens to hundreds of mm3, a kidney's or the liver's edge) whose tumour probability
-nowhere exceeds 0.5-0.8 (docs/benchmarks.md). So a predicted tumour component (26-connected)
+specks (tens to hundreds of mm3, at an organ's edge) whose tumour probability peaks at
+0.30-0.84 (docs/benchmarks.md). So a predicted tumour component (26-connected)
 whose highest tumour probability is below `min_peak` is given the class the model ranks
 next at each of its voxels: an organ where the speck sat in one, background elsewhere.
 """

@@ -92,7 +92,7 @@ def _qc(seg: np.ndarray, spacing: tuple, reference: dict, names: dict[int, str])
     }
 
 
-def _tumor_filter(info: dict, min_tumor_peak: float | None) -> tuple[int, float] | None:
+def tumor_rule(info: dict, min_tumor_peak: float | None) -> tuple[int, float] | None:
     """(tumour class, bar) the outputs are post-processed with: the archive's, its bar
     replaced where one is given; archives exported before the rule have none."""
     rule = info.get("tumor_filter")
@@ -128,7 +128,7 @@ def predict_files(
     jobs = plan_jobs(source, output)
     bundle, info = loaded or read_archive(archive)
     use_fast = info.get("fast", True) if fast is None else fast
-    tumor_filter = _tumor_filter(info, min_tumor_peak)
+    tumor_filter = tumor_rule(info, min_tumor_peak)
     segmenter = FastSegmenter(bundle, device=device, tta=tta, fast=use_fast)
     labels = {int(v) for v in bundle.dataset_json["labels"].values() if isinstance(v, int)}
     names = {int(v): str(k) for k, v in bundle.dataset_json["labels"].items() if isinstance(v, int)}

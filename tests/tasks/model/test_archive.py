@@ -136,6 +136,7 @@ def test_a_pickled_payload_never_runs(tmp_path):
         ("garbage_weights", "not a readable PyTorch checkpoint"),
         ("qc_zero_volume", "manifest field label_qc.1"),
         ("orientation_word", "manifest field orientation"),
+        ("tumor_bar", "manifest field tumor_filter.min_peak"),
         ("mirror_text", r"mirroring axes \['x'\] are not distinct axes 0-2"),
         ("mirror_seven", r"mirroring axes \[0, 7\] are not distinct axes 0-2"),
         ("label_text", "label 'liver' is 'one', not a class id 0-255"),
@@ -169,7 +170,11 @@ def test_malformed_archives_get_one_line(tmp_path, kind, message):
         arch = json.loads(json.dumps(PLANS["configurations"]["3d_fullres"]["architecture"]))
         arch["arch_kwargs"]["nonlin"] = "subprocess.Popen"
         build(path, plans={"configurations": {"3d_fullres": {"architecture": arch}}})
-    elif kind in ("qc_zero_volume", "orientation_word"):  # a zero volume would divide by zero in predict's check
+    elif kind in (
+        "qc_zero_volume",
+        "orientation_word",
+        "tumor_bar",
+    ):  # a zero volume would divide by zero in predict's check
         members = {
             "weights.pth": _weights(),
             "plans.json": json.dumps(PLANS).encode(),
@@ -186,6 +191,8 @@ def test_malformed_archives_get_one_line(tmp_path, kind, message):
                 **(
                     {"label_qc": {"1": {"volume_ml": [0, 0], "max_components": 1, "cases": 1}}}
                     if kind == "qc_zero_volume"
+                    else {"tumor_filter": {"tumor_id": 14, "min_peak": 9}}
+                    if kind == "tumor_bar"
                     else {"orientation": "upright"}
                 ),
             },
